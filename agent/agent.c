@@ -1,0 +1,441 @@
+/*
+ * agent.c - the daemon's life: load the config, create the loop and what hangs
+ * off it (cache, HTTP client, plugin instances, listeners), run until a
+ * signal, reload on SIGHUP, stop gracefully (plugins deregister first) on
+ * SIGTERM/SIGINT. Everything happens on one event loop in one thread.
+ */
+#include "agent.h"
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "sdnotify.h"
+#include "server.h"
+
+#define STOP_DEADLINE_S 10
+
+static double elapsed_ms(const struct timespec *since)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - since->tv_sec) * 1e3 + (double)(now.tv_nsec - since->tv_nsec) / 1e6;
+}
+
+bool bcn_agent_ready(struct bcn_agent *a, char *why, size_t len)
+{
+	if (a->stopping) {
+		snprintf(why, len, "the agent is stopping");
+		return false;
+	}
+	if (a->drained) {
+		snprintf(why, len, "this instance is drained");
+		return false;
+	}
+	for (size_t i = 0; i < a->nins; i++) {
+		if (!a->ins[i].ready) {
+			snprintf(why, len, "%s is %s", a->ins[i].name, a->ins[i].state);
+			return false;
+		}
+	}
+	return true;
+}
+
+static void notify_status(struct bcn_agent *a)
+{
+	char why[256];
+	if (bcn_agent_ready(a, why, sizeof(why)))
+		bcn_sd_notifyf("STATUS=ready, %zu services known", bcn_cache_nservices(a->core.cache));
+	else
+		bcn_sd_notifyf("STATUS=not ready: %s", why);
+}
+
+static void state_changed(struct bcn_core *core, struct bcn_instance *ins)
+{
+	struct bcn_agent *a = core->owner;
+	char why[8];
+	(void)ins;
+	if (a->start_to_ready_ms < 0 && bcn_agent_ready(a, why, sizeof(why))) {
+		a->start_to_ready_ms = elapsed_ms(&a->started);
+		bcn_info("agent", "ready %.1f ms after start", a->start_to_ready_ms);
+	}
+	notify_status(a);
+}
+
+void bcn_agent_drain(struct bcn_agent *a, bool drain)
+{
+	if (a->drained == drain)
+		return;
+	a->drained = drain;
+	bcn_info("agent", drain ? "drained: leaving discovery" : "resumed: rejoining discovery");
+	for (size_t i = 0; i < a->nins; i++) {
+		if (a->ins[i].plugin->cb_drain)
+			a->ins[i].plugin->cb_drain(&a->ins[i], drain);
+	}
+	notify_status(a);
+}
+
+static const char *kind_name(enum bcn_plugin_kind k)
+{
+	switch (k) {
+	case BCN_PLUGIN_REGISTRY: return "registry";
+	case BCN_PLUGIN_SECRETS:  return "secrets";
+	default:                  return "source";
+	}
+}
+
+json_t *bcn_agent_self(struct bcn_agent *a)
+{
+	const struct bcn_config *c = a->cfg;
+	char why[256] = "";
+	bool ready = bcn_agent_ready(a, why, sizeof(why));
+	json_t *o = json_object(), *backends = json_array(), *svc = json_null();
+
+	if (!o || !backends) {
+		json_decref(o);
+		json_decref(backends);
+		return NULL;
+	}
+	if (c->service) {
+		svc = json_pack("{sssssssIsb}", "name", c->service->name, "id", c->service->id,
+				"address", c->service->address, "port", (json_int_t)c->service->port,
+				"drained", a->drained);
+	}
+	for (size_t i = 0; i < a->nins; i++) {
+		struct bcn_instance *ins = &a->ins[i];
+		json_t *b = json_pack("{sssssssssbsbss}", "name", ins->name, "plugin", ins->plugin->name,
+				      "kind", kind_name(ins->plugin->kind), "state", ins->state,
+				      "ready", ins->ready, "stale", bcn_cache_source_stale(a->core.cache, ins->src),
+				      "error", ins->last_error);
+		if (b && ins->plugin->cb_self)
+			ins->plugin->cb_self(ins, b);
+		if (b)
+			json_array_append_new(backends, b);
+	}
+	json_object_set_new(o, "node", json_string(c->node));
+	json_object_set_new(o, "version", json_string(BCN_VERSION));
+	json_object_set_new(o, "ready", json_boolean(ready));
+	if (!ready)
+		json_object_set_new(o, "not_ready_reason", json_string(why));
+	json_object_set_new(o, "drained", json_boolean(a->drained));
+	json_object_set_new(o, "uptime_seconds", json_integer((json_int_t)(elapsed_ms(&a->started) / 1000)));
+	json_object_set_new(o, "service", svc ? svc : json_null());
+	json_object_set_new(o, "backends", backends);
+	json_object_set_new(o, "services", json_integer((json_int_t)bcn_cache_nservices(a->core.cache)));
+	json_object_set_new(o, "index", json_integer((json_int_t)bcn_cache_index(a->core.cache)));
+	return o;
+}
+
+/* ---- instances ------------------------------------------------------------ */
+
+static int instances_create(struct bcn_agent *a)
+{
+	struct bcn_config *c = a->cfg;
+
+	a->ins = calloc(c->ninstances ? c->ninstances : 1, sizeof(*a->ins));
+	if (!a->ins)
+		return -1;
+	for (size_t i = 0; i < c->ninstances; i++) {
+		struct bcn_instance *ins = &a->ins[i];
+		size_t same = 0;
+		for (size_t j = 0; j < i; j++)
+			same += c->instances[j].plugin == c->instances[i].plugin;
+		ins->plugin = c->instances[i].plugin;
+		snprintf(ins->name, sizeof(ins->name), "%s#%zu", ins->plugin->name, same);
+		/* The instance owns its config from here on. */
+		ins->conf = c->instances[i].conf;
+		c->instances[i].conf = NULL;
+		ins->core = &a->core;
+		snprintf(ins->state, sizeof(ins->state), "starting");
+		ins->src = bcn_cache_source_add(a->core.cache, ins->name);
+		a->nins++;
+		if (ins->src < 0 || ins->plugin->cb_init(ins) < 0) {
+			bcn_error("agent", "cannot initialise %s", ins->name);
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < a->nins; i++) {
+		if (a->ins[i].plugin->cb_start(&a->ins[i]) < 0) {
+			bcn_error("agent", "cannot start %s", a->ins[i].name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void instances_free(struct bcn_agent *a)
+{
+	for (size_t i = 0; i < a->nins; i++) {
+		struct bcn_instance *ins = &a->ins[i];
+		ins->plugin->cb_exit(ins);
+		bcn_instance_conf_free(ins->plugin, ins->conf);
+	}
+	free(a->ins);
+	a->ins = NULL;
+	a->nins = 0;
+}
+
+/* ---- listeners ------------------------------------------------------------ */
+
+static void socket_opts(const struct bcn_config *c, struct bcn_server_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->unix_path = c->socket.path;
+	o->unix_mode = c->socket.mode;
+	o->unix_gid = c->socket.gid;
+	o->max_connections = (int)c->socket.max_connections;
+	o->max_header_size = (long)c->socket.max_header_size;
+	o->max_body_size = (long)c->socket.max_body_size;
+	o->timeout_ms = c->socket.timeout_ms;
+}
+
+static int listeners_start(struct bcn_agent *a)
+{
+	struct bcn_server_opts o;
+	char err[256];
+
+	socket_opts(a->cfg, &o);
+	o.cb = bcn_api_handle;
+	o.arg = a;
+	a->sock = bcn_server_new(a->base, &o, err, sizeof(err));
+	if (!a->sock) {
+		bcn_error("agent", "%s", err);
+		return -1;
+	}
+	if (a->cfg->http) {
+		o.unix_path = NULL;
+		o.tcp_listen = a->cfg->http->listen;
+		o.cb = bcn_api_handle_probe;
+		o.max_connections = 64;
+		a->tcp = bcn_server_new(a->base, &o, err, sizeof(err));
+		if (!a->tcp) {
+			bcn_error("agent", "%s", err);
+			return -1;
+		}
+	}
+	bcn_info("agent", "serving the local API on %s%s%s", a->cfg->socket.path,
+		 a->cfg->http ? " and probes on " : "", a->cfg->http ? a->cfg->http->listen : "");
+	return 0;
+}
+
+/* ---- reload --------------------------------------------------------------- */
+
+static bool same_instances(const struct bcn_config *old, const struct bcn_config *new)
+{
+	if (old->ninstances != new->ninstances)
+		return false;
+	for (size_t i = 0; i < old->ninstances; i++) {
+		if (old->instances[i].plugin != new->instances[i].plugin ||
+		    strcmp(old->instances[i].path, new->instances[i].path) != 0)
+			return false;
+	}
+	return true;
+}
+
+static void reload(struct bcn_agent *a)
+{
+	struct bcn_cfg_errs errs = { 0 };
+	struct bcn_config *nc, *old = a->cfg;
+	struct bcn_server_opts o;
+
+	bcn_sd_notify("RELOADING=1");
+	nc = bcn_config_load(old->file, &errs);
+	if (!nc) {
+		bcn_error("agent", "reload refused, keeping the running config: %zu problem(s), first: %s",
+			  errs.n, errs.n ? errs.msg[0] : "unknown");
+		bcn_cfg_errs_free(&errs);
+		bcn_sd_notify("READY=1");
+		return;
+	}
+	bcn_log_setup(nc->log_level, nc->log_format);
+	if (strcmp(old->socket.path, nc->socket.path) || old->socket.mode != nc->socket.mode ||
+	    old->socket.gid != nc->socket.gid || (!old->http) != (!nc->http) ||
+	    (old->http && strcmp(old->http->listen, nc->http->listen)))
+		bcn_warn("agent", "socket and http listener changes take effect after a restart");
+	socket_opts(nc, &o);
+	bcn_server_set_limits(a->sock, &o);
+
+	a->cfg = nc;
+	a->core.config = nc;
+	if (!same_instances(old, nc)) {
+		bcn_warn("agent", "backend sections were added or removed: restart to apply; "
+			 "other changes are applied");
+	} else {
+		for (size_t i = 0; i < a->nins; i++) {
+			struct bcn_instance *ins = &a->ins[i];
+			void *new_conf = nc->instances[i].conf;
+			if (!ins->plugin->cb_reload)
+				continue;
+			nc->instances[i].conf = NULL;
+			ins->plugin->cb_reload(ins, new_conf);
+			bcn_instance_conf_free(ins->plugin, ins->conf);
+			ins->conf = new_conf;
+		}
+	}
+	bcn_config_free(old);
+	bcn_info("agent", "configuration reloaded from %s", nc->file);
+	bcn_sd_notify("READY=1");
+	notify_status(a);
+}
+
+/* ---- stop ----------------------------------------------------------------- */
+
+static void stop_done(struct bcn_instance *ins)
+{
+	struct bcn_agent *a = ins->core->owner;
+	bcn_debug("agent", "%s stopped", ins->name);
+	if (a->stops_pending > 0 && --a->stops_pending == 0)
+		event_base_loopexit(a->base, NULL);
+}
+
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct bcn_agent *a = arg;
+	(void)fd;
+	(void)what;
+	bcn_warn("agent", "backends did not finish stopping within %d s; exiting anyway", STOP_DEADLINE_S);
+	event_base_loopexit(a->base, NULL);
+}
+
+static void begin_stop(struct bcn_agent *a, const char *why)
+{
+	struct timeval tv = { STOP_DEADLINE_S, 0 };
+
+	if (a->stopping) {
+		bcn_warn("agent", "second %s: exiting now", why);
+		event_base_loopexit(a->base, NULL);
+		return;
+	}
+	a->stopping = true;
+	bcn_info("agent", "%s: stopping", why);
+	bcn_sd_notify("STOPPING=1");
+	bcn_api_release_waits(a);
+	a->stops_pending = 1; /* held until every cb_stop was issued */
+	for (size_t i = 0; i < a->nins; i++) {
+		if (a->ins[i].plugin->cb_stop) {
+			a->stops_pending++;
+			a->ins[i].plugin->cb_stop(&a->ins[i], stop_done);
+		}
+	}
+	a->ev_stop_deadline = evtimer_new(a->base, deadline_cb, a);
+	if (a->ev_stop_deadline)
+		evtimer_add(a->ev_stop_deadline, &tv);
+	stop_done(&(struct bcn_instance){ .core = &a->core, .name = "agent" });
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct bcn_agent *a = arg;
+	(void)what;
+	if (sig == SIGHUP)
+		reload(a);
+	else
+		begin_stop(a, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	bcn_sd_notify("WATCHDOG=1");
+}
+
+/* ---- main ----------------------------------------------------------------- */
+
+static void harden_process(void)
+{
+	struct rlimit no_core = { 0, 0 };
+	/* No core dumps: a dump would hold whatever secrets were in memory. */
+	setrlimit(RLIMIT_CORE, &no_core);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static int add_signal(struct bcn_agent *a, struct event **ev, int sig)
+{
+	*ev = evsignal_new(a->base, sig, signal_cb, a);
+	return *ev && evsignal_add(*ev, NULL) == 0 ? 0 : -1;
+}
+
+int bcn_agent_main(const char *config_file)
+{
+	struct bcn_agent a;
+	struct bcn_cfg_errs errs = { 0 };
+	int rc = 1;
+	uint64_t wd;
+
+	memset(&a, 0, sizeof(a));
+	clock_gettime(CLOCK_MONOTONIC, &a.started);
+	a.start_to_ready_ms = -1;
+	a.cfg = bcn_config_load(config_file, &errs);
+	if (!a.cfg) {
+		for (size_t i = 0; i < errs.n; i++)
+			fprintf(stderr, "%s\n", errs.msg[i]);
+		fprintf(stderr, "beacon: %s has %zu problem(s); nothing was started\n", config_file, errs.n);
+		bcn_cfg_errs_free(&errs);
+		return 2;
+	}
+	bcn_log_setup(a.cfg->log_level, a.cfg->log_format);
+	harden_process();
+
+	a.base = event_base_new();
+	if (!a.base)
+		goto out;
+	a.core.base = a.base;
+	a.core.config = a.cfg;
+	a.core.owner = &a;
+	a.core.state_changed = state_changed;
+	a.core.cache = bcn_cache_new(a.base);
+	a.core.http = bcn_http_new(a.base);
+	if (!a.core.cache || !a.core.http)
+		goto out;
+	if (add_signal(&a, &a.ev_term, SIGTERM) < 0 || add_signal(&a, &a.ev_int, SIGINT) < 0 ||
+	    add_signal(&a, &a.ev_hup, SIGHUP) < 0)
+		goto out;
+	if (listeners_start(&a) < 0)
+		goto out;
+	if (instances_create(&a) < 0)
+		goto out;
+
+	wd = bcn_sd_watchdog_usec();
+	if (wd) {
+		struct timeval tv = { (time_t)(wd / 2 / 1000000), (suseconds_t)(wd / 2 % 1000000) };
+		a.ev_watchdog = event_new(a.base, -1, EV_PERSIST, watchdog_cb, &a);
+		if (a.ev_watchdog)
+			event_add(a.ev_watchdog, &tv);
+	}
+	bcn_sd_notify("READY=1");
+	state_changed(&a.core, NULL);
+
+	event_base_dispatch(a.base);
+	rc = 0;
+	bcn_info("agent", "stopped");
+
+out:
+	if (rc)
+		bcn_error("agent", "could not start; exiting");
+	if (a.base)
+		bcn_api_release_waits(&a);
+	bcn_server_free(a.sock);
+	bcn_server_free(a.tcp);
+	instances_free(&a);
+	bcn_http_free(a.core.http);
+	bcn_cache_free(a.core.cache);
+	if (a.ev_term) event_free(a.ev_term);
+	if (a.ev_int) event_free(a.ev_int);
+	if (a.ev_hup) event_free(a.ev_hup);
+	if (a.ev_watchdog) event_free(a.ev_watchdog);
+	if (a.ev_stop_deadline) event_free(a.ev_stop_deadline);
+	if (a.base)
+		event_base_free(a.base);
+	bcn_config_free(a.cfg);
+	return rc;
+}

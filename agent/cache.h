@@ -1,0 +1,98 @@
+/*
+ * cache.h - the in-memory view of discovered services that the socket serves.
+ *
+ * Sources (static config, each registry instance) own endpoint sets per
+ * service; the cache merges them (one entry per endpoint id), keeps the answer
+ * bodies rendered until the next change, and bumps a Consul-style index on
+ * every change. Changes made in one loop iteration are coalesced into a single
+ * index bump, after which blocking readers of the changed services wake up:
+ * a 10 000-endpoint sync wakes each reader once, not 10 000 times.
+ */
+#ifndef BCN_CACHE_H
+#define BCN_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "endpoint.h"
+#include "pick.h"
+
+struct event_base;
+struct bcn_cache;
+struct bcn_service;
+struct bcn_cache_wait;
+
+#define BCN_CACHE_MAX_SOURCES 64
+
+/* A reference-counted, immutable byte string (rendered answer bodies). */
+struct bcn_blob {
+	unsigned refs;
+	size_t len;
+	char data[];
+};
+void bcn_blob_unref(struct bcn_blob *b);
+
+struct bcn_cache *bcn_cache_new(struct event_base *base);
+void bcn_cache_free(struct bcn_cache *c); /* NULL-safe; cancels waiters without calling them */
+
+/* Register a source ("static", "etcd#0"); returns its id, or -1 when full. */
+int bcn_cache_source_add(struct bcn_cache *c, const char *name);
+const char *bcn_cache_source_name(const struct bcn_cache *c, int src);
+
+/* Declare that `src` is responsible for `service` (so the service exists, maybe
+ * empty, and its answers are stale while src is). watch=false withdraws it and
+ * drops src's endpoints of that service. */
+void bcn_cache_watch(struct bcn_cache *c, int src, const char *service, bool watch);
+
+/* Replace src's whole endpoint set for service; takes ownership of eps[i] (not of eps). */
+void bcn_cache_replace(struct bcn_cache *c, int src, const char *service,
+		       struct bcn_endpoint **eps, size_t n);
+/* Add or replace one endpoint (by id) of src; takes ownership of ep. */
+void bcn_cache_put(struct bcn_cache *c, int src, const char *service, struct bcn_endpoint *ep);
+/* Remove src's endpoint `id` of service; no-op when absent. */
+void bcn_cache_delete(struct bcn_cache *c, int src, const char *service, const char *id);
+
+/* Mark src unreachable (its services are served as stale) or back. */
+void bcn_cache_set_stale(struct bcn_cache *c, int src, bool stale);
+bool bcn_cache_source_stale(const struct bcn_cache *c, int src);
+
+/* Global index (never 0) and number of known services. */
+uint64_t bcn_cache_index(const struct bcn_cache *c);
+size_t bcn_cache_nservices(const struct bcn_cache *c);
+
+/* Lookup; NULL when the service is unknown (not watched, no endpoints). */
+struct bcn_service *bcn_cache_find(struct bcn_cache *c, const char *name);
+/* Iterate services in name order: i from 0 while it returns non-NULL. */
+struct bcn_service *bcn_cache_service_at(struct bcn_cache *c, size_t i);
+
+const char *bcn_service_name(const struct bcn_service *s);
+uint64_t bcn_service_index(const struct bcn_service *s);
+bool bcn_service_stale(const struct bcn_service *s);
+size_t bcn_service_count(const struct bcn_service *s, bool passing_only);
+/* Endpoints merged and deduplicated by id, sorted by id; *n set. */
+const struct bcn_endpoint *const *bcn_service_endpoints(struct bcn_service *s, size_t *n);
+/* Passing endpoints only (the pick candidates). */
+const struct bcn_endpoint *const *bcn_service_passing(struct bcn_service *s, size_t *n);
+struct bcn_pick_state *bcn_service_pick_state(struct bcn_service *s);
+
+/* The SPEC body of /v1/endpoints/{service}, rendered once per change: a new
+ * reference the caller must unref (pass to evbuffer_add_reference). NULL on OOM. */
+struct bcn_blob *bcn_service_body(struct bcn_service *s, bool passing_only);
+/* The body of /v1/services, rendered once per change. */
+struct bcn_blob *bcn_cache_services_body(struct bcn_cache *c);
+
+/*
+ * Blocking reads: call cb once, after the index of `service` (or, with service
+ * NULL, the global index) moves past `index`. The cache never calls cb from
+ * inside bcn_cache_wait. Returns a handle for bcn_cache_wait_cancel, NULL on OOM.
+ */
+typedef void (*bcn_cache_wake_cb)(void *arg);
+struct bcn_cache_wait *bcn_cache_wait(struct bcn_cache *c, const char *service,
+				      uint64_t index, bcn_cache_wake_cb cb, void *arg);
+void bcn_cache_wait_cancel(struct bcn_cache_wait *w); /* NULL-safe; not after cb ran */
+
+/* Apply pending changes now (tests, and before answering right after a change). */
+void bcn_cache_flush(struct bcn_cache *c);
+
+#endif

@@ -1,0 +1,1149 @@
+/*
+ * cfgmap.c - see cfgmap.h. Each object is walked in three passes: reset every
+ * field, so `out` can be released whatever happens next; convert the keys that
+ * are present, in document order, so problems (unknown keys included) come out
+ * in the order the user reads the file; then give the absent keys their
+ * defaults. A problem never stops the walk, because `--check-config` should
+ * show all of them at once: a field that fails is simply left empty.
+ *
+ * Paths: a key that is an identifier ([A-Za-z_][A-Za-z0-9_]*) is written
+ * `$.a.b`; any other key uses the JSONPath bracket form with JSON string
+ * escapes, `$.static.services["legacy-db"]`; an array element is `$.a.b[2]`.
+ * Values and keys quoted in messages are cut after 40 characters with "...",
+ * so one bad value cannot flood a terminal or a log line.
+ */
+#include "cfgmap.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define PATH_LEN 512       /* longer paths are cut, never overflowed */
+#define QUOTE_CHARS 40     /* characters of a value shown in a message */
+#define QUOTE_LEN 256      /* QUOTE_CHARS escaped (6 bytes at most each), quotes, "..." */
+#define DESC_LEN 384       /* "a string <quote> (expanded to <quote>)" */
+#define SUGGEST_DISTANCE 2 /* farther keys are not offered as "did you mean" */
+#define SUGGEST_KEY_MAX 64 /* longer keys are not typos of a table key */
+
+/* Go's time.Duration limit: every accepted duration converts to ns without overflow. */
+#define DURATION_MAX_MS (INT64_MAX / 1000000)
+
+#define EXPECT_DURATION "a duration string such as \"10s\""
+#define EXPECT_MODE "an octal file mode string such as \"0660\""
+
+static const char ERR_UNTERMINATED[] =
+	"unterminated \"${\": close it with \"}\", or write \"$$\" for a literal \"$\"";
+static const char ERR_NAME[] =
+	"invalid variable name in \"${...}\": use letters, digits and \"_\", not starting with a digit";
+static const char ERR_FORM[] = "unsupported \"${...}\" form: use ${VAR} or ${VAR:-default}";
+static const char ERR_OOM[] = "out of memory";
+
+/* ---- problems ---------------------------------------------------------- */
+
+static char *vformat(const char *fmt, va_list ap)
+{
+	va_list aq;
+	char *s;
+	int n;
+
+	va_copy(aq, ap);
+	n = vsnprintf(NULL, 0, fmt, aq);
+	va_end(aq);
+	if (n < 0)
+		return NULL;
+	s = malloc((size_t)n + 1);
+	if (s)
+		vsnprintf(s, (size_t)n + 1, fmt, ap);
+	return s;
+}
+
+static char *format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *format(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	s = vformat(fmt, ap);
+	va_end(ap);
+	return s;
+}
+
+/* Takes ownership of msg. Out of memory drops the message; the caller's
+ * problem count still says that something went wrong. */
+static void errs_push(struct bcn_cfg_errs *e, char *msg)
+{
+	char **grown;
+
+	if (!e || !msg)
+		goto drop;
+	grown = realloc(e->msg, (e->n + 1) * sizeof(*grown));
+	if (!grown)
+		goto drop;
+	e->msg = grown;
+	e->msg[e->n++] = msg;
+	return;
+drop:
+	free(msg);
+}
+
+void bcn_cfg_err(struct bcn_cfg_errs *e, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+	char *text;
+
+	va_start(ap, fmt);
+	text = vformat(fmt, ap);
+	va_end(ap);
+	if (text && path && *path) {
+		errs_push(e, format("%s: %s", path, text));
+		free(text);
+	} else {
+		errs_push(e, text);
+	}
+}
+
+void bcn_cfg_errs_free(struct bcn_cfg_errs *e)
+{
+	if (!e)
+		return;
+	for (size_t i = 0; i < e->n; i++)
+		free(e->msg[i]);
+	free(e->msg);
+	e->msg = NULL;
+	e->n = 0;
+}
+
+/* The walk's state: problems are counted here, not read back from errs, so a
+ * message lost to out-of-memory still makes bcn_cfg_fill report failure. */
+struct walk {
+	struct bcn_cfg_errs *errs;
+	size_t problems;
+};
+
+static void problem(struct walk *w, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void problem(struct walk *w, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+	char *text;
+
+	w->problems++;
+	va_start(ap, fmt);
+	text = vformat(fmt, ap);
+	va_end(ap);
+	if (text)
+		bcn_cfg_err(w->errs, path, "%s", text);
+	free(text);
+}
+
+/* ---- describing values ------------------------------------------------- */
+
+/* s as a JSON string literal, cut after QUOTE_CHARS characters (UTF-8 aware). */
+static const char *quote(const char *s, char *buf, size_t len)
+{
+	size_t o = 0, chars = 0;
+
+	buf[o++] = '"';
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		bool starts_char = (c & 0xC0) != 0x80;
+
+		if ((starts_char && chars++ == QUOTE_CHARS) || o + 12 >= len) {
+			memcpy(buf + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (c == '"' || c == '\\') {
+			buf[o++] = '\\';
+			buf[o++] = (char)c;
+		} else if (c == '\n') {
+			memcpy(buf + o, "\\n", 2);
+			o += 2;
+		} else if (c == '\t') {
+			memcpy(buf + o, "\\t", 2);
+			o += 2;
+		} else if (c < 0x20 || c == 0x7f) {
+			o += (size_t)snprintf(buf + o, len - o, "\\u%04x", c);
+		} else {
+			buf[o++] = (char)c;
+		}
+	}
+	buf[o++] = '"';
+	buf[o] = '\0';
+	return buf;
+}
+
+/* What was found, for "expected X, got <this>". */
+static const char *describe(const json_t *v, char *buf, size_t len)
+{
+	char q[QUOTE_LEN];
+
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		snprintf(buf, len, "a string %s", quote(json_string_value(v), q, sizeof(q)));
+		break;
+	case JSON_INTEGER:
+		snprintf(buf, len, "a number %" JSON_INTEGER_FORMAT, json_integer_value(v));
+		break;
+	case JSON_REAL:
+		snprintf(buf, len, "a number %g", json_real_value(v));
+		break;
+	case JSON_TRUE:
+		snprintf(buf, len, "true");
+		break;
+	case JSON_FALSE:
+		snprintf(buf, len, "false");
+		break;
+	case JSON_NULL:
+		snprintf(buf, len, "null");
+		break;
+	case JSON_ARRAY:
+		snprintf(buf, len, "an array");
+		break;
+	case JSON_OBJECT:
+		snprintf(buf, len, "an object");
+		break;
+	}
+	return buf;
+}
+
+/* A string value as found, plus what it expanded to when ${VAR} changed it:
+ * "${PORT}" expanding to "" is the usual cause of a bad number. */
+static const char *describe_expanded(const json_t *raw, const char *expanded, char *buf,
+				     size_t len)
+{
+	char q1[QUOTE_LEN], q2[QUOTE_LEN];
+	const char *s = json_string_value(raw);
+
+	if (strcmp(s, expanded) == 0)
+		snprintf(buf, len, "a string %s", quote(s, q1, sizeof(q1)));
+	else
+		snprintf(buf, len, "a string %s (expanded to %s)", quote(s, q1, sizeof(q1)),
+			 quote(expanded, q2, sizeof(q2)));
+	return buf;
+}
+
+/* ---- paths -------------------------------------------------------------- */
+
+static bool is_ident_char(char c, bool first)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+	       (!first && c >= '0' && c <= '9');
+}
+
+static bool is_ident(const char *s)
+{
+	if (!is_ident_char(*s, true))
+		return false;
+	while (*++s)
+		if (!is_ident_char(*s, false))
+			return false;
+	return true;
+}
+
+static void path_key(char *out, const char *parent, const char *key)
+{
+	char q[QUOTE_LEN];
+
+	if (!is_ident(key))
+		snprintf(out, PATH_LEN, "%s[%s]", parent, quote(key, q, sizeof(q)));
+	else if (strlen(key) > QUOTE_CHARS)
+		snprintf(out, PATH_LEN, "%s.%.*s...", parent, QUOTE_CHARS, key);
+	else
+		snprintf(out, PATH_LEN, "%s.%s", parent, key);
+}
+
+static void path_index(char *out, const char *parent, size_t i)
+{
+	snprintf(out, PATH_LEN, "%s[%zu]", parent, i);
+}
+
+/* ---- "did you mean" ----------------------------------------------------- */
+
+/* Optimal string alignment distance: a swapped pair ("chekc") counts as one edit. */
+static size_t edit_distance(const char *a, const char *b)
+{
+	unsigned char d[SUGGEST_KEY_MAX + 1][SUGGEST_KEY_MAX + 1];
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la > SUGGEST_KEY_MAX || lb > SUGGEST_KEY_MAX)
+		return SIZE_MAX;
+	for (size_t i = 0; i <= la; i++)
+		d[i][0] = (unsigned char)i;
+	for (size_t j = 0; j <= lb; j++)
+		d[0][j] = (unsigned char)j;
+	for (size_t i = 1; i <= la; i++) {
+		for (size_t j = 1; j <= lb; j++) {
+			unsigned best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+
+			if (d[i - 1][j] + 1u < best)
+				best = d[i - 1][j] + 1u;
+			if (d[i][j - 1] + 1u < best)
+				best = d[i][j - 1] + 1u;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+			    d[i - 2][j - 2] + 1u < best)
+				best = d[i - 2][j - 2] + 1u;
+			d[i][j] = (unsigned char)best;
+		}
+	}
+	return d[la][lb];
+}
+
+/* The closest table key within SUGGEST_DISTANCE; the first one wins a tie. */
+static const char *suggest(const struct bcn_cfg_field *table, const char *key)
+{
+	const char *best = NULL;
+	size_t best_d = SUGGEST_DISTANCE + 1;
+
+	for (const struct bcn_cfg_field *f = table; f->key; f++) {
+		size_t d = edit_distance(key, f->key);
+
+		if (d < best_d) {
+			best = f->key;
+			best_d = d;
+		}
+	}
+	return best;
+}
+
+/* ---- ${VAR} expansion --------------------------------------------------- */
+
+struct buf {
+	char *s;
+	size_t len, cap;
+	bool oom;
+};
+
+static void buf_add(struct buf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 64;
+		char *grown;
+
+		while (cap < b->len + n)
+			cap *= 2;
+		grown = realloc(b->s, cap);
+		if (!grown) {
+			b->oom = true;
+			return;
+		}
+		b->s = grown;
+		b->cap = cap;
+	}
+	memcpy(b->s + b->len, s, n);
+	b->len += n;
+}
+
+/* Expand one ${...}; p points after "${". Returns the rest of the input, or
+ * NULL with *err set. The default runs to the first '}', taken verbatim. */
+static const char *expand_one(const char *p, struct buf *b, const char **err)
+{
+	const char *close = strchr(p, '}'), *def = NULL, *val;
+	size_t n = 0;
+	char *name;
+
+	if (!close) {
+		*err = ERR_UNTERMINATED;
+		return NULL;
+	}
+	while (p + n < close && is_ident_char(p[n], n == 0))
+		n++;
+	if (n == 0) {
+		*err = ERR_NAME;
+		return NULL;
+	}
+	if (p + n != close) {
+		/* A shell operator means a form we don't support; anything else is a bad name. */
+		if (p[n] != ':' || p[n + 1] != '-') {
+			*err = strchr(":-=?+#%/", p[n]) ? ERR_FORM : ERR_NAME;
+			return NULL;
+		}
+		def = p + n + 2;
+	}
+	name = strndup(p, n);
+	if (!name) {
+		*err = ERR_OOM;
+		return NULL;
+	}
+	val = getenv(name);
+	free(name);
+	if (def && (!val || !*val))
+		buf_add(b, def, (size_t)(close - def));
+	else if (val)
+		buf_add(b, val, strlen(val));
+	return close + 1;
+}
+
+char *bcn_expand_env(const char *in, const char **err)
+{
+	struct buf b = { 0 };
+	const char *p = in, *msg = ERR_OOM;
+
+	if (!in)
+		goto fail;
+	while (*p) {
+		const char *dollar = strchr(p, '$');
+
+		if (!dollar) {
+			buf_add(&b, p, strlen(p));
+			break;
+		}
+		buf_add(&b, p, (size_t)(dollar - p));
+		if (dollar[1] == '{') {
+			p = expand_one(dollar + 2, &b, &msg);
+			if (!p)
+				goto fail;
+		} else {
+			/* "$$" is one '$'; a '$' before anything else is kept as written. */
+			buf_add(&b, "$", 1);
+			p = dollar + (dollar[1] == '$' ? 2 : 1);
+		}
+	}
+	buf_add(&b, "", 1);
+	if (b.oom) {
+		msg = ERR_OOM;
+		goto fail;
+	}
+	return b.s;
+fail:
+	free(b.s);
+	if (err)
+		*err = msg;
+	return NULL;
+}
+
+/* ---- durations ---------------------------------------------------------- */
+
+/* Milliseconds per unit at s, and its length in *n; 0 when unknown. */
+static uint64_t duration_unit(const char *s, size_t *n)
+{
+	*n = 1;
+	if (s[0] == 'm' && s[1] == 's') {
+		*n = 2;
+		return 1;
+	}
+	switch (s[0]) {
+	case 's': return 1000;
+	case 'm': return 60 * 1000;
+	case 'h': return 60 * 60 * 1000;
+	default: return 0;
+	}
+}
+
+int bcn_duration_parse(const char *s, uint64_t *ms)
+{
+	uint64_t total = 0;
+
+	if (!s || !*s)
+		return -1;
+	if (strcmp(s, "0") == 0) {
+		*ms = 0;
+		return 0;
+	}
+	while (*s) {
+		/* Fraction digits past 12 cannot change a whole millisecond of an hour. */
+		uint64_t whole = 0, frac = 0, scale = 1, unit, part;
+		bool digits = false;
+		size_t n;
+
+		for (; *s >= '0' && *s <= '9'; s++, digits = true) {
+			whole = whole * 10 + (uint64_t)(*s - '0');
+			if (whole > DURATION_MAX_MS)
+				return -1;
+		}
+		if (*s == '.') {
+			for (s++; *s >= '0' && *s <= '9'; s++, digits = true) {
+				if (scale < 1000000000000ULL) {
+					frac = frac * 10 + (uint64_t)(*s - '0');
+					scale *= 10;
+				}
+			}
+		}
+		unit = duration_unit(s, &n);
+		if (!digits || !unit || whole > DURATION_MAX_MS / unit)
+			return -1;
+		part = whole * unit + frac * unit / scale; /* sub-millisecond rest is dropped */
+		if (part > DURATION_MAX_MS - total)
+			return -1;
+		total += part;
+		s += n;
+	}
+	*ms = total;
+	return 0;
+}
+
+static size_t put(char *buf, size_t len, size_t off, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static size_t put(char *buf, size_t len, size_t off, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf + off, len - off, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return off;
+	return off + (size_t)n >= len ? len - 1 : off + (size_t)n;
+}
+
+void bcn_duration_format(uint64_t ms, char *buf, size_t len)
+{
+	uint64_t h = ms / 3600000, m = ms / 60000 % 60, s = ms / 1000 % 60, rest = ms % 1000;
+	size_t off = 0;
+
+	if (!buf || !len)
+		return;
+	buf[0] = '\0';
+	if (ms == 0) {
+		put(buf, len, 0, "0s");
+		return;
+	}
+	if (h)
+		off = put(buf, len, off, "%" PRIu64 "h", h);
+	if (m)
+		off = put(buf, len, off, "%" PRIu64 "m", m);
+	if (s && rest) {
+		char frac[4];
+
+		/* "1.5s", not "1.500s": drop trailing zeros of the milliseconds. */
+		snprintf(frac, sizeof(frac), "%03u", (unsigned)rest);
+		for (int i = 2; i > 0 && frac[i] == '0'; i--)
+			frac[i] = '\0';
+		put(buf, len, off, "%" PRIu64 ".%ss", s, frac);
+	} else if (s) {
+		put(buf, len, off, "%" PRIu64 "s", s);
+	} else if (rest) {
+		put(buf, len, off, "%" PRIu64 "ms", rest);
+	}
+}
+
+/* ---- scalar conversions ------------------------------------------------- */
+
+static void wrong_type(struct walk *w, const char *path, const char *expected, const json_t *v)
+{
+	char d[DESC_LEN];
+
+	problem(w, path, "expected %s, got %s", expected, describe(v, d, sizeof(d)));
+}
+
+/* Expanded copy of the JSON string v, or NULL once the problem is recorded. */
+static char *expand_at(struct walk *w, const json_t *v, const char *path)
+{
+	const char *err = ERR_OOM;
+	char *s = bcn_expand_env(json_string_value(v), &err);
+
+	if (!s)
+		problem(w, path, "%s", err);
+	return s;
+}
+
+/* The whole string is a decimal integer: no blanks, no '+', no trailing text. */
+static bool parse_int64(const char *s, int64_t *out)
+{
+	const char *digits = *s == '-' ? s + 1 : s;
+	char *end;
+	long long v;
+
+	if (*digits < '0' || *digits > '9')
+		return false;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end)
+		return false;
+	*out = v;
+	return true;
+}
+
+static bool parse_mode(const char *s, unsigned *out)
+{
+	unsigned v = 0;
+
+	if (!*s)
+		return false;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '7')
+			return false;
+		v = v * 8 + (unsigned)(*s - '0');
+		if (v > 07777)
+			return false;
+	}
+	*out = v;
+	return true;
+}
+
+static bool in_range(const struct bcn_cfg_field *f, int64_t v)
+{
+	return (f->min == 0 && f->max == 0) || (v >= f->min && v <= f->max);
+}
+
+/* A half-open table range (INT64_MIN or INT64_MAX) reads as "at least"/"at most". */
+static const char *int_range(const struct bcn_cfg_field *f, char *buf, size_t len)
+{
+	if (f->max == INT64_MAX)
+		snprintf(buf, len, "of at least %" PRId64, f->min);
+	else if (f->min == INT64_MIN)
+		snprintf(buf, len, "of at most %" PRId64, f->max);
+	else
+		snprintf(buf, len, "from %" PRId64 " to %" PRId64, f->min, f->max);
+	return buf;
+}
+
+static const char *duration_range(const struct bcn_cfg_field *f, char *buf, size_t len)
+{
+	char lo[32], hi[32];
+
+	bcn_duration_format(f->min < 0 ? 0 : (uint64_t)f->min, lo, sizeof(lo));
+	bcn_duration_format(f->max < 0 ? 0 : (uint64_t)f->max, hi, sizeof(hi));
+	if (f->max >= DURATION_MAX_MS)
+		snprintf(buf, len, "of at least \"%s\"", lo);
+	else
+		snprintf(buf, len, "from \"%s\" to \"%s\"", lo, hi);
+	return buf;
+}
+
+static void conv_str(struct walk *w, const struct bcn_cfg_field *f, const json_t *v,
+		     char **slot, const char *path)
+{
+	char d[DESC_LEN];
+	char *s;
+
+	if (!json_is_string(v)) {
+		wrong_type(w, path, "a string", v);
+		return;
+	}
+	s = expand_at(w, v, path);
+	if (s && (f->flags & BCN_CFG_NONEMPTY) && !*s) {
+		problem(w, path, "expected a non-empty string, got %s",
+			describe_expanded(v, s, d, sizeof(d)));
+		free(s);
+		s = NULL;
+	}
+	*slot = s;
+}
+
+static void conv_int(struct walk *w, const struct bcn_cfg_field *f, const json_t *v,
+		     int64_t *slot, const char *path)
+{
+	char d[DESC_LEN];
+	int64_t n;
+
+	if (json_is_integer(v)) {
+		n = json_integer_value(v);
+	} else if (json_is_string(v)) {
+		char *s = expand_at(w, v, path);
+		bool ok = s && parse_int64(s, &n);
+
+		if (s && !ok)
+			problem(w, path, "expected an integer, got %s",
+				describe_expanded(v, s, d, sizeof(d)));
+		free(s);
+		if (!ok)
+			return;
+	} else {
+		wrong_type(w, path, "an integer", v);
+		return;
+	}
+	if (!in_range(f, n)) {
+		problem(w, path, "expected an integer %s, got %" PRId64,
+			int_range(f, d, sizeof(d)), n);
+		return;
+	}
+	*slot = n;
+}
+
+static bool all_digits(const char *s)
+{
+	return *s && strspn(s, "0123456789") == strlen(s);
+}
+
+static void conv_duration(struct walk *w, const struct bcn_cfg_field *f, const json_t *v,
+			  uint64_t *slot, const char *path)
+{
+	char d[DESC_LEN], got[32];
+	uint64_t ms;
+	char *s;
+	int rc;
+
+	if (!json_is_string(v)) {
+		wrong_type(w, path, EXPECT_DURATION, v);
+		return;
+	}
+	s = expand_at(w, v, path);
+	if (!s)
+		return;
+	rc = bcn_duration_parse(s, &ms);
+	if (rc != 0)
+		problem(w, path, "expected " EXPECT_DURATION ", got %s%s",
+			describe_expanded(v, s, d, sizeof(d)),
+			all_digits(s) ? " (add a unit: ms, s, m or h)" : "");
+	free(s);
+	if (rc != 0)
+		return;
+	/* ms <= DURATION_MAX_MS, so it fits the table's int64_t limits. */
+	if (!in_range(f, (int64_t)ms)) {
+		bcn_duration_format(ms, got, sizeof(got));
+		problem(w, path, "expected a duration %s, got \"%s\"",
+			duration_range(f, d, sizeof(d)), got);
+		return;
+	}
+	*slot = ms;
+}
+
+static void conv_mode(struct walk *w, const json_t *v, unsigned *slot, const char *path)
+{
+	char d[DESC_LEN];
+	unsigned mode;
+	char *s;
+
+	if (!json_is_string(v)) {
+		wrong_type(w, path, EXPECT_MODE, v);
+		return;
+	}
+	s = expand_at(w, v, path);
+	if (!s)
+		return;
+	if (parse_mode(s, &mode))
+		*slot = mode;
+	else
+		problem(w, path, "expected " EXPECT_MODE ", got %s",
+			describe_expanded(v, s, d, sizeof(d)));
+	free(s);
+}
+
+/* ---- containers --------------------------------------------------------- */
+
+static void fill_object(struct walk *w, const struct bcn_cfg_field *table, json_t *obj,
+			char *base, const char *path);
+
+static void conv_strlist(struct walk *w, const struct bcn_cfg_field *f, const json_t *v,
+			 struct bcn_strlist *l, const char *path)
+{
+	char ep[PATH_LEN], d[DESC_LEN];
+	size_t n = json_array_size(v);
+
+	if (!json_is_array(v)) {
+		wrong_type(w, path, "an array of strings", v);
+		return;
+	}
+	if (n == 0) {
+		if (f->flags & BCN_CFG_NONEMPTY)
+			problem(w, path, "expected a non-empty array of strings, got an empty array");
+		return;
+	}
+	/* One slot more than needed: v stays NULL-terminated, ready for execvp. */
+	l->v = calloc(n + 1, sizeof(*l->v));
+	if (!l->v) {
+		problem(w, path, "%s", ERR_OOM);
+		return;
+	}
+	l->n = n;
+	for (size_t i = 0; i < n; i++) {
+		const json_t *el = json_array_get(v, i);
+		char *s;
+
+		path_index(ep, path, i);
+		if (!json_is_string(el)) {
+			wrong_type(w, ep, "a string", el);
+			continue;
+		}
+		s = expand_at(w, el, ep);
+		if (s && (f->flags & BCN_CFG_NONEMPTY) && !*s) {
+			problem(w, ep, "expected a non-empty string, got %s",
+				describe_expanded(el, s, d, sizeof(d)));
+			free(s);
+			s = NULL;
+		}
+		l->v[i] = s;
+	}
+}
+
+static void strmap_put(struct walk *w, json_t *map, const char *key, const json_t *v,
+		       const char *path)
+{
+	json_t *js;
+	char *s;
+
+	if (!json_is_string(v)) {
+		wrong_type(w, path, "a string", v);
+		return;
+	}
+	s = expand_at(w, v, path);
+	if (!s)
+		return;
+	js = json_string(s);
+	free(s);
+	if (!js)
+		problem(w, path, "the value is not valid UTF-8 after expanding ${VAR}; "
+				 "check the variables it uses");
+	else if (json_object_set_new(map, key, js) != 0)
+		problem(w, path, "%s", ERR_OOM);
+}
+
+static void conv_strmap(struct walk *w, const struct bcn_cfg_field *f, json_t *v,
+			json_t **slot, const char *path)
+{
+	char kp[PATH_LEN];
+	const char *key;
+	json_t *el;
+
+	if (!json_is_object(v)) {
+		wrong_type(w, path, "an object with string values", v);
+		return;
+	}
+	if (json_object_size(v) == 0 && (f->flags & BCN_CFG_NONEMPTY)) {
+		problem(w, path, "expected a non-empty object with string values, got an empty object");
+		return;
+	}
+	*slot = json_object();
+	if (!*slot) {
+		problem(w, path, "%s", ERR_OOM);
+		return;
+	}
+	json_object_foreach(v, key, el) {
+		path_key(kp, path, key);
+		strmap_put(w, *slot, key, el, kp);
+	}
+}
+
+static void conv_objptr(struct walk *w, const struct bcn_cfg_field *f, json_t *v,
+			void **slot, const char *path)
+{
+	if (!json_is_object(v)) {
+		wrong_type(w, path, "an object", v);
+		return;
+	}
+	*slot = calloc(1, f->sub_size);
+	if (!*slot) {
+		problem(w, path, "%s", ERR_OOM);
+		return;
+	}
+	fill_object(w, f->sub, v, *slot, path);
+}
+
+static void conv_objlist(struct walk *w, const struct bcn_cfg_field *f, json_t *v,
+			 struct bcn_objlist *l, const char *path)
+{
+	char ep[PATH_LEN];
+	size_t n = json_array_size(v);
+
+	if (!json_is_array(v)) {
+		wrong_type(w, path, "an array of objects", v);
+		return;
+	}
+	if (n == 0) {
+		if (f->flags & BCN_CFG_NONEMPTY)
+			problem(w, path, "expected a non-empty array of objects, got an empty array");
+		return;
+	}
+	/* calloc: an element that is not an object stays all-zero, which is
+	 * exactly the reset state bcn_cfg_free expects. */
+	l->v = calloc(n, f->sub_size);
+	if (!l->v) {
+		problem(w, path, "%s", ERR_OOM);
+		return;
+	}
+	l->n = n;
+	for (size_t i = 0; i < n; i++) {
+		json_t *el = json_array_get(v, i);
+
+		path_index(ep, path, i);
+		if (json_is_object(el))
+			fill_object(w, f->sub, el, (char *)l->v + i * f->sub_size, ep);
+		else
+			wrong_type(w, ep, "an object", el);
+	}
+}
+
+/* Convert a value present in the config (or a default) into the field. */
+static void convert(struct walk *w, const struct bcn_cfg_field *f, json_t *v, char *base,
+		    const char *path)
+{
+	void *slot = base + f->offset;
+
+	switch (f->type) {
+	case BCN_CFG_STR: conv_str(w, f, v, slot, path); break;
+	case BCN_CFG_INT: conv_int(w, f, v, slot, path); break;
+	case BCN_CFG_BOOL:
+		if (json_is_boolean(v))
+			*(bool *)slot = json_is_true(v);
+		else
+			wrong_type(w, path, "true or false", v);
+		break;
+	case BCN_CFG_DURATION: conv_duration(w, f, v, slot, path); break;
+	case BCN_CFG_MODE: conv_mode(w, v, slot, path); break;
+	case BCN_CFG_STRLIST: conv_strlist(w, f, v, slot, path); break;
+	case BCN_CFG_STRMAP: conv_strmap(w, f, v, slot, path); break;
+	case BCN_CFG_OBJECT:
+		if (json_is_object(v))
+			fill_object(w, f->sub, v, slot, path);
+		else
+			wrong_type(w, path, "an object", v);
+		break;
+	case BCN_CFG_OBJPTR: conv_objptr(w, f, v, slot, path); break;
+	case BCN_CFG_OBJLIST: conv_objlist(w, f, v, slot, path); break;
+	case BCN_CFG_JSON: *(json_t **)slot = json_incref(v); break;
+	}
+}
+
+/* ---- walking a table ---------------------------------------------------- */
+
+static const struct bcn_cfg_field no_fields[] = { { .key = NULL } };
+
+/* Empty every field without freeing: `out` may hold garbage on entry. */
+static void reset_table(const struct bcn_cfg_field *table, char *base)
+{
+	for (const struct bcn_cfg_field *f = table ? table : no_fields; f->key; f++) {
+		void *slot = base + f->offset;
+
+		switch (f->type) {
+		case BCN_CFG_STR: *(char **)slot = NULL; break;
+		case BCN_CFG_INT: *(int64_t *)slot = 0; break;
+		case BCN_CFG_BOOL: *(bool *)slot = false; break;
+		case BCN_CFG_DURATION: *(uint64_t *)slot = 0; break;
+		case BCN_CFG_MODE: *(unsigned *)slot = 0; break;
+		case BCN_CFG_STRLIST: *(struct bcn_strlist *)slot = (struct bcn_strlist){ 0 }; break;
+		case BCN_CFG_OBJECT: reset_table(f->sub, slot); break;
+		case BCN_CFG_OBJLIST: *(struct bcn_objlist *)slot = (struct bcn_objlist){ 0 }; break;
+		case BCN_CFG_STRMAP:
+		case BCN_CFG_JSON: *(json_t **)slot = NULL; break;
+		case BCN_CFG_OBJPTR: *(void **)slot = NULL; break;
+		}
+	}
+}
+
+static const struct bcn_cfg_field *find_field(const struct bcn_cfg_field *table, const char *key)
+{
+	for (const struct bcn_cfg_field *f = table; f->key; f++)
+		if (strcmp(f->key, key) == 0)
+			return f;
+	return NULL;
+}
+
+static void unknown_key(struct walk *w, const struct bcn_cfg_field *table, const char *key,
+			const char *path)
+{
+	const char *near = suggest(table, key);
+	char q[QUOTE_LEN];
+
+	if (near)
+		problem(w, path, "unknown key %s (did you mean \"%s\"?)", quote(key, q, sizeof(q)),
+			near);
+	else
+		problem(w, path, "unknown key %s", quote(key, q, sizeof(q)));
+}
+
+/* Defaults are written as in the config: scalars in their string form (so
+ * "${HOSTNAME}" and "10s" work), structured types as JSON text ("[\"a\"]"). A
+ * bad default is a bug in the table; "(default)" in the path says so. */
+static void apply_default(struct walk *w, const struct bcn_cfg_field *f, char *base,
+			  const char *path)
+{
+	char dpath[PATH_LEN + sizeof(" (default)")];
+	json_error_t jerr;
+	json_t *d;
+
+	snprintf(dpath, sizeof(dpath), "%s (default)", path);
+	switch (f->type) {
+	case BCN_CFG_STR:
+	case BCN_CFG_INT:
+	case BCN_CFG_DURATION:
+	case BCN_CFG_MODE:
+		d = json_string(f->def);
+		snprintf(jerr.text, sizeof(jerr.text), "not valid UTF-8");
+		break;
+	default:
+		d = json_loads(f->def, JSON_DECODE_ANY, &jerr);
+		break;
+	}
+	if (!d) {
+		problem(w, dpath, "the field table's default is invalid: %s", jerr.text);
+		return;
+	}
+	convert(w, f, d, base, dpath);
+	json_decref(d);
+}
+
+static void fill_absent(struct walk *w, const struct bcn_cfg_field *f, char *base,
+			const char *path)
+{
+	char **str = (char **)(base + f->offset);
+
+	if (f->flags & BCN_CFG_REQUIRED) {
+		if (f->desc)
+			problem(w, path, "missing required key (%s)", f->desc);
+		else
+			problem(w, path, "missing required key");
+	} else if (f->def) {
+		apply_default(w, f, base, path);
+	} else if (f->type == BCN_CFG_STR) {
+		*str = strdup("");
+		if (!*str)
+			problem(w, path, "%s", ERR_OOM);
+	} else if (f->type == BCN_CFG_OBJECT) {
+		fill_object(w, f->sub, NULL, base + f->offset, path);
+	}
+}
+
+static void fill_object(struct walk *w, const struct bcn_cfg_field *table, json_t *obj,
+			char *base, const char *path)
+{
+	char kp[PATH_LEN];
+	const char *key;
+	json_t *v;
+
+	if (!table)
+		table = no_fields;
+	reset_table(table, base);
+	if (obj) {
+		json_object_foreach(obj, key, v) {
+			const struct bcn_cfg_field *f = find_field(table, key);
+
+			path_key(kp, path, key);
+			if (f)
+				convert(w, f, v, base, kp);
+			else
+				unknown_key(w, table, key, kp);
+		}
+	}
+	for (const struct bcn_cfg_field *f = table; f->key; f++) {
+		if (!obj || !json_object_get(obj, f->key)) {
+			path_key(kp, path, f->key);
+			fill_absent(w, f, base, kp);
+		}
+	}
+}
+
+size_t bcn_cfg_fill(const struct bcn_cfg_field *table, json_t *obj, void *out,
+		    const char *path, struct bcn_cfg_errs *errs)
+{
+	struct walk w = { .errs = errs };
+
+	if (!path)
+		path = "$";
+	if (!out) {
+		problem(&w, path, "nothing to fill (a NULL struct was given)");
+	} else if (obj && !json_is_object(obj)) {
+		reset_table(table, out);
+		wrong_type(&w, path, "an object", obj);
+	} else {
+		fill_object(&w, table, obj, out, path);
+	}
+	return w.problems;
+}
+
+/* ---- releasing ---------------------------------------------------------- */
+
+static void free_field(const struct bcn_cfg_field *f, void *slot)
+{
+	switch (f->type) {
+	case BCN_CFG_STR:
+		free(*(char **)slot);
+		*(char **)slot = NULL;
+		break;
+	case BCN_CFG_STRLIST: {
+		struct bcn_strlist *l = slot;
+
+		for (size_t i = 0; i < l->n; i++)
+			free(l->v[i]);
+		free(l->v);
+		*l = (struct bcn_strlist){ 0 };
+		break;
+	}
+	case BCN_CFG_STRMAP:
+	case BCN_CFG_JSON:
+		json_decref(*(json_t **)slot);
+		*(json_t **)slot = NULL;
+		break;
+	case BCN_CFG_OBJECT:
+		bcn_cfg_free(f->sub, slot);
+		break;
+	case BCN_CFG_OBJPTR:
+		bcn_cfg_free(f->sub, *(void **)slot);
+		free(*(void **)slot);
+		*(void **)slot = NULL;
+		break;
+	case BCN_CFG_OBJLIST: {
+		struct bcn_objlist *l = slot;
+
+		for (size_t i = 0; i < l->n; i++)
+			bcn_cfg_free(f->sub, (char *)l->v + i * f->sub_size);
+		free(l->v);
+		*l = (struct bcn_objlist){ 0 };
+		break;
+	}
+	case BCN_CFG_INT:
+	case BCN_CFG_BOOL:
+	case BCN_CFG_DURATION:
+	case BCN_CFG_MODE:
+		break;
+	}
+}
+
+void bcn_cfg_free(const struct bcn_cfg_field *table, void *out)
+{
+	if (!table || !out)
+		return;
+	for (const struct bcn_cfg_field *f = table; f->key; f++)
+		free_field(f, (char *)out + f->offset);
+}
+
+/* ---- loading ------------------------------------------------------------ */
+
+/* "FILE:LINE:COLUMN: text", the shape editors and compilers use to jump there. */
+static void parse_error(struct bcn_cfg_errs *errs, const char *file, const json_error_t *jerr)
+{
+	char *where = NULL;
+
+	if (jerr->line > 0)
+		where = format("%s:%d:%d", file, jerr->line, jerr->column);
+	bcn_cfg_err(errs, where ? where : file, "%s", jerr->text);
+	free(where);
+}
+
+json_t *bcn_cfg_load_file(const char *file, struct bcn_cfg_errs *errs)
+{
+	char d[DESC_LEN];
+	json_error_t jerr;
+	json_t *root = NULL;
+	struct stat st;
+	FILE *fp;
+
+	if (!file) {
+		bcn_cfg_err(errs, NULL, "no config file given");
+		return NULL;
+	}
+	/* "e": O_CLOEXEC, so exec health checks never inherit the descriptor. */
+	fp = fopen(file, "re");
+	if (!fp) {
+		bcn_cfg_err(errs, file, "cannot open: %s", strerror(errno));
+		return NULL;
+	}
+	/* A directory opens fine on Linux and would only fail later as a vague parse error. */
+	if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+		bcn_cfg_err(errs, file, "cannot open: %s", strerror(EISDIR));
+		goto out;
+	}
+	/* JSON_DECODE_ANY so a top-level scalar gets our sentence, not jansson's. */
+	root = json_loadf(fp, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	if (!root) {
+		parse_error(errs, file, &jerr);
+		goto out;
+	}
+	if (!json_is_object(root)) {
+		bcn_cfg_err(errs, file, "expected a JSON object at the top level, got %s",
+			    describe(root, d, sizeof(d)));
+		json_decref(root);
+		root = NULL;
+	}
+out:
+	fclose(fp);
+	return root;
+}

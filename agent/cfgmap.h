@@ -1,0 +1,98 @@
+/*
+ * cfgmap.h - table-driven JSON config parsing (after Fluent Bit's config_map).
+ *
+ * Every config object is described once by a NULL-terminated table of fields:
+ * key, type, offset into the C struct it fills, default, limits. One function
+ * walks a jansson object against such a table, expands ${VAR} in strings,
+ * converts, range-checks, and records every problem with its JSON path
+ * ("$.service.check.interval: ..."), so `--check-config` can print them all.
+ * Unknown keys are errors. Nothing is parsed key by key by hand.
+ */
+#ifndef BCN_CFGMAP_H
+#define BCN_CFGMAP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum bcn_cfg_type {
+	BCN_CFG_STR,      /* char *            ("" when absent without default) */
+	BCN_CFG_INT,      /* int64_t, range [min, max]; a string like "${PORT}" that expands to digits is accepted */
+	BCN_CFG_BOOL,     /* bool */
+	BCN_CFG_DURATION, /* uint64_t milliseconds, from "500ms", "10s", "1h30m"; range [min, max] in ms */
+	BCN_CFG_MODE,     /* unsigned int, an octal permission string "0660" */
+	BCN_CFG_STRLIST,  /* struct bcn_strlist */
+	BCN_CFG_STRMAP,   /* json_t * object whose values are all strings (after expansion); NULL when absent */
+	BCN_CFG_OBJECT,   /* a struct embedded at offset, filled from `sub` */
+	BCN_CFG_OBJPTR,   /* a pointer at offset to a calloc'd struct of sub_size filled from `sub`; NULL when absent */
+	BCN_CFG_OBJLIST,  /* struct bcn_objlist of sub_size elements, each filled from `sub` */
+	BCN_CFG_JSON,     /* json_t * kept as is (a new reference; strings NOT expanded); NULL when absent */
+};
+
+#define BCN_CFG_REQUIRED 0x1 /* absent key is an error */
+#define BCN_CFG_NONEMPTY 0x2 /* STR must not be empty, lists must have an element */
+
+struct bcn_cfg_field {
+	const char *key;
+	enum bcn_cfg_type type;
+	size_t offset;
+	const char *def;                  /* default as it would be written in the JSON string form, or NULL */
+	unsigned flags;
+	int64_t min, max;                 /* INT and DURATION (ms) limits; both 0 means unlimited */
+	const struct bcn_cfg_field *sub;  /* OBJECT, OBJPTR, OBJLIST */
+	size_t sub_size;                  /* OBJPTR, OBJLIST element size */
+	const char *desc;                 /* one line, for docs and errors */
+};
+
+struct bcn_strlist {
+	char **v;
+	size_t n;
+};
+
+struct bcn_objlist {
+	void *v;   /* n elements of the table's sub_size, contiguous */
+	size_t n;
+};
+
+/* Collected problems, each "JSON-path: sentence". */
+struct bcn_cfg_errs {
+	char **msg;
+	size_t n;
+};
+
+/* Record one problem at `path`. printf-style. */
+void bcn_cfg_err(struct bcn_cfg_errs *e, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void bcn_cfg_errs_free(struct bcn_cfg_errs *e);
+
+/*
+ * Fill `out` from the JSON object `obj` (NULL means {} so defaults apply) using
+ * `table`. `path` is the JSON path of obj ("$" at top level). Problems are
+ * appended to errs. Returns the number of problems added (0 = success). `out`
+ * is always left in a state bcn_cfg_free() can release.
+ */
+size_t bcn_cfg_fill(const struct bcn_cfg_field *table, json_t *obj, void *out,
+		    const char *path, struct bcn_cfg_errs *errs);
+
+/* Release everything bcn_cfg_fill allocated inside `out` (not `out` itself). NULL-safe. */
+void bcn_cfg_free(const struct bcn_cfg_field *table, void *out);
+
+/*
+ * Expand ${VAR} and ${VAR:-default} from the environment; "$$" is a literal '$'.
+ * An unset variable without a default expands to "" (as in a shell). Returns a
+ * malloc'd string, or NULL with *err set to a static sentence on a syntax error.
+ */
+char *bcn_expand_env(const char *in, const char **err);
+
+/* Parse a Go-style duration ("500ms", "10s", "5m", "1h30m", "1.5s"; "0" alone
+ * is allowed) into milliseconds. Returns 0, or -1 when malformed or overflowing. */
+int bcn_duration_parse(const char *s, uint64_t *ms);
+
+/* Format milliseconds as a duration string ("1h30m", "500ms") into buf. */
+void bcn_duration_format(uint64_t ms, char *buf, size_t len);
+
+/* Load a JSON file; on a parse error, record "FILE:LINE:COLUMN: sentence". NULL on failure. */
+json_t *bcn_cfg_load_file(const char *file, struct bcn_cfg_errs *errs);
+
+#endif

@@ -1,0 +1,400 @@
+/*
+ * cli.c - `beacon endpoints|pick|kv|secret|status|drain|resume`.
+ *
+ * Short-lived processes, so a plain blocking libcurl easy handle over the
+ * Unix socket is the right tool here (the event loop rule is for the agent).
+ * Exit codes per SPEC: 0 ok, 1 runtime failure (unreachable, not found),
+ * 2 usage. Errors are one sentence on stderr.
+ */
+#include "cli.h"
+
+#include <curl/curl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_SOCKET "/run/beacon/beacon.sock"
+
+struct buf {
+	char *data;
+	size_t len;
+};
+
+static size_t collect(char *p, size_t size, size_t n, void *arg)
+{
+	struct buf *b = arg;
+	size_t add = size * n;
+	char *d = realloc(b->data, b->len + add + 1);
+	if (!d)
+		return 0;
+	memcpy(d + b->len, p, add);
+	b->len += add;
+	d[b->len] = '\0';
+	b->data = d;
+	return add;
+}
+
+static int usage(const char *msg)
+{
+	if (msg)
+		fprintf(stderr, "beacon: %s\n", msg);
+	fprintf(stderr,
+		"usage: beacon [--socket PATH] COMMAND ...\n"
+		"  endpoints SERVICE [--tag T] [--all] [--json]\n"
+		"  pick SERVICE [--policy round_robin|random|weighted|hash] [--key K]\n"
+		"  kv KEY [--recurse]\n"
+		"  secret NAME [--field F]\n"
+		"  status | drain | resume\n");
+	return 2;
+}
+
+/*
+ * One request to the agent. Returns the HTTP status, or -1 when the agent
+ * could not be reached (message printed). *body receives the parsed JSON.
+ */
+static long call(const char *sock, const char *method, const char *path, json_t **body)
+{
+	CURL *c = curl_easy_init();
+	struct buf b = { NULL, 0 };
+	char url[2048];
+	long status = -1;
+	CURLcode rc;
+
+	*body = NULL;
+	if (!c) {
+		fprintf(stderr, "beacon: out of memory\n");
+		return -1;
+	}
+	snprintf(url, sizeof(url), "http://beacon%s", path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	if (strcmp(method, "POST") == 0) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 0L);
+	}
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 15000L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	rc = curl_easy_perform(c);
+	if (rc != CURLE_OK) {
+		fprintf(stderr, "beacon: cannot reach the agent at %s: %s (is it running? use --socket or BEACON_SOCKET)\n",
+			sock, curl_easy_strerror(rc));
+	} else {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+		if (b.data)
+			*body = json_loads(b.data, 0, NULL);
+		if (!*body) {
+			fprintf(stderr, "beacon: the agent sent an answer that is not JSON (HTTP %ld)\n", status);
+			status = -1;
+		}
+	}
+	free(b.data);
+	curl_easy_cleanup(c);
+	return status;
+}
+
+/* Print the agent's error sentence; map to exit code 1. */
+static int fail(long status, json_t *body)
+{
+	const char *msg = json_string_value(json_object_get(body, "error"));
+	if (status >= 0)
+		fprintf(stderr, "beacon: %s\n", msg ? msg : "the agent answered with an error");
+	json_decref(body);
+	return 1;
+}
+
+static void print_hostport(const char *addr, json_int_t port)
+{
+	if (strchr(addr, ':'))
+		printf("[%s]:%lld\n", addr, (long long)port);
+	else
+		printf("%s:%lld\n", addr, (long long)port);
+}
+
+static char *escape(const char *s)
+{
+	return curl_easy_escape(NULL, s, 0);
+}
+
+static int cmd_endpoints(const char *sock, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "tag", required_argument, NULL, 't' }, { "all", no_argument, NULL, 'a' },
+		{ "json", no_argument, NULL, 'j' }, { NULL, 0, NULL, 0 },
+	};
+	const char *tag = NULL;
+	bool all = false, as_json = false;
+	char path[1024], *svc, *etag = NULL;
+	json_t *body, *eps, *e;
+	size_t i;
+	long st;
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "+t:aj", opts, NULL)) != -1) {
+		if (ch == 't') tag = optarg;
+		else if (ch == 'a') all = true;
+		else if (ch == 'j') as_json = true;
+		else return usage(NULL);
+	}
+	if (optind != argc - 1)
+		return usage("endpoints takes one SERVICE");
+	svc = escape(argv[optind]);
+	if (tag)
+		etag = escape(tag);
+	snprintf(path, sizeof(path), "/v1/endpoints/%s?%s%s%s", svc, all ? "status=any&" : "",
+		 tag ? "tag=" : "", tag ? etag : "");
+	curl_free(svc);
+	curl_free(etag);
+	st = call(sock, "GET", path, &body);
+	if (st != 200)
+		return fail(st, body);
+	if (as_json) {
+		char *s = json_dumps(body, JSON_INDENT(2));
+		printf("%s\n", s ? s : "{}");
+		free(s);
+		json_decref(body);
+		return 0;
+	}
+	if (json_is_true(json_object_get(body, "stale")))
+		fprintf(stderr, "beacon: the registry is unreachable; this is the last known state\n");
+	eps = json_object_get(body, "endpoints");
+	json_array_foreach(eps, i, e) {
+		const char *addr = json_string_value(json_object_get(e, "address"));
+		json_int_t port = json_integer_value(json_object_get(e, "port"));
+		char hp[300];
+		json_t *tags = json_object_get(e, "tags"), *t;
+		size_t k;
+		if (strchr(addr ? addr : "", ':'))
+			snprintf(hp, sizeof(hp), "[%s]:%lld", addr, (long long)port);
+		else
+			snprintf(hp, sizeof(hp), "%s:%lld", addr ? addr : "?", (long long)port);
+		printf("%-24s %-9s %-24s", hp, json_string_value(json_object_get(e, "status")),
+		       json_string_value(json_object_get(e, "id")));
+		json_array_foreach(tags, k, t)
+			printf("%s%s", k ? "," : " ", json_string_value(t));
+		printf("\n");
+	}
+	json_decref(body);
+	return 0;
+}
+
+static int cmd_pick(const char *sock, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "policy", required_argument, NULL, 'p' }, { "key", required_argument, NULL, 'k' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *policy = NULL, *key = NULL;
+	char path[1024], *svc, *epol = NULL, *ekey = NULL;
+	json_t *body;
+	long st;
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "+p:k:", opts, NULL)) != -1) {
+		if (ch == 'p') policy = optarg;
+		else if (ch == 'k') key = optarg;
+		else return usage(NULL);
+	}
+	if (optind != argc - 1)
+		return usage("pick takes one SERVICE");
+	svc = escape(argv[optind]);
+	if (policy)
+		epol = escape(policy);
+	if (key)
+		ekey = escape(key);
+	snprintf(path, sizeof(path), "/v1/pick/%s?%s%s%s%s%s", svc, policy ? "policy=" : "",
+		 policy ? epol : "", policy && key ? "&" : "", key ? "key=" : "", key ? ekey : "");
+	curl_free(svc);
+	curl_free(epol);
+	curl_free(ekey);
+	st = call(sock, "GET", path, &body);
+	if (st != 200)
+		return fail(st, body);
+	print_hostport(json_string_value(json_object_get(body, "address")) ?: "?",
+		       json_integer_value(json_object_get(body, "port")));
+	json_decref(body);
+	return 0;
+}
+
+static int cmd_kv(const char *sock, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "recurse", no_argument, NULL, 'r' }, { NULL, 0, NULL, 0 },
+	};
+	bool recurse = false;
+	char path[2048], *key;
+	json_t *body, *e;
+	size_t i;
+	long st;
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "+r", opts, NULL)) != -1) {
+		if (ch == 'r') recurse = true;
+		else return usage(NULL);
+	}
+	if (optind != argc - 1)
+		return usage("kv takes one KEY");
+	key = argv[optind];
+	while (*key == '/')
+		key++;
+	/* Keep '/' readable in the path; escape everything else. */
+	snprintf(path, sizeof(path), "/v1/kv/%s%s", key, recurse ? "?recurse" : "");
+	st = call(sock, "GET", path, &body);
+	if (st != 200)
+		return fail(st, body);
+	if (recurse) {
+		json_array_foreach(json_object_get(body, "entries"), i, e)
+			printf("%s=%s\n", json_string_value(json_object_get(e, "key")),
+			       json_string_value(json_object_get(e, "value")));
+	} else {
+		printf("%s\n", json_string_value(json_object_get(body, "value")) ?: "");
+	}
+	json_decref(body);
+	return 0;
+}
+
+static int cmd_secret(const char *sock, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "field", required_argument, NULL, 'f' }, { NULL, 0, NULL, 0 },
+	};
+	const char *field = NULL;
+	char path[1024], *name;
+	json_t *body, *data, *v;
+	long st;
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "+f:", opts, NULL)) != -1) {
+		if (ch == 'f') field = optarg;
+		else return usage(NULL);
+	}
+	if (optind != argc - 1)
+		return usage("secret takes one NAME");
+	name = escape(argv[optind]);
+	snprintf(path, sizeof(path), "/v1/secrets/%s", name);
+	curl_free(name);
+	st = call(sock, "GET", path, &body);
+	if (st != 200)
+		return fail(st, body);
+	data = json_object_get(body, "data");
+	if (field) {
+		v = json_object_get(data, field);
+		if (!v) {
+			fprintf(stderr, "beacon: secret %s has no field \"%s\"\n", argv[optind], field);
+			json_decref(body);
+			return 1;
+		}
+		if (json_is_string(v)) {
+			printf("%s\n", json_string_value(v));
+		} else {
+			char *s = json_dumps(v, JSON_ENCODE_ANY);
+			printf("%s\n", s ? s : "");
+			free(s);
+		}
+	} else {
+		char *s = json_dumps(data, JSON_INDENT(2));
+		printf("%s\n", s ? s : "{}");
+		free(s);
+	}
+	json_decref(body);
+	return 0;
+}
+
+static int cmd_status(const char *sock)
+{
+	json_t *body, *svc, *b;
+	long st = call(sock, "GET", "/v1/self", &body);
+	size_t i;
+
+	if (st != 200)
+		return fail(st, body);
+	printf("agent: %s, node %s, version %s, up %llds\n",
+	       json_is_true(json_object_get(body, "ready")) ? "ready" : "not ready",
+	       json_string_value(json_object_get(body, "node")),
+	       json_string_value(json_object_get(body, "version")),
+	       (long long)json_integer_value(json_object_get(body, "uptime_seconds")));
+	if (!json_is_true(json_object_get(body, "ready")))
+		printf("not ready: %s\n", json_string_value(json_object_get(body, "not_ready_reason")));
+	svc = json_object_get(body, "service");
+	if (json_is_object(svc))
+		printf("service: %s id %s at %s:%lld%s\n", json_string_value(json_object_get(svc, "name")),
+		       json_string_value(json_object_get(svc, "id")),
+		       json_string_value(json_object_get(svc, "address")),
+		       (long long)json_integer_value(json_object_get(svc, "port")),
+		       json_is_true(json_object_get(svc, "drained")) ? ", drained" : "");
+	else
+		printf("service: none registered (no service section)\n");
+	json_array_foreach(json_object_get(body, "backends"), i, b) {
+		const char *err = json_string_value(json_object_get(b, "error"));
+		printf("backend %s (%s): %s%s%s%s\n", json_string_value(json_object_get(b, "name")),
+		       json_string_value(json_object_get(b, "kind")),
+		       json_string_value(json_object_get(b, "state")),
+		       json_is_true(json_object_get(b, "stale")) ? ", stale" : "",
+		       err && err[0] ? ", last error: " : "", err && err[0] ? err : "");
+	}
+	printf("discovery: %lld services, index %lld\n",
+	       (long long)json_integer_value(json_object_get(body, "services")),
+	       (long long)json_integer_value(json_object_get(body, "index")));
+	json_decref(body);
+	return 0;
+}
+
+static int cmd_drain(const char *sock, bool drain)
+{
+	json_t *body;
+	long st = call(sock, "POST", drain ? "/v1/self/drain" : "/v1/self/resume", &body);
+	if (st != 200)
+		return fail(st, body);
+	printf(drain ? "drained: this instance is out of discovery\n"
+		     : "resumed: this instance is back in discovery\n");
+	json_decref(body);
+	return 0;
+}
+
+int bcn_cli_main(int argc, char **argv)
+{
+	const char *sock = getenv("BEACON_SOCKET");
+	const char *cmd;
+	int rc;
+
+	if (!sock || !sock[0])
+		sock = DEFAULT_SOCKET;
+	/* --socket may come before or right after the command. */
+	for (int i = 0; i < argc - 1; i++) {
+		if (strcmp(argv[i], "--socket") == 0) {
+			sock = argv[i + 1];
+			memmove(&argv[i], &argv[i + 2], (size_t)(argc - i - 2) * sizeof(*argv));
+			argc -= 2;
+			break;
+		}
+	}
+	if (argc < 1)
+		return usage("missing command");
+	cmd = argv[0];
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	optind = 1;
+	if (strcmp(cmd, "endpoints") == 0)
+		rc = cmd_endpoints(sock, argc, argv);
+	else if (strcmp(cmd, "pick") == 0)
+		rc = cmd_pick(sock, argc, argv);
+	else if (strcmp(cmd, "kv") == 0)
+		rc = cmd_kv(sock, argc, argv);
+	else if (strcmp(cmd, "secret") == 0)
+		rc = cmd_secret(sock, argc, argv);
+	else if (strcmp(cmd, "status") == 0)
+		rc = argc == 1 ? cmd_status(sock) : usage("status takes no arguments");
+	else if (strcmp(cmd, "drain") == 0 || strcmp(cmd, "resume") == 0)
+		rc = argc == 1 ? cmd_drain(sock, cmd[0] == 'd') : usage("drain and resume take no arguments");
+	else {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "unknown command \"%.40s\"", cmd);
+		rc = usage(msg);
+	}
+	curl_global_cleanup();
+	return rc;
+}

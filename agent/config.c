@@ -1,0 +1,328 @@
+/*
+ * config.c - the config schema of SPEC.md, declared once in tables, and the
+ * cross-field rules no table can express (exactly one check type, a service
+ * needs a registry...). Backend sections are handed to their plugin's
+ * config_map, so the same walk validates them with their JSON paths.
+ */
+#include "config.h"
+
+#include <grp.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "plugin.h"
+
+#define F(type, st, field) BCN_CFG_##type, offsetof(struct st, field)
+
+static const struct bcn_cfg_field check_fields[] = {
+	{ "http", F(STR, bcn_check_conf, http), NULL, 0, 0, 0, NULL, 0, "URL polled; 2xx passing, 429 warning" },
+	{ "tcp", F(STR, bcn_check_conf, tcp), NULL, 0, 0, 0, NULL, 0, "host:port that must accept a connection" },
+	{ "exec", F(STRLIST, bcn_check_conf, exec), NULL, 0, 0, 0, NULL, 0, "argv; exit 0 passing, 1 warning" },
+	{ "interval", F(DURATION, bcn_check_conf, interval_ms), "10s", 0, 100, 86400000, NULL, 0, "time between checks" },
+	{ "timeout", F(DURATION, bcn_check_conf, timeout_ms), "2s", 0, 10, 3600000, NULL, 0, "limit for one check" },
+	{ "rise", F(INT, bcn_check_conf, rise), "1", 0, 1, 100, NULL, 0, "successes before passing" },
+	{ "fall", F(INT, bcn_check_conf, fall), "1", 0, 1, 100, NULL, 0, "failures before critical" },
+	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+};
+
+static const struct bcn_cfg_field service_fields[] = {
+	{ "name", F(STR, bcn_service_conf, name), NULL, BCN_CFG_REQUIRED | BCN_CFG_NONEMPTY, 0, 0, NULL, 0, "service name" },
+	{ "id", F(STR, bcn_service_conf, id), NULL, 0, 0, 0, NULL, 0, "instance id, default <name>-<node>" },
+	{ "address", F(STR, bcn_service_conf, address), NULL, BCN_CFG_REQUIRED | BCN_CFG_NONEMPTY, 0, 0, NULL, 0, "address other services use" },
+	{ "port", F(INT, bcn_service_conf, port), NULL, BCN_CFG_REQUIRED, 1, 65535, NULL, 0, "port other services use" },
+	{ "tags", F(STRLIST, bcn_service_conf, tags), NULL, 0, 0, 0, NULL, 0, "tags" },
+	{ "meta", F(STRMAP, bcn_service_conf, meta), NULL, 0, 0, 0, NULL, 0, "string metadata" },
+	{ "weight", F(INT, bcn_service_conf, weight), "1", 0, 1, 65535, NULL, 0, "weight for weighted picks" },
+	{ "check", F(OBJPTR, bcn_service_conf, check), NULL, 0, 0, 0, check_fields, sizeof(struct bcn_check_conf), "health check of the app" },
+	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+};
+
+static const struct bcn_cfg_field socket_fields[] = {
+	{ "path", F(STR, bcn_socket_conf, path), "/run/beacon/beacon.sock", BCN_CFG_NONEMPTY, 0, 0, NULL, 0, "Unix socket path" },
+	{ "mode", F(MODE, bcn_socket_conf, mode), "0660", 0, 0, 0, NULL, 0, "socket file permissions" },
+	{ "group", F(STR, bcn_socket_conf, group), "", 0, 0, 0, NULL, 0, "socket file group" },
+	{ "max_connections", F(INT, bcn_socket_conf, max_connections), "1024", 0, 1, 1000000, NULL, 0, "open connections at most" },
+	{ "max_header_size", F(INT, bcn_socket_conf, max_header_size), "8192", 0, 512, 1048576, NULL, 0, "request line + headers, bytes" },
+	{ "max_body_size", F(INT, bcn_socket_conf, max_body_size), "65536", 0, 0, 16777216, NULL, 0, "request body, bytes" },
+	{ "timeout", F(DURATION, bcn_socket_conf, timeout_ms), "30s", 0, 1000, 3600000, NULL, 0, "idle, read and write timeout" },
+	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+};
+
+static const struct bcn_cfg_field http_fields[] = {
+	{ "listen", F(STR, bcn_http_conf, listen), NULL, BCN_CFG_REQUIRED | BCN_CFG_NONEMPTY, 0, 0, NULL, 0, "host:port for /health, /ready, /metrics" },
+	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+};
+
+static const struct bcn_cfg_field log_fields[] = {
+	{ "level", F(STR, bcn_log_conf, level), "info", 0, 0, 0, NULL, 0, "debug, info, warn, error" },
+	{ "format", F(STR, bcn_log_conf, format), "text", 0, 0, 0, NULL, 0, "text or json" },
+	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+};
+
+static const struct bcn_cfg_field watch_fields[] = {
+	{ "services", F(STRLIST, bcn_watch_conf, services), NULL, 0, 0, 0, NULL, 0, "services to discover" },
+	{ "kv", F(STRLIST, bcn_watch_conf, kv), NULL, 0, 0, 0, NULL, 0, "key prefixes to watch" },
+	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+};
+
+static const struct bcn_cfg_field top_fields[] = {
+	{ "node", F(STR, bcn_config, node), NULL, 0, 0, 0, NULL, 0, "node name, default the host name" },
+	{ "socket", F(OBJECT, bcn_config, socket), NULL, 0, 0, 0, socket_fields, 0, "local API socket" },
+	{ "http", F(OBJPTR, bcn_config, http), NULL, 0, 0, 0, http_fields, sizeof(struct bcn_http_conf), "optional TCP listener" },
+	{ "log", F(OBJECT, bcn_config, log), NULL, 0, 0, 0, log_fields, 0, "logging" },
+	{ "registry", F(JSON, bcn_config, registry), NULL, 0, 0, 0, NULL, 0, "one registry" },
+	{ "registries", F(JSON, bcn_config, registries), NULL, 0, 0, 0, NULL, 0, "several registries" },
+	{ "service", F(OBJPTR, bcn_config, service), NULL, 0, 0, 0, service_fields, sizeof(struct bcn_service_conf), "this app" },
+	{ "watch", F(OBJECT, bcn_config, watch), NULL, 0, 0, 0, watch_fields, 0, "what to discover" },
+	{ "static", F(JSON, bcn_config, static_), NULL, 0, 0, 0, NULL, 0, "services declared here" },
+	{ "vault", F(JSON, bcn_config, vault), NULL, 0, 0, 0, NULL, 0, "secrets from Vault" },
+	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+};
+
+void bcn_instance_conf_free(const struct bcn_plugin *p, void *conf)
+{
+	if (!p || !conf)
+		return;
+	if (p->config_map)
+		bcn_cfg_free(p->config_map, conf);
+	free(conf);
+}
+
+/*
+ * Fill one plugin instance from obj (minus `strip_key`, the selector such as
+ * "backend" that belongs to the core), then run the plugin's own checks.
+ */
+static void add_instance(struct bcn_config *c, const struct bcn_plugin *p, json_t *obj,
+			 const char *strip_key, const char *path, struct bcn_cfg_errs *errs)
+{
+	struct bcn_instance_conf *ic, *v;
+	json_t *copy = NULL;
+
+	v = realloc(c->instances, (c->ninstances + 1) * sizeof(*v));
+	if (!v) {
+		bcn_cfg_err(errs, path, "out of memory");
+		return;
+	}
+	c->instances = v;
+	ic = &c->instances[c->ninstances];
+	memset(ic, 0, sizeof(*ic));
+	ic->plugin = p;
+	snprintf(ic->path, sizeof(ic->path), "%s", path);
+	ic->conf = calloc(1, p->config_size ? p->config_size : 1);
+	if (!ic->conf) {
+		bcn_cfg_err(errs, path, "out of memory");
+		return;
+	}
+	c->ninstances++;
+	if (obj && strip_key) {
+		copy = json_copy(obj);
+		if (copy)
+			json_object_del(copy, strip_key);
+		obj = copy;
+	}
+	size_t before = errs->n;
+	if (p->config_map)
+		bcn_cfg_fill(p->config_map, obj, ic->conf, path, errs);
+	if (errs->n == before && p->cb_check)
+		p->cb_check(ic->conf, path, errs);
+	json_decref(copy);
+}
+
+static void add_registry(struct bcn_config *c, json_t *obj, const char *path,
+			 struct bcn_cfg_errs *errs)
+{
+	char bpath[64], names[256] = "";
+	const struct bcn_plugin *p;
+	json_t *b;
+
+	if (!json_is_object(obj)) {
+		bcn_cfg_err(errs, path, "expected an object with a \"backend\" key");
+		return;
+	}
+	snprintf(bpath, sizeof(bpath), "%s.backend", path);
+	b = json_object_get(obj, "backend");
+	if (!json_is_string(b)) {
+		bcn_cfg_err(errs, bpath, "missing required key (a registry backend such as \"etcd\" or \"consul\")");
+		return;
+	}
+	p = bcn_plugin_find(json_string_value(b), BCN_PLUGIN_REGISTRY);
+	if (!p) {
+		for (size_t i = 0; bcn_plugins[i]; i++) {
+			if (bcn_plugins[i]->kind != BCN_PLUGIN_REGISTRY)
+				continue;
+			size_t l = strlen(names);
+			snprintf(names + l, sizeof(names) - l, "%s%s", l ? ", " : "", bcn_plugins[i]->name);
+		}
+		bcn_cfg_err(errs, bpath, "unknown registry backend \"%.40s\" (compiled in: %s)",
+			    json_string_value(b), names[0] ? names : "none");
+		return;
+	}
+	add_instance(c, p, obj, "backend", path, errs);
+}
+
+static void check_listen(const char *addr, const char *path, struct bcn_cfg_errs *errs)
+{
+	const char *colon = strrchr(addr, ':');
+	char *end;
+	long port;
+
+	if (!colon || colon == addr) {
+		bcn_cfg_err(errs, path, "expected \"host:port\", got \"%.40s\"", addr);
+		return;
+	}
+	port = strtol(colon + 1, &end, 10);
+	if (*end || port < 0 || port > 65535 || end == colon + 1)
+		bcn_cfg_err(errs, path, "invalid port in \"%.40s\"", addr);
+}
+
+static void check_rules(struct bcn_config *c, struct bcn_cfg_errs *errs)
+{
+	bool have_registry = c->registry || c->registries;
+
+	if (bcn_log_level_parse(c->log.level, &c->log_level) < 0)
+		bcn_cfg_err(errs, "$.log.level", "unknown level \"%.40s\" (use debug, info, warn or error)", c->log.level);
+	if (bcn_log_format_parse(c->log.format, &c->log_format) < 0)
+		bcn_cfg_err(errs, "$.log.format", "unknown format \"%.40s\" (use text or json)", c->log.format);
+	if (c->http)
+		check_listen(c->http->listen, "$.http.listen", errs);
+	if (strlen(c->socket.path) >= 108)
+		bcn_cfg_err(errs, "$.socket.path", "too long for a Unix socket (at most 107 bytes)");
+
+	c->socket.gid = (gid_t)-1;
+	if (c->socket.group[0]) {
+		struct group *g = getgrnam(c->socket.group);
+		char *end;
+		long gid = strtol(c->socket.group, &end, 10);
+		if (g)
+			c->socket.gid = g->gr_gid;
+		else if (!*end && gid >= 0)
+			c->socket.gid = (gid_t)gid;
+		else
+			bcn_cfg_err(errs, "$.socket.group", "no such group \"%.40s\"", c->socket.group);
+	}
+	if (c->socket.mode & 0111)
+		bcn_cfg_err(errs, "$.socket.mode", "a socket needs no execute bits (use e.g. \"0660\")");
+
+	if (!c->node[0]) {
+		char host[HOST_NAME_MAX + 1] = "";
+		gethostname(host, sizeof(host));
+		free(c->node);
+		c->node = strdup(host[0] ? host : "localhost");
+	}
+
+	if (c->registry && c->registries)
+		bcn_cfg_err(errs, "$.registries", "give either \"registry\" or \"registries\", not both");
+	if (c->service) {
+		struct bcn_check_conf *k = c->service->check;
+		if (!c->service->id[0]) {
+			size_t len = strlen(c->service->name) + strlen(c->node ? c->node : "") + 2;
+			free(c->service->id);
+			c->service->id = malloc(len);
+			if (c->service->id)
+				snprintf(c->service->id, len, "%s-%s", c->service->name, c->node);
+		}
+		if (!have_registry)
+			bcn_cfg_err(errs, "$.service", "a service to register needs a \"registry\"");
+		if (k) {
+			int kinds = (k->http[0] != 0) + (k->tcp[0] != 0) + (k->exec.n != 0);
+			if (kinds != 1)
+				bcn_cfg_err(errs, "$.service.check", "give exactly one of \"http\", \"tcp\" or \"exec\"");
+			if (k->timeout_ms > k->interval_ms)
+				bcn_cfg_err(errs, "$.service.check.timeout", "must not be longer than the interval");
+			if (k->http[0] && strncmp(k->http, "http://", 7) && strncmp(k->http, "https://", 8))
+				bcn_cfg_err(errs, "$.service.check.http", "expected an http:// or https:// URL");
+			if (k->tcp[0])
+				check_listen(k->tcp, "$.service.check.tcp", errs);
+		}
+	}
+	if ((c->watch.services.n || c->watch.kv.n) && !have_registry)
+		bcn_cfg_err(errs, "$.watch", "watching services or keys needs a \"registry\"");
+	for (size_t i = 0; i < c->watch.kv.n; i++) {
+		if (c->watch.kv.v[i][0] != '/') {
+			char path[48];
+			snprintf(path, sizeof(path), "$.watch.kv[%zu]", i);
+			bcn_cfg_err(errs, path, "a key prefix starts with \"/\"");
+		}
+	}
+}
+
+static void build_instances(struct bcn_config *c, struct bcn_cfg_errs *errs)
+{
+	const struct bcn_plugin *p;
+
+	/* The static source always exists, so reloads can add static services. */
+	p = bcn_plugin_find("static", BCN_PLUGIN_SOURCE);
+	if (p)
+		add_instance(c, p, c->static_, NULL, "$.static", errs);
+	else if (c->static_)
+		bcn_cfg_err(errs, "$.static", "the static source is not compiled in");
+
+	if (c->registry)
+		add_registry(c, c->registry, "$.registry", errs);
+	if (c->registries) {
+		size_t i;
+		json_t *r;
+		char path[48];
+		if (!json_is_array(c->registries) || json_array_size(c->registries) == 0)
+			bcn_cfg_err(errs, "$.registries", "expected a non-empty array of registry objects");
+		else if (json_array_size(c->registries) > 16)
+			bcn_cfg_err(errs, "$.registries", "at most 16 registries are supported");
+		else
+			json_array_foreach(c->registries, i, r) {
+				snprintf(path, sizeof(path), "$.registries[%zu]", i);
+				add_registry(c, r, path, errs);
+			}
+	}
+	if (c->vault) {
+		p = bcn_plugin_find("vault", BCN_PLUGIN_SECRETS);
+		if (p)
+			add_instance(c, p, c->vault, NULL, "$.vault", errs);
+		else
+			bcn_cfg_err(errs, "$.vault", "Vault support is not compiled into this build");
+	}
+}
+
+struct bcn_config *bcn_config_load(const char *file, struct bcn_cfg_errs *errs)
+{
+	struct bcn_config *c;
+	json_t *root;
+	size_t before = errs->n;
+
+	root = bcn_cfg_load_file(file, errs);
+	if (!root)
+		return NULL;
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		json_decref(root);
+		bcn_cfg_err(errs, file, "out of memory");
+		return NULL;
+	}
+	c->file = strdup(file);
+	bcn_cfg_fill(top_fields, root, c, "$", errs);
+	json_decref(root);
+	if (errs->n == before)
+		check_rules(c, errs);
+	if (errs->n == before)
+		build_instances(c, errs);
+	if (errs->n != before) {
+		bcn_config_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void bcn_config_free(struct bcn_config *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->ninstances; i++)
+		bcn_instance_conf_free(c->instances[i].plugin, c->instances[i].conf);
+	free(c->instances);
+	bcn_cfg_free(top_fields, c);
+	free(c->file);
+	free(c);
+}

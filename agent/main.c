@@ -1,0 +1,98 @@
+/*
+ * main.c - `beacon`: one binary, subcommands in the style of `consul agent`.
+ */
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "agent.h"
+#include "cli.h"
+#include "config.h"
+#include "plugin.h"
+
+static void version(void)
+{
+	printf("beacon %s\nplugins:", BCN_VERSION);
+	for (size_t i = 0; bcn_plugins[i]; i++)
+		printf(" %s", bcn_plugins[i]->name);
+	printf("\n");
+	for (size_t i = 0; bcn_plugins[i]; i++)
+		printf("  %-8s %s\n", bcn_plugins[i]->name, bcn_plugins[i]->description);
+}
+
+static int help(FILE *f)
+{
+	fprintf(f,
+		"usage: beacon COMMAND [options]\n"
+		"  agent --config FILE [--check-config]  run the sidecar (or only validate FILE)\n"
+		"  endpoints SERVICE [--tag T] [--all] [--json]\n"
+		"  pick SERVICE [--policy P] [--key K]\n"
+		"  kv KEY [--recurse]\n"
+		"  secret NAME [--field F]\n"
+		"  status | drain | resume\n"
+		"  --version\n"
+		"client commands take --socket PATH (default $BEACON_SOCKET, else /run/beacon/beacon.sock)\n");
+	return f == stderr ? 2 : 0;
+}
+
+static int check_config(const char *file)
+{
+	struct bcn_cfg_errs errs = { 0 };
+	struct bcn_config *c = bcn_config_load(file, &errs);
+
+	if (!c) {
+		for (size_t i = 0; i < errs.n; i++)
+			fprintf(stderr, "%s\n", errs.msg[i]);
+		fprintf(stderr, "beacon: %s has %zu problem(s)\n", file, errs.n);
+		bcn_cfg_errs_free(&errs);
+		return 2;
+	}
+	printf("%s: configuration is valid\n", file);
+	bcn_config_free(c);
+	return 0;
+}
+
+static int agent_cmd(int argc, char **argv)
+{
+	const char *file = NULL;
+	int check = 0;
+
+	for (int i = 1; i < argc; i++) {
+		if ((strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0) && i + 1 < argc)
+			file = argv[++i];
+		else if (strncmp(argv[i], "--config=", 9) == 0)
+			file = argv[i] + 9;
+		else if (strcmp(argv[i], "--check-config") == 0)
+			check = 1;
+		else {
+			fprintf(stderr, "beacon: unknown agent option \"%s\"\n", argv[i]);
+			return 2;
+		}
+	}
+	if (!file) {
+		fprintf(stderr, "beacon: agent needs --config FILE\n");
+		return 2;
+	}
+	if (check)
+		return check_config(file);
+	if (sodium_init() < 0) {
+		fprintf(stderr, "beacon: libsodium could not be initialised\n");
+		return 1;
+	}
+	return bcn_agent_main(file);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		return help(stderr);
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+		version();
+		return 0;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0)
+		return help(stdout);
+	if (strcmp(argv[1], "agent") == 0)
+		return agent_cmd(argc - 1, argv + 1);
+	return bcn_cli_main(argc - 1, argv + 1);
+}

@@ -1,0 +1,56 @@
+/*
+ * plugins.c - the table of compiled-in plugins and the instance helpers every
+ * plugin shares. Adding a backend means adding its descriptor here and its
+ * folder under plugins/; nothing else in the core changes.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "plugin.h"
+
+extern const struct bcn_plugin bcn_plugin_static;
+
+const struct bcn_plugin *const bcn_plugins[] = {
+	&bcn_plugin_static,
+	NULL,
+};
+
+const struct bcn_plugin *bcn_plugin_find(const char *name, enum bcn_plugin_kind kind)
+{
+	for (size_t i = 0; bcn_plugins[i]; i++) {
+		if (bcn_plugins[i]->kind == kind && strcmp(bcn_plugins[i]->name, name) == 0)
+			return bcn_plugins[i];
+	}
+	return NULL;
+}
+
+void bcn_instance_report(struct bcn_instance *ins, bool ready, const char *state,
+			 const char *fmt, ...)
+{
+	char err[sizeof(ins->last_error)] = "";
+	bool changed;
+
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err, sizeof(err), fmt, ap);
+		va_end(ap);
+	}
+	changed = ins->ready != ready || strcmp(ins->state, state) != 0 ||
+		  (fmt && strcmp(ins->last_error, err) != 0);
+	ins->ready = ready;
+	snprintf(ins->state, sizeof(ins->state), "%s", state);
+	if (fmt)
+		snprintf(ins->last_error, sizeof(ins->last_error), "%s", err);
+	else
+		ins->last_error[0] = '\0';
+	if (!changed)
+		return;
+	if (fmt)
+		bcn_warn(ins->name, "%s: %s", state, err);
+	else
+		bcn_info(ins->name, "%s", state);
+	if (ins->core && ins->core->state_changed)
+		ins->core->state_changed(ins->core, ins);
+}

@@ -1,0 +1,307 @@
+/*
+ * server.c - see server.h.
+ *
+ * libevent 2.1's evhttp has no connection limit and no hook at accept time,
+ * so the limit is kept with public API only: the bufferevent callback counts
+ * each accepted connection and holds a reference on its bufferevent until the
+ * loop turns; by then evhttp has attached the connection (the bufferevent's
+ * callback argument), and a close callback on it counts the connection out.
+ * At the limit the listener stops accepting until a connection closes, so
+ * excess clients wait in the kernel backlog instead of costing memory here.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/listener.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+
+struct bcn_server {
+	struct event_base *base;
+	struct evhttp *http;
+	struct evhttp_bound_socket *bound;
+	struct evconnlistener *lev;
+	char *unix_path;
+	int max_conns, nconns;
+	bool accepting;
+	uint64_t rejected;
+	struct event *adopt_ev;
+	struct bufferevent **pending;
+	size_t npending, cappending;
+};
+
+static void update_accepting(struct bcn_server *s)
+{
+	bool want = s->nconns < s->max_conns;
+	if (!s->lev || want == s->accepting)
+		return;
+	if (want) {
+		evconnlistener_enable(s->lev);
+	} else {
+		evconnlistener_disable(s->lev);
+		s->rejected++;
+		bcn_warn("server", "%d connections open, the limit: not accepting until one closes",
+			 s->nconns);
+	}
+	s->accepting = want;
+}
+
+static void conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct bcn_server *s = arg;
+	(void)evcon;
+	if (s->nconns > 0)
+		s->nconns--;
+	update_accepting(s);
+}
+
+static void adopt_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct bcn_server *s = arg;
+	(void)fd;
+	(void)what;
+	for (size_t i = 0; i < s->npending; i++) {
+		struct bufferevent *bev = s->pending[i];
+		void *cbarg = NULL;
+		bufferevent_getcb(bev, NULL, NULL, NULL, &cbarg);
+		if (cbarg)
+			evhttp_connection_set_closecb(cbarg, conn_closed, s);
+		else if (s->nconns > 0)
+			s->nconns--; /* already closed before we could attach */
+		bufferevent_decref(bev);
+	}
+	s->npending = 0;
+	update_accepting(s);
+}
+
+static struct bufferevent *bev_cb(struct event_base *base, void *arg)
+{
+	struct bcn_server *s = arg;
+	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+
+	if (!bev)
+		return NULL;
+	if (s->npending == s->cappending) {
+		size_t cap = s->cappending ? s->cappending * 2 : 16;
+		struct bufferevent **v = realloc(s->pending, cap * sizeof(*v));
+		if (!v)
+			return bev; /* uncounted, but served */
+		s->pending = v;
+		s->cappending = cap;
+	}
+	bufferevent_incref(bev);
+	s->pending[s->npending++] = bev;
+	s->nconns++;
+	event_active(s->adopt_ev, EV_TIMEOUT, 0);
+	update_accepting(s);
+	return bev;
+}
+
+/* Create the Unix socket file: refuse a live owner, replace a stale file. */
+static int unix_listen(const char *path, unsigned mode, gid_t gid, char *err, size_t errlen)
+{
+	struct sockaddr_un sa;
+	struct stat st;
+	int fd = -1;
+	mode_t old;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "socket path %s is too long", path);
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen, "%s exists and is not a socket; remove it or choose another socket.path", path);
+			return -1;
+		}
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			close(fd);
+			snprintf(err, errlen, "another agent is already serving %s; stop it first or choose another socket.path", path);
+			return -1;
+		}
+		if (fd >= 0)
+			close(fd);
+		if (unlink(path) < 0 && errno != ENOENT) {
+			snprintf(err, errlen, "cannot remove stale socket %s: %s", path, strerror(errno));
+			return -1;
+		}
+		bcn_info("server", "replaced stale socket file %s", path);
+	}
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		goto fail;
+	/* Nobody may connect between bind and chmod: bind under umask 0177. */
+	old = umask(0177);
+	int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (rc < 0)
+		goto fail;
+	if (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0)
+		goto fail_unlink;
+	if (chmod(path, mode) < 0)
+		goto fail_unlink;
+	if (listen(fd, 1024) < 0)
+		goto fail_unlink;
+	return fd;
+
+fail_unlink:
+	unlink(path);
+fail:
+	snprintf(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+static void apply_limits(struct bcn_server *s, const struct bcn_server_opts *o)
+{
+	struct timeval tv = { (time_t)(o->timeout_ms / 1000), (suseconds_t)(o->timeout_ms % 1000) * 1000 };
+
+	evhttp_set_max_headers_size(s->http, o->max_header_size);
+	evhttp_set_max_body_size(s->http, o->max_body_size);
+	evhttp_set_timeout_tv(s->http, &tv);
+	s->max_conns = o->max_connections > 0 ? o->max_connections : 1024;
+	update_accepting(s);
+}
+
+void bcn_server_set_limits(struct bcn_server *s, const struct bcn_server_opts *o)
+{
+	apply_limits(s, o);
+}
+
+struct bcn_server *bcn_server_new(struct event_base *base, const struct bcn_server_opts *o,
+				  char *err, size_t errlen)
+{
+	struct bcn_server *s = calloc(1, sizeof(*s));
+	int fd = -1;
+
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->base = base;
+	s->accepting = true;
+	s->http = evhttp_new(base);
+	s->adopt_ev = event_new(base, -1, 0, adopt_cb, s);
+	if (!s->http || !s->adopt_ev) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	/* Every method reaches the router, which answers 405 in JSON itself. */
+	evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+				   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+				   EVHTTP_REQ_PATCH);
+	evhttp_set_default_content_type(s->http, "application/json");
+	evhttp_set_gencb(s->http, o->cb, o->arg);
+	evhttp_set_bevcb(s->http, bev_cb, s);
+	apply_limits(s, o);
+
+	if (o->unix_path) {
+		fd = unix_listen(o->unix_path, o->unix_mode, o->unix_gid, err, errlen);
+		if (fd < 0)
+			goto fail;
+		s->unix_path = strdup(o->unix_path);
+		s->bound = evhttp_accept_socket_with_handle(s->http, fd);
+		if (!s->bound) {
+			close(fd);
+			unlink(o->unix_path);
+			snprintf(err, errlen, "cannot serve %s", o->unix_path);
+			goto fail;
+		}
+	} else {
+		char host[256];
+		const char *colon = strrchr(o->tcp_listen, ':');
+		size_t hl = colon ? (size_t)(colon - o->tcp_listen) : 0;
+		if (!colon || hl >= sizeof(host)) {
+			snprintf(err, errlen, "invalid listen address %s", o->tcp_listen);
+			goto fail;
+		}
+		memcpy(host, o->tcp_listen, hl);
+		host[hl] = '\0';
+		/* "[::1]:9464" -> "::1" */
+		if (host[0] == '[' && hl > 1 && host[hl - 1] == ']') {
+			memmove(host, host + 1, hl - 2);
+			host[hl - 2] = '\0';
+		}
+		s->bound = evhttp_bind_socket_with_handle(s->http, host, (ev_uint16_t)atoi(colon + 1));
+		if (!s->bound) {
+			snprintf(err, errlen, "cannot listen on %s: %s", o->tcp_listen, strerror(errno));
+			goto fail;
+		}
+	}
+	s->lev = evhttp_bound_socket_get_listener(s->bound);
+	return s;
+
+fail:
+	bcn_server_free(s);
+	return NULL;
+}
+
+void bcn_server_free(struct bcn_server *s)
+{
+	if (!s)
+		return;
+	if (s->adopt_ev) {
+		/* Release references taken in bev_cb that the loop never adopted. */
+		for (size_t i = 0; i < s->npending; i++)
+			bufferevent_decref(s->pending[i]);
+		s->npending = 0;
+		event_free(s->adopt_ev);
+	}
+	/* evhttp_free frees the listener, then the connections (whose close
+	 * callbacks land in conn_closed): forget the listener first. */
+	s->lev = NULL;
+	if (s->http)
+		evhttp_free(s->http);
+	if (s->unix_path) {
+		unlink(s->unix_path);
+		free(s->unix_path);
+	}
+	free(s->pending);
+	free(s);
+}
+
+int bcn_server_connections(const struct bcn_server *s)
+{
+	return s ? s->nconns : 0;
+}
+
+uint64_t bcn_server_rejected(const struct bcn_server *s)
+{
+	return s ? s->rejected : 0;
+}
+
+int bcn_server_peer(struct evhttp_request *req, uid_t *uid, pid_t *pid)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+
+	if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return -1;
+	if (uid)
+		*uid = cred.uid;
+	if (pid)
+		*pid = cred.pid;
+	return 0;
+}

@@ -1,0 +1,50 @@
+/*
+ * server.h - an evhttp server with the limits evhttp lacks by default.
+ *
+ * Used twice: the local API on a Unix socket (created here with a safe umask,
+ * its mode and group, refusing a path a live agent owns) and the optional TCP
+ * listener for probes. Each server caps header size, body size, idle time and
+ * the number of open connections, so one bad client cannot starve the rest.
+ */
+#ifndef BCN_SERVER_H
+#define BCN_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct event_base;
+struct evhttp_request;
+struct bcn_server;
+
+typedef void (*bcn_server_cb)(struct evhttp_request *req, void *arg);
+
+struct bcn_server_opts {
+	const char *unix_path;   /* either this ... */
+	unsigned unix_mode;
+	gid_t unix_gid;          /* (gid_t)-1: keep the agent's group */
+	const char *tcp_listen;  /* ... or "host:port" */
+	int max_connections;
+	long max_header_size, max_body_size;
+	uint64_t timeout_ms;
+	bcn_server_cb cb;
+	void *arg;
+};
+
+/* Create and start listening. NULL with a one-sentence reason in err. */
+struct bcn_server *bcn_server_new(struct event_base *base, const struct bcn_server_opts *o,
+				  char *err, size_t errlen);
+/* Close the listener and every connection; remove the socket file. NULL-safe. */
+void bcn_server_free(struct bcn_server *s);
+
+/* Apply new limits (reload). Existing connections keep their old limits. */
+void bcn_server_set_limits(struct bcn_server *s, const struct bcn_server_opts *o);
+
+/* Open connections now, and connections turned away or closed by a limit since start. */
+int bcn_server_connections(const struct bcn_server *s);
+uint64_t bcn_server_rejected(const struct bcn_server *s);
+
+/* Peer credentials of a Unix-socket request (SO_PEERCRED). 0, or -1 when unknown. */
+int bcn_server_peer(struct evhttp_request *req, uid_t *uid, pid_t *pid);
+
+#endif
