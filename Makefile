@@ -24,7 +24,7 @@ OPT      ?= -O2
 CFLAGS   ?= $(OPT) -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
             -fno-strict-aliasing -fstack-protector-strong -D_FORTIFY_SOURCE=2 \
-            -DBCN_VERSION='"$(VERSION)"' -Iagent $(PKG_CFLAGS) $(SAN)
+            -DBCN_VERSION='"$(VERSION)"' -iquote agent $(PKG_CFLAGS) $(SAN)
 LDFLAGS  += $(SAN) -Wl,-z,relro,-z,now
 LDLIBS   += $(PKG_LIBS) -lm
 
@@ -52,7 +52,7 @@ $(BUILD)/beacon: $(BUILD)/agent/main.o $(BUILD)/libbeacon.a
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(BUILD)/libbeacon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libbeacon.a \
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -iquote tests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libbeacon.a \
 		$(LDLIBS) $(CHECK_LIBS)
 
 # Installs what a fresh Debian 12 machine lacks (no-op when everything is there).

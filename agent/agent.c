@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "healthcheck.h"
 #include "config.h"
 #include "sdnotify.h"
 #include "server.h"
@@ -69,17 +70,30 @@ static void state_changed(struct bcn_core *core, struct bcn_instance *ins)
 	notify_status(a);
 }
 
+static void service_changed(struct bcn_agent *a)
+{
+	for (size_t i = 0; i < a->nins; i++) {
+		if (a->ins[i].plugin->cb_service_changed)
+			a->ins[i].plugin->cb_service_changed(&a->ins[i]);
+	}
+	notify_status(a);
+}
+
 void bcn_agent_drain(struct bcn_agent *a, bool drain)
 {
 	if (a->drained == drain)
 		return;
 	a->drained = drain;
+	a->core.drained = drain;
 	bcn_info("agent", drain ? "drained: leaving discovery" : "resumed: rejoining discovery");
-	for (size_t i = 0; i < a->nins; i++) {
-		if (a->ins[i].plugin->cb_drain)
-			a->ins[i].plugin->cb_drain(&a->ins[i], drain);
-	}
-	notify_status(a);
+	service_changed(a);
+}
+
+static void check_changed(enum bcn_status st, void *arg)
+{
+	struct bcn_agent *a = arg;
+	a->core.service_status = st;
+	service_changed(a);
 }
 
 static const char *kind_name(enum bcn_plugin_kind k)
@@ -104,9 +118,11 @@ json_t *bcn_agent_self(struct bcn_agent *a)
 		return NULL;
 	}
 	if (c->service) {
-		svc = json_pack("{sssssssIsb}", "name", c->service->name, "id", c->service->id,
+		svc = json_pack("{sssssssIsssbso}", "name", c->service->name, "id", c->service->id,
 				"address", c->service->address, "port", (json_int_t)c->service->port,
-				"drained", a->drained);
+				"status", bcn_status_name(a->core.service_status),
+				"drained", a->drained,
+				"check", a->check ? bcn_check_self(a->check) : json_null());
 	}
 	for (size_t i = 0; i < a->nins; i++) {
 		struct bcn_instance *ins = &a->ins[i];
@@ -239,6 +255,35 @@ static bool same_instances(const struct bcn_config *old, const struct bcn_config
 	return true;
 }
 
+static bool strlist_equal(const struct bcn_strlist *x, const struct bcn_strlist *y)
+{
+	if (x->n != y->n)
+		return false;
+	for (size_t i = 0; i < x->n; i++) {
+		if (strcmp(x->v[i], y->v[i]) != 0)
+			return false;
+	}
+	return true;
+}
+
+static bool service_conf_equal(const struct bcn_service_conf *x, const struct bcn_service_conf *y)
+{
+	const struct bcn_check_conf *p, *q;
+	if (!x || !y)
+		return x == y;
+	if (strcmp(x->name, y->name) || strcmp(x->id, y->id) || strcmp(x->address, y->address) ||
+	    x->port != y->port || x->weight != y->weight || !strlist_equal(&x->tags, &y->tags) ||
+	    !((!x->meta && !y->meta) || (x->meta && y->meta && json_equal(x->meta, y->meta))))
+		return false;
+	p = x->check;
+	q = y->check;
+	if (!p || !q)
+		return p == q;
+	return !strcmp(p->http, q->http) && !strcmp(p->tcp, q->tcp) && strlist_equal(&p->exec, &q->exec) &&
+	       p->interval_ms == q->interval_ms && p->timeout_ms == q->timeout_ms &&
+	       p->rise == q->rise && p->fall == q->fall;
+}
+
 static void reload(struct bcn_agent *a)
 {
 	struct bcn_cfg_errs errs = { 0 };
@@ -261,6 +306,15 @@ static void reload(struct bcn_agent *a)
 		bcn_warn("agent", "socket and http listener changes take effect after a restart");
 	socket_opts(nc, &o);
 	bcn_server_set_limits(a->sock, &o);
+
+	/* The running registration and health check keep using the service
+	 * section they started with: registries publish it under a key that
+	 * must not change under them. */
+	if (!service_conf_equal(old->service, nc->service))
+		bcn_warn("agent", "changes to the service section take effect after a restart");
+	struct bcn_service_conf *keep = old->service;
+	old->service = nc->service;
+	nc->service = keep;
 
 	a->cfg = nc;
 	a->core.config = nc;
@@ -402,6 +456,15 @@ int bcn_agent_main(const char *config_file)
 		goto out;
 	if (listeners_start(&a) < 0)
 		goto out;
+	/* Without a check the app counts as passing; with one it starts
+	 * critical until the check has passed `rise` times. */
+	a.core.service_status = BCN_PASSING;
+	if (a.cfg->service && a.cfg->service->check) {
+		a.core.service_status = BCN_CRITICAL;
+		a.check = bcn_check_new(&a.core, a.cfg->service->check, check_changed, &a);
+		if (!a.check)
+			goto out;
+	}
 	if (instances_create(&a) < 0)
 		goto out;
 
@@ -424,6 +487,7 @@ out:
 		bcn_error("agent", "could not start; exiting");
 	if (a.base)
 		bcn_api_release_waits(&a);
+	bcn_check_free(a.check);
 	bcn_server_free(a.sock);
 	bcn_server_free(a.tcp);
 	instances_free(&a);

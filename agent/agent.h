@@ -26,6 +26,7 @@ struct bcn_agent {
 	struct bcn_instance *ins;
 	size_t nins;
 	struct bcn_server *sock, *tcp;
+	struct bcn_check *check;      /* the app's health check, NULL without one */
 	struct event *ev_term, *ev_int, *ev_hup, *ev_watchdog, *ev_stop_deadline;
 	struct bcn_metrics metrics;
 	struct bcn_api_wait *waits;   /* parked blocking reads (api.c) */

@@ -271,10 +271,18 @@ static void wait_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	wait_end(arg);
 }
 
+static uint64_t kv_answer_index(struct req_ctx *rc);
+
 static void wait_wake_cb(void *arg)
 {
 	struct bcn_api_wait *w = arg;
 	w->cw = NULL; /* the cache freed it */
+	/* KV wake-ups are for any key: keep waiting while ours did not move. */
+	if (w->rc->route == BCN_ROUTE_KV && kv_answer_index(w->rc) <= w->rc->index) {
+		w->cw = bcn_cache_kv_wait(w->a->core.cache, wait_wake_cb, w);
+		if (w->cw)
+			return;
+	}
 	wait_end(w);
 }
 
@@ -296,7 +304,10 @@ static void park(struct req_ctx *rc, const char *service)
 	w->timer = evtimer_new(a->base, wait_timeout_cb, w);
 	if (!w->timer)
 		goto fail;
-	w->cw = bcn_cache_wait(a->core.cache, service, rc->index, wait_wake_cb, w);
+	if (rc->route == BCN_ROUTE_KV)
+		w->cw = bcn_cache_kv_wait(a->core.cache, wait_wake_cb, w);
+	else
+		w->cw = bcn_cache_wait(a->core.cache, service, rc->index, wait_wake_cb, w);
 	if (!w->cw)
 		goto fail;
 	evtimer_add(w->timer, &tv);
@@ -424,6 +435,116 @@ static void route_pick(struct req_ctx *rc)
 	finish(rc, 200, "OK");
 }
 
+/* ---- /v1/kv ---------------------------------------------------------------- */
+
+/* The stored key is the URL's key with a leading '/': /v1/kv/config/x -> /config/x. */
+static uint64_t kv_answer_index(struct req_ctx *rc)
+{
+	return bcn_cache_kv_index(rc->a->core.cache, rc->name, rc->has_recurse);
+}
+
+/* Length of the valid UTF-8 sequence at p (1-4), or 0 when invalid. */
+static size_t utf8_len(const unsigned char *p, size_t left)
+{
+	size_t need;
+	if (p[0] > 0 && p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] < 0xe0)
+		need = 2;
+	else if (p[0] >= 0xe0 && p[0] < 0xf0)
+		need = 3;
+	else if (p[0] >= 0xf0 && p[0] < 0xf5)
+		need = 4;
+	else
+		return 0;
+	if (need > left)
+		return 0;
+	for (size_t i = 1; i < need; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	}
+	/* Overlong, surrogate and out-of-range forms. */
+	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0) ||
+	    (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90))
+		return 0;
+	return need;
+}
+
+/* A JSON string of the value; bytes that are not UTF-8 (or NUL) become U+FFFD. */
+static json_t *kv_value(const struct bcn_kv_entry *e)
+{
+	json_t *v = json_stringn(e->value, e->len);
+	char *fixed;
+	size_t j = 0;
+
+	if (v)
+		return v;
+	fixed = malloc(e->len * 3 + 1);
+	if (!fixed)
+		return NULL;
+	for (size_t i = 0; i < e->len;) {
+		size_t n = utf8_len((const unsigned char *)e->value + i, e->len - i);
+		if (n) {
+			memcpy(fixed + j, e->value + i, n);
+			j += n;
+			i += n;
+		} else {
+			memcpy(fixed + j, "\xef\xbf\xbd", 3);
+			j += 3;
+			i++;
+		}
+	}
+	v = json_stringn(fixed, j);
+	free(fixed);
+	return v;
+}
+
+static void route_kv(struct req_ctx *rc)
+{
+	struct bcn_cache *c = rc->a->core.cache;
+	uint64_t idx;
+	bool stale;
+
+	if (!bcn_cache_kv_watched(c, rc->name)) {
+		/* A recursive read of a parent of watched prefixes is fine too. */
+		size_t first;
+		if (!rc->has_recurse || bcn_cache_kv_range(c, rc->name, &first) == 0) {
+			reply_error(rc, 404, "key \"%.100s\" is not under a watched prefix (see watch.kv)", rc->name + 1);
+			return;
+		}
+	}
+	idx = kv_answer_index(rc);
+	if (should_park(rc, idx) || (rc->has_index && rc->index > idx && rc->index <= bcn_cache_index(c))) {
+		park(rc, NULL);
+		return;
+	}
+	stale = bcn_cache_kv_stale(c, rc->name);
+	set_index_headers(rc, idx, stale);
+	if (rc->has_recurse) {
+		size_t first, n = bcn_cache_kv_range(c, rc->name, &first);
+		json_t *entries = json_array();
+		for (size_t i = first; i < first + n; i++) {
+			const struct bcn_kv_entry *e = bcn_cache_kv_at(c, i);
+			if (e->value)
+				json_array_append_new(entries, json_pack("{sso}", "key", e->key + 1, "value", kv_value(e)));
+		}
+		if (json_array_size(entries) == 0) {
+			json_decref(entries);
+			reply_error(rc, 404, "no keys under \"%.100s\"", rc->name + 1);
+			return;
+		}
+		reply_json(rc, 200, json_pack("{sosIsb}", "entries", entries, "index", (json_int_t)idx, "stale", stale));
+		return;
+	}
+	const struct bcn_kv_entry *e = bcn_cache_kv_get(c, rc->name);
+	if (!e) {
+		reply_error(rc, 404, "key \"%.100s\" not found", rc->name + 1);
+		return;
+	}
+	reply_json(rc, 200, json_pack("{sssosIsb}", "key", e->key + 1, "value", kv_value(e),
+				      "index", (json_int_t)idx, "stale", stale));
+}
+
 static void route_self(struct req_ctx *rc)
 {
 	set_index_headers(rc, bcn_cache_index(rc->a->core.cache), false);
@@ -467,6 +588,7 @@ static void answer(struct req_ctx *rc)
 	switch (rc->route) {
 	case BCN_ROUTE_SERVICES:  route_services(rc); break;
 	case BCN_ROUTE_ENDPOINTS: route_endpoints(rc); break;
+	case BCN_ROUTE_KV:        route_kv(rc); break;
 	default: reply_error(rc, 500, "internal routing error"); break;
 	}
 }
@@ -522,7 +644,7 @@ static void route(struct evhttp_request *req, struct bcn_agent *a, bool probe_on
 		rc.route = BCN_ROUTE_ENDPOINTS;
 	else if ((rest = after(uri, plen, "/v1/pick/")) != NULL)
 		rc.route = BCN_ROUTE_PICK;
-	else if (after(uri, plen, "/v1/kv/") || IS("/v1/kv"))
+	else if ((rest = after(uri, plen, "/v1/kv/")) != NULL || ((rest = uri + plen), IS("/v1/kv")))
 		rc.route = BCN_ROUTE_KV;
 	else if (after(uri, plen, "/v1/secrets/"))
 		rc.route = BCN_ROUTE_SECRETS;
@@ -533,6 +655,14 @@ static void route(struct evhttp_request *req, struct bcn_agent *a, bool probe_on
 		if (nlen == 0 || memchr(rest, '/', nlen) ||
 		    decode(rest, nlen, rc.name, sizeof(rc.name), false) < 0) {
 			reply_error(&rc, 400, "expected a service name after %.*s", (int)(rest - uri), uri);
+			return;
+		}
+	}
+	if (rc.route == BCN_ROUTE_KV) {
+		size_t nlen = plen - (size_t)(rest - uri);
+		rc.name[0] = '/';
+		if (decode(rest, nlen, rc.name + 1, sizeof(rc.name) - 1, false) < 0) {
+			reply_error(&rc, 400, "the key is malformed or longer than %d bytes", MAX_NAME - 2);
 			return;
 		}
 	}
@@ -571,7 +701,8 @@ static void route(struct evhttp_request *req, struct bcn_agent *a, bool probe_on
 			route_drain(&rc, rc.route == BCN_ROUTE_DRAIN);
 		break;
 	case BCN_ROUTE_KV:
-		reply_error(&rc, 404, "no key prefixes are watched (watch.kv needs a registry backend)");
+		if (method_ok(&rc, EVHTTP_REQ_GET))
+			answer(&rc);
 		break;
 	case BCN_ROUTE_SECRETS:
 		reply_error(&rc, 404, "no secrets are configured (see the vault section)");

@@ -92,6 +92,43 @@ struct bcn_cache_wait *bcn_cache_wait(struct bcn_cache *c, const char *service,
 				      uint64_t index, bcn_cache_wake_cb cb, void *arg);
 void bcn_cache_wait_cancel(struct bcn_cache_wait *w); /* NULL-safe; not after cb ran */
 
+/*
+ * Watched config values (watch.kv). Keys are stored as the registry has them
+ * ("/config/web/color"); values are bytes, served as JSON strings. Every key
+ * keeps the index of its last change (deletions leave a tombstone with the
+ * index of the delete), so a blocking read answers with the index of what it
+ * covers and wakes only when that moves.
+ */
+struct bcn_kv_entry {
+	const char *key;
+	const char *value;   /* NULL for a tombstone */
+	size_t len;
+	uint64_t index;      /* index of the last change */
+	uint8_t src;
+};
+
+/* Declare that src watches `prefix` (so reads under it are answered, maybe 404). */
+void bcn_cache_kv_watch(struct bcn_cache *c, int src, const char *prefix, bool watch);
+/* True when key is under a prefix some source watches. */
+bool bcn_cache_kv_watched(const struct bcn_cache *c, const char *key);
+/* Set one key (copies key and value). Unchanged bytes are a no-op. */
+void bcn_cache_kv_put(struct bcn_cache *c, int src, const char *key, const char *value, size_t len);
+void bcn_cache_kv_delete(struct bcn_cache *c, int src, const char *key);
+/* Replace everything src has under prefix with keys[i]=values[i] (a resync). */
+void bcn_cache_kv_replace(struct bcn_cache *c, int src, const char *prefix, const char *const *keys,
+			  const char *const *values, const size_t *lens, size_t n);
+/* Lookup (NULL when absent or deleted). */
+const struct bcn_kv_entry *bcn_cache_kv_get(struct bcn_cache *c, const char *key);
+/* Live entries under prefix, in key order: *first is the position, returns the count. */
+size_t bcn_cache_kv_range(struct bcn_cache *c, const char *prefix, size_t *first);
+const struct bcn_kv_entry *bcn_cache_kv_at(struct bcn_cache *c, size_t pos);
+/* Highest change index (tombstones included) of key, or of everything under it when recurse. */
+uint64_t bcn_cache_kv_index(struct bcn_cache *c, const char *key, bool recurse);
+/* Wake-ups for KV readers: any KV change (readers re-check their own index). */
+struct bcn_cache_wait *bcn_cache_kv_wait(struct bcn_cache *c, bcn_cache_wake_cb cb, void *arg);
+/* Source stale for KV answers too. True when any source watching key's prefix is stale. */
+bool bcn_cache_kv_stale(const struct bcn_cache *c, const char *key);
+
 /* Apply pending changes now (tests, and before answering right after a change). */
 void bcn_cache_flush(struct bcn_cache *c);
 

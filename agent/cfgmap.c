@@ -178,6 +178,15 @@ static const char *quote(const char *s, char *buf, size_t len)
 	return buf;
 }
 
+/* "8080.0" must not print as "8080": the reader would see no fault in it. */
+static void describe_real(double d, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "a number %.15g", d);
+
+	if (n > 0 && (size_t)n + 2 < len && !strpbrk(buf + 9, ".eni"))
+		memcpy(buf + n, ".0", 3);
+}
+
 /* What was found, for "expected X, got <this>". */
 static const char *describe(const json_t *v, char *buf, size_t len)
 {
@@ -191,7 +200,7 @@ static const char *describe(const json_t *v, char *buf, size_t len)
 		snprintf(buf, len, "a number %" JSON_INTEGER_FORMAT, json_integer_value(v));
 		break;
 	case JSON_REAL:
-		snprintf(buf, len, "a number %g", json_real_value(v));
+		describe_real(json_real_value(v), buf, len);
 		break;
 	case JSON_TRUE:
 		snprintf(buf, len, "true");
@@ -258,6 +267,13 @@ static void path_key(char *out, const char *parent, const char *key)
 		snprintf(out, PATH_LEN, "%s.%s", parent, key);
 }
 
+void bcn_cfg_path_key(char *out, size_t len, const char *parent, const char *key)
+{
+	char tmp[PATH_LEN];
+	path_key(tmp, parent, key);
+	snprintf(out, len, "%s", tmp);
+}
+
 static void path_index(char *out, const char *parent, size_t i)
 {
 	snprintf(out, PATH_LEN, "%s[%zu]", parent, i);
@@ -294,11 +310,12 @@ static size_t edit_distance(const char *a, const char *b)
 	return d[la][lb];
 }
 
-/* The closest table key within SUGGEST_DISTANCE; the first one wins a tie. */
+/* The closest table key within SUGGEST_DISTANCE; the first one wins a tie. A
+ * key of 4 characters or fewer gets 1 edit, else "x" would suggest "kv". */
 static const char *suggest(const struct bcn_cfg_field *table, const char *key)
 {
 	const char *best = NULL;
-	size_t best_d = SUGGEST_DISTANCE + 1;
+	size_t best_d = (strlen(key) <= 4 ? 1 : SUGGEST_DISTANCE) + 1;
 
 	for (const struct bcn_cfg_field *f = table; f->key; f++) {
 		size_t d = edit_distance(key, f->key);
@@ -321,7 +338,8 @@ struct buf {
 
 static void buf_add(struct buf *b, const char *s, size_t n)
 {
-	if (b->oom)
+	/* n == 0 returns early: memcpy to a still-NULL buffer is undefined even for 0 bytes. */
+	if (b->oom || n == 0)
 		return;
 	if (b->len + n > b->cap) {
 		size_t cap = b->cap ? b->cap : 64;
@@ -448,7 +466,7 @@ int bcn_duration_parse(const char *s, uint64_t *ms)
 		return 0;
 	}
 	while (*s) {
-		/* Fraction digits past 12 cannot change a whole millisecond of an hour. */
+		/* Fraction digits past the 12th are ignored: worth < 4ns even in hours. */
 		uint64_t whole = 0, frac = 0, scale = 1, unit, part;
 		bool digits = false;
 		size_t n;
@@ -1021,6 +1039,8 @@ static void fill_object(struct walk *w, const struct bcn_cfg_field *table, json_
 	}
 }
 
+/* `out` is overwritten, never freed first: on reload, fill a fresh struct and
+ * bcn_cfg_free the old one once nothing uses it. */
 size_t bcn_cfg_fill(const struct bcn_cfg_field *table, json_t *obj, void *out,
 		    const char *path, struct bcn_cfg_errs *errs)
 {

@@ -75,6 +75,10 @@ void bcn_cfg_errs_free(struct bcn_cfg_errs *e);
 size_t bcn_cfg_fill(const struct bcn_cfg_field *table, json_t *obj, void *out,
 		    const char *path, struct bcn_cfg_errs *errs);
 
+/* The JSON path of `key` under `parent`: "$.a.b", or "$.a[\"legacy-db\"]" for a
+ * key that is not an identifier. Truncated to len. */
+void bcn_cfg_path_key(char *out, size_t len, const char *parent, const char *key);
+
 /* Release everything bcn_cfg_fill allocated inside `out` (not `out` itself). NULL-safe. */
 void bcn_cfg_free(const struct bcn_cfg_field *table, void *out);
 

@@ -6,7 +6,10 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
+#include <sodium.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -17,6 +20,60 @@
 #include "plugin.h"
 
 #define F(type, st, field) BCN_CFG_##type, offsetof(struct st, field)
+
+const struct bcn_cfg_field bcn_tls_fields[] = {
+	{ "ca_file", F(STR, bcn_tls_conf, ca_file), "", 0, 0, 0, NULL, 0, "CA bundle to verify the server" },
+	{ "cert_file", F(STR, bcn_tls_conf, cert_file), "", 0, 0, 0, NULL, 0, "client certificate" },
+	{ "key_file", F(STR, bcn_tls_conf, key_file), "", 0, 0, 0, NULL, 0, "client key" },
+	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+};
+
+char *bcn_read_secret_file(const char *path, char *err, size_t errlen)
+{
+	enum { MAX_SECRET = 64 * 1024 };
+	char *buf = NULL;
+	size_t len = 0;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	buf = sodium_malloc(MAX_SECRET + 1);
+	if (!buf) {
+		snprintf(err, errlen, "cannot allocate guarded memory for %s", path);
+		close(fd);
+		return NULL;
+	}
+	while (len < MAX_SECRET && (n = read(fd, buf + len, MAX_SECRET - len)) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+			goto fail;
+		}
+		len += (size_t)n;
+	}
+	if (len == MAX_SECRET) {
+		snprintf(err, errlen, "%s is larger than %d bytes", path, MAX_SECRET);
+		goto fail;
+	}
+	close(fd);
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		len--;
+	buf[len] = '\0';
+	if (len == 0) {
+		snprintf(err, errlen, "%s is empty", path);
+		sodium_free(buf);
+		return NULL;
+	}
+	return buf;
+fail:
+	close(fd);
+	sodium_free(buf);
+	return NULL;
+}
 
 static const struct bcn_cfg_field check_fields[] = {
 	{ "http", F(STR, bcn_check_conf, http), NULL, 0, 0, 0, NULL, 0, "URL polled; 2xx passing, 429 warning" },

@@ -18,6 +18,17 @@
 
 struct bcn_plugin;
 
+/* "tls": {"ca_file", "cert_file", "key_file"} as every backend takes it. */
+struct bcn_tls_conf {
+	char *ca_file, *cert_file, *key_file;
+};
+extern const struct bcn_cfg_field bcn_tls_fields[];
+
+/* Read a secret (token, password) from a file named in the config: the whole
+ * file, trailing newlines stripped, into sodium_malloc'd memory. NULL with a
+ * sentence in err (never containing the file's content). Free with sodium_free. */
+char *bcn_read_secret_file(const char *path, char *err, size_t errlen);
+
 struct bcn_check_conf {
 	char *http;                 /* URL, 2xx passing, 429 warning, else critical */
 	char *tcp;                  /* "host:port" */

@@ -37,6 +37,10 @@ struct bcn_core {
 	struct bcn_http *http;
 	struct bcn_cache *cache;
 	const struct bcn_config *config; /* the running config; replaced on reload */
+	/* This app as registries publish it: the debounced health-check status
+	 * (passing when there is no check) and whether it is drained. */
+	enum bcn_status service_status;
+	bool drained;
 	/* Called by bcn_instance_report when an instance's readiness or state changes. */
 	void (*state_changed)(struct bcn_core *core, struct bcn_instance *ins);
 	void *owner;                     /* the agent */
@@ -77,8 +81,9 @@ struct bcn_plugin {
 	 * is this instance's new config (the core frees the old one afterwards).
 	 * Apply what can change live; log what needs a restart. Optional. */
 	void (*cb_reload)(struct bcn_instance *ins, void *new_conf);
-	/* Take this instance out of discovery (drain=true) or back. Optional. */
-	void (*cb_drain)(struct bcn_instance *ins, bool drain);
+	/* core->service_status or core->drained changed: publish it (drained =
+	 * take this app out of discovery, undrained = put it back). Optional. */
+	void (*cb_service_changed)(struct bcn_instance *ins);
 	/* Graceful stop (deregister, revoke); call done(ins) when finished, maybe
 	 * synchronously. The core gives up after a deadline. Optional. */
 	void (*cb_stop)(struct bcn_instance *ins, bcn_stop_done_cb done);
@@ -91,6 +96,10 @@ struct bcn_plugin {
 /* Set ready/state/last_error in one call; logs state changes. fmt may be NULL (no error). */
 void bcn_instance_report(struct bcn_instance *ins, bool ready, const char *state,
 			 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* This app's ENDPOINT (SPEC) from config->service and core->service_status;
+ * NULL when no service is configured. Free with free(). */
+struct bcn_endpoint *bcn_core_self_endpoint(const struct bcn_core *core);
 
 /* Compiled-in plugins, NULL-terminated. */
 extern const struct bcn_plugin *const bcn_plugins[];

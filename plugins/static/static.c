@@ -64,8 +64,7 @@ static size_t build_service(struct bcn_instance *ins, const char *name, json_t *
 		memset(&ec, 0, sizeof(ec));
 		snprintf(epath, sizeof(epath), "%s[%zu]", path, i);
 		struct bcn_cfg_errs local = { 0 };
-		bcn_cfg_fill(ep_fields, item, &ec, epath, errs ? errs : &local);
-		bad += local.n;
+		bad += bcn_cfg_fill(ep_fields, item, &ec, epath, errs ? errs : &local);
 		bcn_cfg_errs_free(&local);
 		if (bcn_status_parse(ec.status ? ec.status : "passing", &st) < 0) {
 			if (errs)
@@ -114,7 +113,9 @@ static void static_check(void *conf, const char *path, struct bcn_cfg_errs *errs
 		return;
 	}
 	json_object_foreach(sc->services, name, list) {
-		snprintf(spath, sizeof(spath), "%s.services.%s", path, name);
+		char svcs[256];
+		snprintf(svcs, sizeof(svcs), "%s.services", path);
+		bcn_cfg_path_key(spath, sizeof(spath), svcs, name);
 		if (!name[0] || strchr(name, '/'))
 			bcn_cfg_err(errs, spath, "a service name is non-empty and has no \"/\"");
 		build_service(NULL, name, list, spath, errs);

@@ -1,0 +1,238 @@
+/*
+ * test_cache.c - the endpoint cache: merging sources, deduplication by id,
+ * index bumps coalesced per loop turn, rendered bodies reused until a change,
+ * stale flags, and blocking-read waiters.
+ */
+#include <event2/event.h>
+#include <string.h>
+
+#include "cache.h"
+#include "testutil.h"
+
+static struct bcn_endpoint *ep(const char *svc, const char *id, const char *addr, int port,
+			       enum bcn_status st)
+{
+	struct bcn_endpoint_spec s = { .id = id, .service = svc, .address = addr, .port = port, .status = st };
+	const char *err = NULL;
+	struct bcn_endpoint *e = bcn_endpoint_new(&s, &err);
+	ck_assert_msg(e != NULL, "endpoint: %s", err ? err : "?");
+	return e;
+}
+
+START_TEST(test_replace_and_render)
+{
+	struct bcn_cache *c = bcn_cache_new(NULL);
+	int src = bcn_cache_source_add(c, "static");
+	struct bcn_endpoint *eps[3] = {
+		ep("db", "b", "10.0.0.2", 5432, BCN_PASSING),
+		ep("db", "a", "10.0.0.1", 5432, BCN_CRITICAL),
+		ep("db", "c", "10.0.0.3", 5432, BCN_PASSING),
+	};
+	bcn_cache_watch(c, src, "db", true);
+	bcn_cache_replace(c, src, "db", eps, 3);
+	bcn_cache_flush(c);
+
+	struct bcn_service *s = bcn_cache_find(c, "db");
+	ck_assert_ptr_nonnull(s);
+	ck_assert_uint_eq(bcn_service_count(s, false), 3);
+	ck_assert_uint_eq(bcn_service_count(s, true), 2);
+
+	size_t n;
+	const struct bcn_endpoint *const *v = bcn_service_endpoints(s, &n);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_str_eq(v[0]->id, "a"); /* sorted by id */
+	ck_assert_str_eq(v[2]->id, "c");
+
+	struct bcn_blob *b1 = bcn_service_body(s, true);
+	struct bcn_blob *b2 = bcn_service_body(s, true);
+	ck_assert_ptr_eq(b1, b2); /* unchanged data: the same rendered bytes */
+	ck_assert_ptr_nonnull(strstr(b1->data, "\"service\":\"db\""));
+	ck_assert_ptr_null(strstr(b1->data, "\"id\":\"a\"")); /* critical is not passing */
+	ck_assert_ptr_nonnull(strstr(b1->data, "\"id\":\"b\""));
+	bcn_blob_unref(b1);
+	bcn_blob_unref(b2);
+
+	struct bcn_blob *all = bcn_service_body(s, false);
+	ck_assert_ptr_nonnull(strstr(all->data, "\"id\":\"a\""));
+	bcn_blob_unref(all);
+
+	struct bcn_blob *sv = bcn_cache_services_body(c);
+	ck_assert_ptr_nonnull(strstr(sv->data, "\"db\":2"));
+	bcn_blob_unref(sv);
+	bcn_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_index_moves_once_per_flush)
+{
+	struct bcn_cache *c = bcn_cache_new(NULL);
+	int src = bcn_cache_source_add(c, "etcd#0");
+	bcn_cache_watch(c, src, "web", true);
+	bcn_cache_flush(c);
+	uint64_t i0 = bcn_cache_index(c);
+
+	for (int k = 0; k < 100; k++) {
+		char id[16];
+		snprintf(id, sizeof(id), "w%03d", k);
+		bcn_cache_put(c, src, "web", ep("web", id, "10.0.1.1", 1000 + k, BCN_PASSING));
+	}
+	bcn_cache_flush(c);
+	ck_assert_uint_eq(bcn_cache_index(c), i0 + 1);
+	struct bcn_service *s = bcn_cache_find(c, "web");
+	ck_assert_uint_eq(bcn_service_index(s), i0 + 1);
+	ck_assert_uint_eq(bcn_service_count(s, false), 100);
+
+	/* The same bytes again (a keepalive re-put) change nothing. */
+	bcn_cache_put(c, src, "web", ep("web", "w005", "10.0.1.1", 1005, BCN_PASSING));
+	bcn_cache_flush(c);
+	ck_assert_uint_eq(bcn_cache_index(c), i0 + 1);
+
+	bcn_cache_delete(c, src, "web", "w005");
+	bcn_cache_delete(c, src, "web", "missing");
+	bcn_cache_flush(c);
+	ck_assert_uint_eq(bcn_cache_index(c), i0 + 2);
+	ck_assert_uint_eq(bcn_service_count(s, false), 99);
+	bcn_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_sources_merge_and_stale)
+{
+	struct bcn_cache *c = bcn_cache_new(NULL);
+	int etcd = bcn_cache_source_add(c, "etcd#0");
+	int consul = bcn_cache_source_add(c, "consul#0");
+	bcn_cache_watch(c, etcd, "api", true);
+	bcn_cache_watch(c, consul, "api", true);
+	/* The same instance registered in both (a migration) is listed once;
+	 * the passing copy wins. */
+	bcn_cache_put(c, etcd, "api", ep("api", "api-1", "10.0.0.1", 80, BCN_CRITICAL));
+	bcn_cache_put(c, consul, "api", ep("api", "api-1", "10.0.0.1", 80, BCN_PASSING));
+	bcn_cache_put(c, consul, "api", ep("api", "api-2", "10.0.0.2", 80, BCN_PASSING));
+	bcn_cache_flush(c);
+	struct bcn_service *s = bcn_cache_find(c, "api");
+	size_t n;
+	const struct bcn_endpoint *const *v = bcn_service_endpoints(s, &n);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_int_eq(v[0]->status, BCN_PASSING);
+	ck_assert_uint_eq(bcn_service_count(s, true), 2);
+
+	ck_assert(!bcn_service_stale(s));
+	uint64_t idx = bcn_cache_index(c);
+	bcn_cache_set_stale(c, consul, true);
+	ck_assert(bcn_service_stale(s));
+	struct bcn_blob *b = bcn_service_body(s, true);
+	ck_assert_ptr_nonnull(strstr(b->data, "\"stale\":true"));
+	bcn_blob_unref(b);
+	bcn_cache_flush(c);
+	ck_assert_uint_eq(bcn_cache_index(c), idx); /* stale does not move the index */
+	bcn_cache_set_stale(c, consul, false);
+	b = bcn_service_body(s, true);
+	ck_assert_ptr_nonnull(strstr(b->data, "\"stale\":false"));
+	bcn_blob_unref(b);
+
+	/* Withdrawing one source drops only its endpoints. */
+	bcn_cache_watch(c, consul, "api", false);
+	bcn_cache_flush(c);
+	v = bcn_service_endpoints(s, &n);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(v[0]->status, BCN_CRITICAL);
+	bcn_cache_watch(c, etcd, "api", false);
+	bcn_cache_flush(c);
+	ck_assert_ptr_null(bcn_cache_find(c, "api"));
+	bcn_cache_free(c);
+}
+END_TEST
+
+static int woken;
+static void on_wake(void *arg)
+{
+	(void)arg;
+	woken++;
+}
+
+START_TEST(test_waiters_wake_on_change_only)
+{
+	struct event_base *base = event_base_new();
+	struct bcn_cache *c = bcn_cache_new(base);
+	int src = bcn_cache_source_add(c, "static");
+	woken = 0;
+	bcn_cache_watch(c, src, "a", true);
+	bcn_cache_watch(c, src, "b", true);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+
+	struct bcn_cache_wait *wa = bcn_cache_wait(c, "a", bcn_cache_index(c), on_wake, NULL);
+	struct bcn_cache_wait *wb = bcn_cache_wait(c, "b", bcn_cache_index(c), on_wake, NULL);
+	struct bcn_cache_wait *wg = bcn_cache_wait(c, NULL, bcn_cache_index(c), on_wake, NULL);
+	ck_assert_ptr_nonnull(wa);
+	ck_assert_ptr_null(bcn_cache_wait(c, "unknown", 1, on_wake, NULL));
+
+	bcn_cache_put(c, src, "a", ep("a", "x", "10.0.0.9", 1, BCN_PASSING));
+	ck_assert_int_eq(woken, 0); /* never from inside the write */
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	ck_assert_int_eq(woken, 2); /* "a" and the global waiter, not "b" */
+	bcn_cache_wait_cancel(wb);
+	(void)wg;
+	bcn_cache_free(c);
+	event_base_free(base);
+}
+END_TEST
+
+START_TEST(test_replace_dedupes_ids_within_a_source)
+{
+	struct bcn_cache *c = bcn_cache_new(NULL);
+	int src = bcn_cache_source_add(c, "static");
+	struct bcn_endpoint *eps[2] = {
+		ep("s", "same", "10.0.0.1", 1, BCN_PASSING),
+		ep("s", "same", "10.0.0.2", 2, BCN_PASSING),
+	};
+	bcn_cache_replace(c, src, "s", eps, 2);
+	bcn_cache_flush(c);
+	ck_assert_uint_eq(bcn_service_count(bcn_cache_find(c, "s"), false), 1);
+	/* Replacing with nothing removes a service no source watches. */
+	bcn_cache_replace(c, src, "s", NULL, 0);
+	bcn_cache_flush(c);
+	ck_assert_ptr_null(bcn_cache_find(c, "s"));
+	bcn_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_ten_thousand_endpoints)
+{
+	struct bcn_cache *c = bcn_cache_new(NULL);
+	int src = bcn_cache_source_add(c, "etcd#0");
+	enum { N = 10000 };
+	struct bcn_endpoint **eps = calloc(N, sizeof(*eps));
+	for (int i = 0; i < N; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "big-%05d", N - i);
+		eps[i] = ep("big", id, "10.2.0.1", 1 + i % 60000, BCN_PASSING);
+	}
+	bcn_cache_replace(c, src, "big", eps, N);
+	free(eps);
+	bcn_cache_flush(c);
+	struct bcn_service *s = bcn_cache_find(c, "big");
+	ck_assert_uint_eq(bcn_service_count(s, true), N);
+	struct bcn_blob *b = bcn_service_body(s, true);
+	ck_assert_uint_gt(b->len, (size_t)N * 100);
+	ck_assert_ptr_nonnull(strstr(b->data, "big-00001"));
+	bcn_blob_unref(b);
+	bcn_cache_free(c);
+}
+END_TEST
+
+static Suite *cache_suite(void)
+{
+	Suite *s = suite_create("cache");
+	TCase *tc = tcase_create("core");
+	tcase_add_test(tc, test_replace_and_render);
+	tcase_add_test(tc, test_index_moves_once_per_flush);
+	tcase_add_test(tc, test_sources_merge_and_stale);
+	tcase_add_test(tc, test_waiters_wake_on_change_only);
+	tcase_add_test(tc, test_replace_dedupes_ids_within_a_source);
+	tcase_add_test(tc, test_ten_thousand_endpoints);
+	tcase_set_timeout(tc, 20);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+BCN_TEST_MAIN(cache_suite)

@@ -1,0 +1,294 @@
+/*
+ * test_server.c - the request limits of the local API server: header size,
+ * body size, connection count, idle timeout; the socket file's mode, the
+ * refusal of a live owner, stale-file replacement; SO_PEERCRED identity.
+ * The server runs its loop in a forked child; the test talks to it with
+ * plain blocking sockets, as a client would.
+ */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "server.h"
+#include "testutil.h"
+
+static char dir[64], path[128];
+
+static void handler(struct evhttp_request *req, void *arg)
+{
+	uid_t uid = 0;
+	(void)arg;
+	bcn_server_peer(req, &uid, NULL);
+	evbuffer_add_printf(evhttp_request_get_output_buffer(req), "{\"uid\":%u}", (unsigned)uid);
+	evhttp_send_reply(req, 200, "OK", NULL);
+}
+
+static void mkpaths(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/bcn-srv-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/s.sock", dir);
+}
+
+static void opts_default(struct bcn_server_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->unix_path = path;
+	o->unix_mode = 0600;
+	o->unix_gid = (gid_t)-1;
+	o->max_connections = 64;
+	o->max_header_size = 1024;
+	o->max_body_size = 100;
+	o->timeout_ms = 5000;
+	o->cb = handler;
+}
+
+/* Fork a server child; returns its pid once the socket exists. */
+static pid_t spawn(const struct bcn_server_opts *o)
+{
+	int ready[2];
+	char c;
+	ck_assert_int_eq(pipe(ready), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		char err[256];
+		struct event_base *base = event_base_new();
+		struct bcn_server *s = bcn_server_new(base, o, err, sizeof(err));
+		if (!s) {
+			fprintf(stderr, "server: %s\n", err);
+			_exit(3);
+		}
+		(void)!write(ready[1], "x", 1);
+		event_base_dispatch(base);
+		_exit(0);
+	}
+	close(ready[1]);
+	ck_assert_int_eq(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	return pid;
+}
+
+static void stop(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	unlink(path);
+	rmdir(dir);
+}
+
+static int dial(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	strcpy(sa.sun_path, path);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+/* Read until the peer closes, `want` appears, or ms pass. Returns bytes read. */
+static ssize_t recv_until(int fd, char *buf, size_t cap, const char *want, int ms)
+{
+	size_t len = 0;
+	buf[0] = '\0';
+	while (len + 1 < cap) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		if (poll(&p, 1, ms) <= 0)
+			break;
+		ssize_t n = recv(fd, buf + len, cap - len - 1, 0);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		buf[len] = '\0';
+		if (want && strstr(buf, want))
+			break;
+	}
+	return (ssize_t)len;
+}
+
+static const char GET[] = "GET /x HTTP/1.1\r\nHost: b\r\n\r\n";
+
+START_TEST(test_basic_and_peercred)
+{
+	struct bcn_server_opts o;
+	char buf[4096], want[32];
+	mkpaths();
+	opts_default(&o);
+	pid_t pid = spawn(&o);
+	int fd = dial();
+	ck_assert_int_eq(send(fd, GET, strlen(GET), 0), (ssize_t)strlen(GET));
+	snprintf(want, sizeof(want), "{\"uid\":%u}", (unsigned)getuid());
+	recv_until(fd, buf, sizeof(buf), want, 2000);
+	ck_assert_ptr_nonnull(strstr(buf, "200 OK"));
+	ck_assert_ptr_nonnull(strstr(buf, want));
+	close(fd);
+
+	struct stat st;
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_mode & 07777, 0600);
+	stop(pid);
+}
+END_TEST
+
+START_TEST(test_header_limit)
+{
+	struct bcn_server_opts o;
+	char buf[4096], big[8192];
+	mkpaths();
+	opts_default(&o);
+	pid_t pid = spawn(&o);
+	int fd = dial();
+	memset(big, 'a', sizeof(big));
+	int n = snprintf(big, sizeof(big), "GET /x HTTP/1.1\r\nX-Big: ");
+	big[n] = 'a';
+	memcpy(big + sizeof(big) - 4, "\r\n\r\n", 4);
+	(void)!send(fd, big, sizeof(big), MSG_NOSIGNAL);
+	recv_until(fd, buf, sizeof(buf), NULL, 2000);
+	/* Either an error status or a closed connection; never a 200. */
+	ck_assert_ptr_null(strstr(buf, "200 OK"));
+	close(fd);
+	/* And the server still answers others. */
+	fd = dial();
+	(void)!send(fd, GET, strlen(GET), 0);
+	recv_until(fd, buf, sizeof(buf), "uid", 2000);
+	ck_assert_ptr_nonnull(strstr(buf, "200 OK"));
+	close(fd);
+	stop(pid);
+}
+END_TEST
+
+START_TEST(test_body_limit)
+{
+	struct bcn_server_opts o;
+	char buf[4096], req[2048];
+	mkpaths();
+	opts_default(&o);
+	pid_t pid = spawn(&o);
+	int fd = dial();
+	int n = snprintf(req, sizeof(req), "POST /x HTTP/1.1\r\nHost: b\r\nContent-Length: 1000\r\n\r\n");
+	memset(req + n, 'b', 1000);
+	(void)!send(fd, req, (size_t)n + 1000, MSG_NOSIGNAL);
+	recv_until(fd, buf, sizeof(buf), "\r\n\r\n", 2000);
+	ck_assert_ptr_nonnull(strstr(buf, "413"));
+	close(fd);
+	stop(pid);
+}
+END_TEST
+
+START_TEST(test_connection_limit)
+{
+	struct bcn_server_opts o;
+	char buf[4096];
+	int idle[3];
+	mkpaths();
+	opts_default(&o);
+	o.max_connections = 3;
+	pid_t pid = spawn(&o);
+	for (int i = 0; i < 3; i++)
+		idle[i] = dial();
+	usleep(100 * 1000);
+	/* The 4th connects (kernel backlog) but is not served while 3 are open. */
+	int extra = dial();
+	(void)!send(extra, GET, strlen(GET), 0);
+	ck_assert_int_eq(recv_until(extra, buf, sizeof(buf), "uid", 300), 0);
+	close(idle[0]);
+	recv_until(extra, buf, sizeof(buf), "uid", 2000);
+	ck_assert_ptr_nonnull(strstr(buf, "200 OK"));
+	close(extra);
+	close(idle[1]);
+	close(idle[2]);
+	/* Counting came back down: a fresh client is served at once. */
+	usleep(50 * 1000);
+	int again = dial();
+	(void)!send(again, GET, strlen(GET), 0);
+	recv_until(again, buf, sizeof(buf), "uid", 2000);
+	ck_assert_ptr_nonnull(strstr(buf, "200 OK"));
+	close(again);
+	stop(pid);
+}
+END_TEST
+
+START_TEST(test_idle_timeout)
+{
+	struct bcn_server_opts o;
+	char buf[64];
+	mkpaths();
+	opts_default(&o);
+	o.timeout_ms = 300;
+	pid_t pid = spawn(&o);
+	int fd = dial();
+	(void)!send(fd, "GET /x HTTP/1.1\r\n", 17, 0); /* a stalled, partial request */
+	struct pollfd p = { fd, POLLIN, 0 };
+	/* Well before the 3 s bound: the server gives up on it after 300 ms. */
+	ck_assert_int_eq(poll(&p, 1, 3000), 1);
+	memset(buf, 0, sizeof(buf));
+	ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
+	/* Closed (0), reset, or an error status: never a success. */
+	ck_assert_msg(n <= 0 || strstr(buf, "HTTP/1.1 4") != NULL, "unexpected answer: %s", buf);
+	close(fd);
+	stop(pid);
+}
+END_TEST
+
+START_TEST(test_live_owner_refused_stale_replaced)
+{
+	struct bcn_server_opts o;
+	char err[256], buf[4096];
+	mkpaths();
+	opts_default(&o);
+	pid_t pid = spawn(&o);
+	struct event_base *base = event_base_new();
+	struct bcn_server *s = bcn_server_new(base, &o, err, sizeof(err));
+	ck_assert_ptr_null(s);
+	ck_assert_ptr_nonnull(strstr(err, "another agent"));
+	/* The first one still serves. */
+	int fd = dial();
+	(void)!send(fd, GET, strlen(GET), 0);
+	recv_until(fd, buf, sizeof(buf), "uid", 2000);
+	ck_assert_ptr_nonnull(strstr(buf, "200 OK"));
+	close(fd);
+	kill(pid, SIGKILL); /* leaves a stale socket file behind */
+	waitpid(pid, NULL, 0);
+	ck_assert_int_eq(access(path, F_OK), 0);
+	s = bcn_server_new(base, &o, err, sizeof(err));
+	ck_assert_msg(s != NULL, "stale socket not replaced: %s", err);
+	bcn_server_free(s);
+	ck_assert_int_ne(access(path, F_OK), 0); /* removed on free */
+
+	/* A regular file is never removed. */
+	FILE *f = fopen(path, "w");
+	fclose(f);
+	ck_assert_ptr_null(bcn_server_new(base, &o, err, sizeof(err)));
+	ck_assert_ptr_nonnull(strstr(err, "not a socket"));
+	unlink(path);
+	rmdir(dir);
+	event_base_free(base);
+}
+END_TEST
+
+static Suite *server_suite(void)
+{
+	Suite *s = suite_create("server");
+	TCase *tc = tcase_create("limits");
+	tcase_add_test(tc, test_basic_and_peercred);
+	tcase_add_test(tc, test_header_limit);
+	tcase_add_test(tc, test_body_limit);
+	tcase_add_test(tc, test_connection_limit);
+	tcase_add_test(tc, test_idle_timeout);
+	tcase_add_test(tc, test_live_owner_refused_stale_replaced);
+	tcase_set_timeout(tc, 20);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+BCN_TEST_MAIN(server_suite)
