@@ -34,7 +34,9 @@
 #define DEFAULT_MAX_BODY ((size_t)64 << 20)
 /* curl 7.88 limits each header line but not their total; a peer must not make us grow without bound. */
 #define MAX_HEADER_BYTES ((size_t)256 << 10)
-#define FIRST_BODY_CAP ((size_t)16 << 10)
+/* RFC 9110 token characters: what a method may contain. */
+#define TOKEN_CHARS "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+#define FIRST_BUF_CAP ((size_t)1024)
 
 /* One watched socket; curl hands it back to us through curl_multi_assign. */
 struct http_sock {
@@ -110,7 +112,7 @@ static void wipe_free(void *p, size_t n, int sensitive)
 static int buf_append(char **buf, size_t *len, size_t *cap, const void *data, size_t n, int sensitive)
 {
 	if (n > *cap - *len) {
-		size_t ncap = *cap ? *cap : FIRST_BODY_CAP;
+		size_t ncap = *cap ? *cap : FIRST_BUF_CAP;
 		char *nbuf;
 
 		while (ncap - *len < n)
@@ -152,7 +154,7 @@ static size_t on_curl_header(char *line, size_t size, size_t nmemb, void *userp)
 
 	if (c->doomed)
 		return 0;
-	/* A status line starts a new response (after 100-continue or a redirect);
+	/* A status line starts a new response (after a 1xx such as 100-continue);
 	 * only the final response's headers count. */
 	if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) {
 		if (c->hdrs && c->sensitive)
@@ -165,6 +167,8 @@ static size_t on_curl_header(char *line, size_t size, size_t nmemb, void *userp)
 	colon = memchr(line, ':', end);
 	if (!colon || colon == line)
 		return n; /* blank line ending the block, or obsolete folding */
+	if (memchr(line, '\0', end))
+		return n; /* would break the "name\0value\0" store; no legitimate header has one */
 	name_len = (size_t)(colon - line);
 	value = colon + 1;
 	while (value < line + end && (*value == ' ' || *value == '\t'))
@@ -312,21 +316,22 @@ static int is_tls_error(CURLcode rc)
 
 /* Turn curl's result into c->error and c->msg. Our own callbacks' verdicts
  * (c->error already set) win over the CURLE_WRITE_ERROR they caused. curl's
- * error buffer is only quoted for connection and TLS failures, whose texts
- * name hosts and reasons, never headers or bodies. */
+ * error buffer is only quoted for connect, timeout and TLS failures, whose
+ * texts name hosts, sizes and reasons, never headers or bodies. */
 static void classify(struct bcn_http_call *c, CURLcode rc)
 {
 	const char *detail = c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc);
-	curl_off_t connected_us = 0;
+	long sent = 0;
 
 	if (c->error || rc == CURLE_OK)
 		return;
 	switch (rc) {
 	case CURLE_OPERATION_TIMEDOUT:
-		curl_easy_getinfo(c->easy, CURLINFO_CONNECT_TIME_T, &connected_us);
-		/* A connect timeout shorter than the total one means the peer is
-		 * unreachable, which callers treat like a refusal (try the next). */
-		if (connected_us == 0 && (c->timeout_ms == 0 || c->connect_timeout_ms < c->timeout_ms)) {
+		curl_easy_getinfo(c->easy, CURLINFO_REQUEST_SIZE, &sent);
+		/* Nothing sent yet and the connect timeout was the binding one: the
+		 * peer is unreachable, which callers treat like a refusal (try the
+		 * next endpoint). curl's connect timeout covers the TLS handshake. */
+		if (sent == 0 && (c->timeout_ms == 0 || c->connect_timeout_ms < c->timeout_ms)) {
 			c->error = BCN_HTTP_ECONNECT;
 			snprintf(c->msg, sizeof(c->msg), "could not connect within %llu ms.",
 				 (unsigned long long)c->connect_timeout_ms);
@@ -462,12 +467,15 @@ static void http_destroy(struct bcn_http *h);
  * queued messages curl_multi_remove_handle then discards. */
 static void drive(struct bcn_http *h, curl_socket_t fd, int ev_bitmask)
 {
+	struct bcn_http_call *c;
 	CURLMsg *m;
 	int running, left;
 
 	h->depth++;
 	h->in_curl++;
-	curl_multi_socket_action(h->multi, fd, ev_bitmask, &running);
+	/* Errors here (e.g. a socket curl already dropped) surface per transfer
+	 * through curl_multi_info_read; nothing to do with the return value. */
+	(void)curl_multi_socket_action(h->multi, fd, ev_bitmask, &running);
 	h->in_curl--;
 	if (h->unsettled)
 		settle(h);
@@ -478,8 +486,11 @@ static void drive(struct bcn_http *h, curl_socket_t fd, int ev_bitmask)
 		if (m->msg != CURLMSG_DONE)
 			continue;
 		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
-		if (priv)
-			call_complete((struct bcn_http_call *)(void *)priv, rc);
+		c = (struct bcn_http_call *)(void *)priv;
+		if (c && c->doomed) /* cannot happen after settle(); never report a cancelled call */
+			call_destroy(c);
+		else if (c)
+			call_complete(c, rc);
 		if (h->unsettled)
 			settle(h);
 	}
@@ -512,6 +523,10 @@ struct bcn_http *bcn_http_new(struct event_base *base)
 {
 	struct bcn_http *h;
 
+	if (!base) {
+		bcn_error("http", "bcn_http_new needs an event base");
+		return NULL;
+	}
 	if (http_global_init() < 0)
 		return NULL;
 	h = calloc(1, sizeof(*h));
@@ -589,8 +604,11 @@ static int call_setup(struct bcn_http_call *c, const struct bcn_http_opts *o)
 	int ok = 1;
 
 	for (const char *const *hp = o->headers; hp && *hp; hp++) {
-		struct curl_slist *l = curl_slist_append(c->req_headers, *hp);
+		struct curl_slist *l;
 
+		if (strpbrk(*hp, "\r\n")) /* would smuggle extra headers or a second request */
+			return -1;
+		l = curl_slist_append(c->req_headers, *hp);
 		if (!l)
 			return -1;
 		c->req_headers = l;
@@ -628,7 +646,7 @@ static int call_setup(struct bcn_http_call *c, const struct bcn_http_opts *o)
 	if (o->low_speed_ms) {
 		ok &= curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L) == CURLE_OK;
 		ok &= curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
-				       clamp_long((o->low_speed_ms + 999) / 1000)) == CURLE_OK;
+				       clamp_long(o->low_speed_ms / 1000 + (o->low_speed_ms % 1000 != 0))) == CURLE_OK;
 	}
 	if (!c->on_data) /* refuse early when Content-Length already says too big */
 		ok &= curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
@@ -661,6 +679,10 @@ struct bcn_http_call *bcn_http_start(struct bcn_http *h, const struct bcn_http_o
 		bcn_warn("http", "bcn_http_start needs a client, a URL and an on_done callback");
 		return NULL;
 	}
+	if (o->method && (!*o->method || o->method[strspn(o->method, TOKEN_CHARS)])) {
+		bcn_warn("http", "refusing an HTTP method that is not a plain token");
+		return NULL;
+	}
 	if (h->free_pending)
 		return NULL;
 	c = calloc(1, sizeof(*c));
@@ -683,8 +705,8 @@ struct bcn_http_call *bcn_http_start(struct bcn_http *h, const struct bcn_http_o
 	if (!c->easy || !c->out || call_setup(c, o) < 0)
 		goto fail;
 
-	/* Adding runs curl's timer callback only, never a transfer; still, inside
-	 * on_data curl is on the stack, so settle() adds it after socket_action. */
+	/* Inside on_data curl is on the stack and refuses new handles
+	 * (CURLM_RECURSIVE_API_CALL): settle() adds it after socket_action. */
 	if (h->in_curl)
 		h->unsettled = 1;
 	else if (curl_multi_add_handle(h->multi, c->easy) != CURLM_OK)
@@ -715,6 +737,7 @@ void bcn_http_cancel(struct bcn_http_call *c)
 		call_destroy(c);
 }
 
+/* First header of that name; the pointer lives until the callback returns. */
 const char *bcn_http_header(const struct bcn_http_call *c, const char *name)
 {
 	size_t off = 0;

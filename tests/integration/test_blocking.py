@@ -37,7 +37,7 @@ class Background:
         self.thread.join(scale(timeout))
         assert not self.thread.is_alive(), "the blocking request did not return within %.1fs" % scale(timeout)
         if self.error:
-            raise self.error
+            raise AssertionError("the blocking request failed: %r" % (self.error,)) from self.error
         return self.result
 
     @property

@@ -12,7 +12,6 @@
 #include "testutil.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -727,6 +726,7 @@ START_TEST(test_max_body)
 	run_loop(3000);
 	ck_assert_int_eq(small.error, BCN_HTTP_ETOOBIG);
 	ck_assert_ptr_nonnull(strstr(small.msg, "1000-byte limit"));
+	ck_assert_uint_eq(small.collected, 0); /* refused on Content-Length, before any byte */
 	ck_assert_int_eq(streamed.error, BCN_HTTP_ETOOBIG);
 	ck_assert_uint_le(streamed.collected, 10);
 	ck_assert_int_eq(fits.error, BCN_HTTP_OK);
@@ -1054,6 +1054,12 @@ START_TEST(test_bad_arguments)
 	o.url = NULL;
 	ck_assert_ptr_null(bcn_http_start(T.h, &o));
 	opts_init(&o, &r, "/echo/x");
+	o.method = "GET /evil HTTP/1.1\r\nX:"; /* not a token */
+	ck_assert_ptr_null(bcn_http_start(T.h, &o));
+	opts_init(&o, &r, "/echo/x");
+	o.headers = (const char *const[]){ "X-A: 1\r\nX-Injected: 1", NULL };
+	ck_assert_ptr_null(bcn_http_start(T.h, &o));
+	opts_init(&o, &r, "/echo/x");
 	snprintf(r.url, sizeof(r.url), "file:///etc/passwd"); /* only http(s) */
 	T.expect = 1;
 	ck_assert_ptr_nonnull(bcn_http_start(T.h, &o)); /* curl refuses the scheme when it runs */
@@ -1063,6 +1069,8 @@ START_TEST(test_bad_arguments)
 	ck_assert_uint_eq(r.collected, 0);
 	ck_assert_uint_eq(bcn_http_active(T.h), 0);
 	ck_assert_uint_eq(bcn_http_active(NULL), 0);
+	ck_assert_int_eq(r.done, 1); /* the refused starts above never called on_done */
+	ck_assert_ptr_null(bcn_http_new(NULL));
 	bcn_http_cancel(NULL);
 	bcn_http_free(NULL);
 	t_end();
