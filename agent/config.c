@@ -40,7 +40,8 @@ char *bcn_read_secret_file(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
 		return NULL;
 	}
-	buf = sodium_malloc(MAX_SECRET + 1);
+	/* sodium_malloc needs sodium_init (idempotent) for its page size. */
+	buf = sodium_init() < 0 ? NULL : sodium_malloc(MAX_SECRET + 1);
 	if (!buf) {
 		snprintf(err, errlen, "cannot allocate guarded memory for %s", path);
 		close(fd);

@@ -64,8 +64,9 @@ static size_t build_service(struct bcn_instance *ins, const char *name, json_t *
 		memset(&ec, 0, sizeof(ec));
 		snprintf(epath, sizeof(epath), "%s[%zu]", path, i);
 		struct bcn_cfg_errs local = { 0 };
-		bad += bcn_cfg_fill(ep_fields, item, &ec, epath, errs ? errs : &local);
+		size_t item_bad = bcn_cfg_fill(ep_fields, item, &ec, epath, errs ? errs : &local);
 		bcn_cfg_errs_free(&local);
+		bad += item_bad;
 		if (bcn_status_parse(ec.status ? ec.status : "passing", &st) < 0) {
 			if (errs)
 				bcn_cfg_err(errs, epath, "unknown status \"%.40s\" (use passing, warning or critical)", ec.status);
@@ -81,7 +82,7 @@ static size_t build_service(struct bcn_instance *ins, const char *name, json_t *
 		spec.meta = ec.meta;
 		spec.weight = ec.weight;
 		spec.status = st;
-		if (ec.address && ec.address[0]) {
+		if (!item_bad) {
 			struct bcn_endpoint *e = bcn_endpoint_new(&spec, &err);
 			if (e)
 				eps[n++] = e;

@@ -59,7 +59,6 @@ creation + max_ttl (Vault truncates to whole seconds and can overrun by <1 s).
 """
 import argparse
 import json
-import math
 import re
 import secrets
 import signal
@@ -153,18 +152,20 @@ def rfc3339(t):
 def calculate_ttl(increment, backend_ttl, backend_max, explicit_max, start, now):
     """Port of sdk/framework/lease.go CalculateTTL (non-periodic branch).
 
-    Returns (ttl seconds, warnings, hard expiry epoch)."""
-    now_t, start_t = math.floor(now), math.floor(start)
+    Returns (ttl seconds, warnings, hard expiry epoch).  Vault truncates start/now to whole
+    seconds; the sim uses exact times and rounds the remaining max TTL, so the reported
+    lease_duration always matches the real (hard-capped) expiry."""
     max_ttl = SYS_MAX_TTL
     if 0 < backend_max < max_ttl:
         max_ttl = backend_max
     if 0 < explicit_max < max_ttl:
         max_ttl = explicit_max
     ttl = increment if increment > 0 else backend_ttl if backend_ttl > 0 else SYS_DEFAULT_TTL
-    max_valid = start_t + max_ttl - now_t
-    if max_valid <= 0:
+    max_valid_f = start + max_ttl - now
+    if max_valid_f <= 0:
         raise VaultError(500, ["past the max TTL, cannot renew"])
     warnings = []
+    max_valid = max(1, int(round(max_valid_f)))
     if max_valid - ttl < 0:
         warnings.append('TTL of "%s" exceeded the effective max_ttl of "%s"; TTL value is capped '
                         "accordingly" % (human_duration(ttl), human_duration(max_valid)))
@@ -234,8 +235,8 @@ class Sim:
                            display="root", ttl=0, expire=None, renewable=False, ns="")
 
     def add_token(self, tid, kind, policies, path, display, ttl, expire, renewable, ns,
-                  role_ttl=0, max_ttl=0, explicit_max=0, meta=None, role=None, hard=None):
-        now = time.time()
+                  role_ttl=0, max_ttl=0, explicit_max=0, meta=None, role=None, hard=None, created=None):
+        now = created or time.time()
         t = {"id": tid, "accessor": rand(24), "kind": kind, "policies": policies, "path": path,
              "display_name": display, "creation_ttl": ttl, "created": now, "expire": expire,
              "hard_expire": hard, "renewable": renewable, "namespace": ns, "role_ttl": role_ttl,
@@ -347,7 +348,8 @@ class Sim:
             return 200, self.seal_status(), None
         if rel == "sys/unseal" and op == "write":
             return self.sys_unseal(body)
-        # switchedLockHandleRequest: `if c.Sealed() { return nil, consts.ErrSealed }` -> 503.
+        # switchedLockHandleRequest: `if c.Sealed() { return nil, consts.ErrSealed }` -> 503
+        # {"errors":["Vault is sealed"]}; health, seal-status and unseal are served while sealed.
         if self.sealed:
             raise VaultError(503, [SEALED])
         ns = ""
@@ -383,8 +385,6 @@ class Sim:
                 return self.lease_revoke(rel, body, ns)
         if rel == "sys/leases/lookup" and op == "write":
             return self.lease_lookup(body, ns)
-        if rel.startswith("sys/internal/ui/mounts/") and op == "read":
-            return self.ui_mount(rel[len("sys/internal/ui/mounts/"):], kv1, kv2)
         if rel.startswith(kv2):
             return self.kv2_api(op, rel[len(kv2):], q, body, ns, kv2)
         if kv1 and rel.startswith(kv1) and rel != kv1:
@@ -441,16 +441,6 @@ class Sim:
         self.sealed = False
         return 200, self.seal_status(), None
 
-    # sys/internal/ui/mounts/:path - what `vault kv get` uses to detect KV v1 vs v2.
-    def ui_mount(self, path, kv1, kv2):
-        for mnt, typ, opts in ((kv2, "kv", {"version": "2"}), (kv1, "kv", {"version": "1"}),
-                               ("database/", "database", None)):
-            if mnt and (path + "/").startswith(mnt):
-                return 200, self.envelope(data={"path": mnt, "type": typ, "options": opts,
-                                                "description": "", "local": False, "seal_wrap": False,
-                                                "external_entropy_access": False, "config": {}}), None
-        raise VaultError(403, [ACL_DENIED])
-
     # ------------------------------------------------------------------ auth
     def new_login_token(self, kind, role, policies, path, display, meta, ns):
         now = time.time()
@@ -459,7 +449,7 @@ class Sim:
         t = self.add_token("hvs." + rand(24), kind=kind, policies=pols, path=path, display=display,
                            ttl=ttl, expire=min(now + ttl, hard), renewable=True, ns=ns,
                            role_ttl=role["ttl"], max_ttl=role["max_ttl"], meta=meta,
-                           role=role["name"], hard=hard)
+                           role=role["name"], hard=hard, created=now)
         self.counts["logins"] += 1
         return 200, self.envelope(auth=self.auth_block(t, ttl), warnings=warnings,
                                   mount_type=kind), None
@@ -575,6 +565,8 @@ class Sim:
                               "lease_duration_before": (t["renewals"][-1]["lease_duration"]
                                                         if t["renewals"] else t["creation_ttl"]),
                               "increment": int(inc), "lease_duration": ttl, "capped": bool(warnings)})
+        r = t["renewals"][-1]   # elapsed_fraction: how far into the previous TTL the renewal came
+        r["elapsed_fraction"] = round((now - last) / r["lease_duration_before"], 3) if r["lease_duration_before"] else None
         t["expire"], t["last_renewal"] = min(now + ttl, hard), now
         self.counts["token_renewals"] += 1
         return 200, self.envelope(auth=self.auth_block(t, ttl), warnings=warnings, mount_type="token"), None
@@ -599,7 +591,8 @@ class Sim:
                            path="auth/token/create",
                            display=("token-%s" % body["display_name"]) if body.get("display_name") else "token",
                            ttl=ttl, expire=expire, renewable=body.get("renewable", True) is not False,
-                           ns=ns, role_ttl=ttl, explicit_max=emax, meta=body.get("meta"), hard=hard)
+                           ns=ns, role_ttl=ttl, explicit_max=emax, meta=body.get("meta"), hard=hard,
+                           created=now)
         return 200, self.envelope(auth=self.auth_block(t, ttl), warnings=warnings, mount_type="token"), None
 
     # ---------------------------------------------------------------- leases
@@ -639,9 +632,12 @@ class Sim:
         now = time.time()
         ttl, warnings, hard = calculate_ttl(inc, lease["ttl"], lease["max_ttl"], 0, lease["created"], now)
         last = lease["last_renewal"] or lease["created"]
+        before = lease["renewals"][-1]["lease_duration"] if lease["renewals"] else lease["initial_ttl"]
         lease["renewals"].append({"at": now, "since_issue": round(now - lease["created"], 3),
                                   "since_last": round(now - last, 3),
                                   "remaining_before": round(lease["expire"] - now, 3),
+                                  "lease_duration_before": before,
+                                  "elapsed_fraction": round((now - last) / before, 3) if before else None,
                                   "increment": inc, "lease_duration": ttl, "capped": bool(warnings)})
         lease["expire"], lease["last_renewal"] = min(now + ttl, hard), now
         self.counts["lease_renewals"] += 1
@@ -734,7 +730,7 @@ class Sim:
     #       has been deleted return metadata with a 404", logical.RespondWithStatusCode).
     #  POST/PUT data/:path {data, options{cas}} -> version metadata; no data -> 400 "no data
     #       provided"; cas mismatch -> 400.   DELETE data/:path -> soft-delete latest, 204.
-    #  GET/LIST/DELETE metadata/:path; POST delete|undelete|destroy/:path {versions}.
+    #  GET/LIST/DELETE metadata/:path (versions map, current_version, ...).
     def kv2_api(self, op, sub, q, body, ns, mount):
         kind, _, path = sub.partition("/")
         mt = "kv"
@@ -788,27 +784,6 @@ class Sim:
             if op == "delete":
                 self.kv2.pop((ns, path), None)
                 return 204, None, None
-            if op == "write":
-                m = self.kv2.get((ns, path))
-                if m is not None and isinstance(body.get("custom_metadata"), dict):
-                    m["custom_metadata"] = body["custom_metadata"]
-                return 204, None, None
-        if kind in ("delete", "undelete", "destroy") and op == "write" and path:
-            m = self.kv2.get((ns, path))
-            vers = body.get("versions")
-            if not isinstance(vers, list) or not vers:
-                raise VaultError(400, ["no version number provided"])
-            for v in vers:
-                vm = (m or {"versions": {}})["versions"].get(int(v))
-                if vm is None:
-                    continue
-                if kind == "delete" and vm["deletion"] is None:
-                    vm["deletion"] = time.time()
-                elif kind == "undelete" and not vm["destroyed"]:
-                    vm["deletion"] = None
-                elif kind == "destroy":
-                    vm["destroyed"], vm["data"] = True, None
-            return 204, None, None
         raise VaultError(404, ['no handler for route "%s%s". route entry not found.' % (mount, sub)])
 
     # api-docs/secret/kv/kv-v1.mdx: GET -> {"data":{..}, "lease_duration": <data.ttl or 768h>,
@@ -978,14 +953,21 @@ class Handler(BaseHTTPRequestHandler):
                     raise ValueError("body must be a JSON object")
             except ValueError as e:
                 status, obj = 400, {"errors": ["failed to parse JSON input: %s" % e]}
-        if status is None:
-            if path.startswith("/sim/"):
+        try:
+            if status is not None:
+                pass
+            elif path.startswith("/sim/"):
                 status, obj = self.sim.handle_sim(method, path, q, body)
             elif path.startswith("/v1/"):
                 status, obj, _ = self.sim.handle_v1(method, path, q, body, self.headers)
                 self.sim.log_request(method, path, status, self.headers.get("X-Vault-Namespace"))
             else:
                 status, obj = 404, {"errors": []}
+        except ValueError as e:           # e.g. /sim/fail?count=abc
+            status, obj = 400, {"errors": [str(e)]}
+        except Exception as e:            # never drop the connection: answer like Vault's 500
+            sys.stderr.write("vault_sim: internal error: %r\n" % e)
+            status, obj = 500, {"errors": ["1 error occurred:\n\t* internal error\n\n"]}
         data = b"" if status == 204 or obj is None or method == "HEAD" else (json.dumps(obj, separators=(",", ":")) + "\n").encode()
         self.send_response(status)
         if status != 204:
@@ -996,26 +978,9 @@ class Handler(BaseHTTPRequestHandler):
         if data:
             self.wfile.write(data)
 
-    def do_GET(self):
-        self.dispatch("GET")
 
-    def do_HEAD(self):
-        self.dispatch("HEAD")
-
-    def do_POST(self):
-        self.dispatch("POST")
-
-    def do_PUT(self):
-        self.dispatch("PUT")
-
-    def do_DELETE(self):
-        self.dispatch("DELETE")
-
-    def do_PATCH(self):
-        self.dispatch("PATCH")
-
-    def do_LIST(self):
-        self.dispatch("LIST")
+for _m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "LIST"):
+    setattr(Handler, "do_" + _m, lambda self, _m=_m: self.dispatch(_m))
 
 
 def main(argv=None):
@@ -1048,7 +1013,6 @@ def main(argv=None):
     ThreadingHTTPServer.daemon_threads = True
     ThreadingHTTPServer.allow_reuse_address = True
     server = ThreadingHTTPServer((cfg.host, cfg.port), Handler)
-    print("LISTENING %d" % server.server_address[1], flush=True)
     stop = threading.Event()
 
     def reaper():
@@ -1061,6 +1025,7 @@ def main(argv=None):
         threading.Thread(target=server.shutdown, daemon=True).start()
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    print("LISTENING %d" % server.server_address[1], flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:

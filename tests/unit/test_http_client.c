@@ -603,7 +603,6 @@ END_TEST
 
 static void on_done_1xx(const struct bcn_http_response *res, void *arg)
 {
-	struct result *r = arg;
 	const char *v;
 
 	/* The 100's headers belong to an interim response and must be gone. */
@@ -615,7 +614,6 @@ static void on_done_1xx(const struct bcn_http_response *res, void *arg)
 	ck_assert_ptr_nonnull(v);
 	ck_assert_str_eq(v, "padded value");
 	on_done(res, arg);
-	(void)r;
 }
 
 START_TEST(test_headers_after_100_continue)

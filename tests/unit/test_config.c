@@ -1,0 +1,215 @@
+/*
+ * test_config.c - the agent's config schema and its cross-field rules, loaded
+ * from files as the agent loads them: defaults, expansion, every rule that a
+ * table cannot express, and the JSON paths problems are reported under.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "plugin.h"
+#include "testutil.h"
+
+static char file[64];
+
+static struct bcn_config *load(const char *json, struct bcn_cfg_errs *errs)
+{
+	snprintf(file, sizeof(file), "/tmp/bcn-cfg-XXXXXX");
+	int fd = mkstemp(file);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, json, strlen(json)), (ssize_t)strlen(json));
+	close(fd);
+	struct bcn_config *c = bcn_config_load(file, errs);
+	unlink(file);
+	return c;
+}
+
+/* True when some problem starts with `path` and contains `text`. */
+static int has_err(const struct bcn_cfg_errs *e, const char *path, const char *text)
+{
+	for (size_t i = 0; i < e->n; i++) {
+		if (strncmp(e->msg[i], path, strlen(path)) == 0 && strstr(e->msg[i], text))
+			return 1;
+	}
+	return 0;
+}
+
+static void dump(const struct bcn_cfg_errs *e)
+{
+	for (size_t i = 0; i < e->n; i++)
+		fprintf(stderr, "  %s\n", e->msg[i]);
+}
+
+START_TEST(test_defaults)
+{
+	struct bcn_cfg_errs e = { 0 };
+	struct bcn_config *c = load("{}", &e);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_str_eq(c->socket.path, "/run/beacon/beacon.sock");
+	ck_assert_uint_eq(c->socket.mode, 0660);
+	ck_assert_int_eq(c->socket.max_connections, 1024);
+	ck_assert_uint_eq(c->socket.timeout_ms, 30000);
+	ck_assert_int_eq(c->log_level, BCN_LOG_INFO);
+	ck_assert_int_eq(c->log_format, BCN_LOG_TEXT);
+	ck_assert_ptr_null(c->http);
+	ck_assert_ptr_null(c->service);
+	ck_assert_str_ne(c->node, ""); /* the host name */
+	/* The static source is always an instance, so reloads can add services. */
+	ck_assert_uint_eq(c->ninstances, 1);
+	ck_assert_str_eq(c->instances[0].plugin->name, "static");
+	bcn_config_free(c);
+}
+END_TEST
+
+START_TEST(test_static_and_expansion)
+{
+	struct bcn_cfg_errs e = { 0 };
+	setenv("BCN_T_SOCK", "/tmp/x.sock", 1);
+	unsetenv("BCN_T_UNSET");
+	struct bcn_config *c = load(
+		"{\"node\": \"${BCN_T_UNSET:-n1}\", \"socket\": {\"path\": \"${BCN_T_SOCK}\", \"mode\": \"0600\"},"
+		" \"log\": {\"level\": \"debug\", \"format\": \"json\"},"
+		" \"http\": {\"listen\": \"127.0.0.1:9464\"},"
+		" \"static\": {\"services\": {\"legacy-db\": [{\"address\": \"10.1.2.3\", \"port\": 5432}]}}}", &e);
+	dump(&e);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_str_eq(c->node, "n1");
+	ck_assert_str_eq(c->socket.path, "/tmp/x.sock");
+	ck_assert_uint_eq(c->socket.mode, 0600);
+	ck_assert_int_eq(c->log_level, BCN_LOG_DEBUG);
+	ck_assert_int_eq(c->log_format, BCN_LOG_JSON);
+	ck_assert_str_eq(c->http->listen, "127.0.0.1:9464");
+	bcn_config_free(c);
+}
+END_TEST
+
+START_TEST(test_static_endpoint_errors_have_paths)
+{
+	struct bcn_cfg_errs e = { 0 };
+	struct bcn_config *c = load(
+		"{\"static\": {\"services\": {\"legacy-db\": [{\"address\": \"10.1.2.3\", \"port\": 70000},"
+		" {\"port\": 1, \"status\": \"sleepy\"}], \"ok\": {}}}}", &e);
+	ck_assert_ptr_null(c);
+	dump(&e);
+	ck_assert(has_err(&e, "$.static.services[\"legacy-db\"][0].port", "65535"));
+	ck_assert(has_err(&e, "$.static.services[\"legacy-db\"][1]", "address"));
+	ck_assert(has_err(&e, "$.static.services[\"legacy-db\"][1]", "sleepy"));
+	ck_assert(has_err(&e, "$.static.services.ok", "array"));
+	bcn_cfg_errs_free(&e);
+}
+END_TEST
+
+START_TEST(test_cross_field_rules)
+{
+	struct bcn_cfg_errs e = { 0 };
+	struct bcn_config *c = load(
+		"{\"log\": {\"level\": \"loud\", \"format\": \"xml\"},"
+		" \"socket\": {\"mode\": \"0770\"},"
+		" \"http\": {\"listen\": \"9464\"},"
+		" \"service\": {\"name\": \"web\", \"address\": \"10.0.0.1\", \"port\": 8080,"
+		"   \"check\": {\"http\": \"http://127.0.0.1:8080/\", \"tcp\": \"127.0.0.1:8080\","
+		"               \"interval\": \"1s\", \"timeout\": \"2s\"}},"
+		" \"watch\": {\"services\": [\"payments\"], \"kv\": [\"config/\"]}}", &e);
+	ck_assert_ptr_null(c);
+	dump(&e);
+	ck_assert(has_err(&e, "$.log.level", "loud"));
+	ck_assert(has_err(&e, "$.log.format", "xml"));
+	ck_assert(has_err(&e, "$.socket.mode", "execute"));
+	ck_assert(has_err(&e, "$.http.listen", "host:port"));
+	ck_assert(has_err(&e, "$.service", "needs a \"registry\""));
+	ck_assert(has_err(&e, "$.service.check", "exactly one"));
+	ck_assert(has_err(&e, "$.service.check.timeout", "interval"));
+	ck_assert(has_err(&e, "$.watch", "needs a \"registry\""));
+	ck_assert(has_err(&e, "$.watch.kv[0]", "starts with \"/\""));
+	bcn_cfg_errs_free(&e);
+}
+END_TEST
+
+START_TEST(test_registry_selection)
+{
+	struct bcn_cfg_errs e = { 0 };
+	struct bcn_config *c = load("{\"registry\": {\"backend\": \"zookeeper\"},"
+				    " \"registries\": [{\"backend\": \"etcd\"}]}", &e);
+	ck_assert_ptr_null(c);
+	dump(&e);
+	ck_assert(has_err(&e, "$.registries", "not both"));
+	bcn_cfg_errs_free(&e);
+
+	c = load("{\"registry\": {\"backend\": \"zookeeper\"}}", &e);
+	ck_assert_ptr_null(c);
+	ck_assert(has_err(&e, "$.registry.backend", "unknown registry backend \"zookeeper\""));
+	ck_assert(has_err(&e, "$.registry.backend", "compiled in:"));
+	bcn_cfg_errs_free(&e);
+
+	c = load("{\"registry\": {\"endpoints\": []}}", &e);
+	ck_assert_ptr_null(c);
+	ck_assert(has_err(&e, "$.registry.backend", "missing"));
+	bcn_cfg_errs_free(&e);
+
+	c = load("{\"registries\": []}", &e);
+	ck_assert_ptr_null(c);
+	ck_assert(has_err(&e, "$.registries", "non-empty"));
+	bcn_cfg_errs_free(&e);
+}
+END_TEST
+
+START_TEST(test_unknown_keys_and_json_errors)
+{
+	struct bcn_cfg_errs e = { 0 };
+	struct bcn_config *c = load("{\"sockett\": {}, \"watch\": {\"servics\": []}}", &e);
+	ck_assert_ptr_null(c);
+	dump(&e);
+	ck_assert(has_err(&e, "$.sockett", "did you mean \"socket\""));
+	ck_assert(has_err(&e, "$.watch.servics", "did you mean \"services\""));
+	bcn_cfg_errs_free(&e);
+
+	c = load("{\n  \"node\": \"a\",\n  \"log\": {\"level\": }\n}", &e);
+	ck_assert_ptr_null(c);
+	ck_assert_uint_eq(e.n, 1);
+	/* FILE:LINE:COLUMN: with line 3 */
+	ck_assert_msg(strstr(e.msg[0], ":3:") != NULL, "no line number in: %s", e.msg[0]);
+	bcn_cfg_errs_free(&e);
+}
+END_TEST
+
+START_TEST(test_secret_file)
+{
+	char err[256], path[64] = "/tmp/bcn-secret-XXXXXX";
+	int fd = mkstemp(path);
+	ck_assert_int_eq(write(fd, "s3cr3t\n", 7), 7);
+	close(fd);
+	char *s = bcn_read_secret_file(path, err, sizeof(err));
+	ck_assert_ptr_nonnull(s);
+	ck_assert_str_eq(s, "s3cr3t");
+	sodium_free(s);
+	/* Empty: an error that does not echo anything of the file. */
+	fd = open(path, O_WRONLY | O_TRUNC);
+	close(fd);
+	ck_assert_ptr_null(bcn_read_secret_file(path, err, sizeof(err)));
+	ck_assert_ptr_nonnull(strstr(err, "empty"));
+	unlink(path);
+	ck_assert_ptr_null(bcn_read_secret_file(path, err, sizeof(err)));
+	ck_assert_ptr_nonnull(strstr(err, "cannot read"));
+}
+END_TEST
+
+static Suite *config_suite(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc = tcase_create("schema");
+	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_static_and_expansion);
+	tcase_add_test(tc, test_static_endpoint_errors_have_paths);
+	tcase_add_test(tc, test_cross_field_rules);
+	tcase_add_test(tc, test_registry_selection);
+	tcase_add_test(tc, test_unknown_keys_and_json_errors);
+	tcase_add_test(tc, test_secret_file);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+BCN_TEST_MAIN(config_suite)
