@@ -11,9 +11,11 @@
 #include "plugin.h"
 
 extern const struct bcn_plugin bcn_plugin_static;
+extern const struct bcn_plugin bcn_plugin_etcd;
 
 const struct bcn_plugin *const bcn_plugins[] = {
 	&bcn_plugin_static,
+	&bcn_plugin_etcd,
 	NULL,
 };
 

@@ -17,7 +17,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 0' INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# Debian's interpreter directly: a version-manager shim would fork, and the
+# PID we record must be the app's own.
+PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_for() { # command... : retry for 10 s
 	i=0
 	until "$@" >/dev/null 2>&1; do
@@ -39,7 +42,7 @@ PIDS="$PIDS $!"
 wait_for curl -sf "$ETCD/health"
 
 echo "== starting the example app on 127.0.0.1:$APP_PORT"
-python3 "$HERE/app.py" --port "$APP_PORT" --unhealthy-file "$DIR/unhealthy" &
+"$PY" "$HERE/app.py" --port "$APP_PORT" --unhealthy-file "$DIR/unhealthy" &
 PIDS="$PIDS $!"
 wait_for curl -sf "http://127.0.0.1:$APP_PORT/healthz"
 

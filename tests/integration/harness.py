@@ -436,7 +436,15 @@ class Agent:
             self.close()
             raise
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and self.proc is not None and \
+                not issubclass(exc_type, Skip):
+            # the test failed: say what the agent was doing
+            rc = self.proc.poll()
+            state = "running" if rc is None else "exited with %d" % rc
+            tail = "\n".join(self.log().splitlines()[-15:])
+            print("    agent (pid %d) %s; last log lines:\n%s" % (
+                self.proc.pid, state, "\n".join("      | " + l for l in tail.splitlines())))
         self.close()
         return False
 

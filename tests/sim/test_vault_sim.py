@@ -227,9 +227,22 @@ def test_renew_self_capped():
     ts = token_state(a["accessor"])
     eq(ts["renewal_count"], 2, "renewals recorded")
     check(0.9 <= ts["renewals"][0]["since_issue"] <= 2.5, "since_issue %r" % ts["renewals"][0])
+    check(0.25 <= ts["renewals"][0]["elapsed_fraction"] <= 0.8, "elapsed_fraction %r" % ts["renewals"][0])
     check(abs(ts["max_expire_time"] - ts["created"] - 5) < 0.01, "hard max %r" % ts)
     eq(call("POST", "/v1/auth/token/renew-self", {}, token="root"),
        (400, {"errors": ["lease is not renewable"]}), "root renew")
+
+
+def test_token_create_for_token_auth():
+    fresh()
+    st, b = call("POST", "/v1/auth/token/create", {"ttl": "2s", "explicit_max_ttl": "3s", "policies": ["app"]},
+                 token="root")
+    eq((st, b["auth"]["lease_duration"], b["auth"]["policies"]), (200, 2, ["app", "default"]), "create")
+    tok = b["auth"]["client_token"]
+    st, b = call("POST", "/v1/auth/token/renew-self", {"increment": 10}, token=tok)
+    eq(st, 200, "renew created token")
+    check(b["auth"]["lease_duration"] <= 3 and CAP_RE.match(b["warnings"][0]), "explicit max caps: %r" % b)
+    eq(call("POST", "/v1/auth/token/create", {"policies": ["root"]}, token=tok)[0], 400, "no escalation")
 
 
 def test_token_expiry():

@@ -15,6 +15,11 @@ Durations are "30s", "5m", "1h30m", "500ms" or integer seconds.  Time is real ti
 Mounts (as `vault server -dev` plus the extras beacon needs): KV v2 at secret/, KV v1 at kv/,
 approle and kubernetes auth, a database engine at database/.  Error bodies, status codes and
 warning strings are copied from Vault's docs/source; each handler cites what it imitates.
+Vault endpoints: GET|HEAD sys/health, GET sys/seal-status, PUT sys/seal, PUT sys/unseal,
+POST auth/approle/login, POST auth/kubernetes/login, GET auth/token/lookup-self,
+POST auth/token/{lookup,renew-self,revoke-self,create}, GET|POST|PUT|DELETE secret/data/:p,
+GET|LIST|DELETE secret/metadata/:p, GET|PUT|POST|DELETE|LIST kv/:p, GET database/creds/:role,
+PUT|POST sys/leases/{renew,revoke,lookup} (+ sys/renew/:id, sys/revoke/:id).
 
 Fault/inspection controls under /sim/ (not part of Vault, no token needed):
   POST /sim/seal, /sim/unseal            seal state (real Vault: PUT /v1/sys/seal, /v1/sys/unseal

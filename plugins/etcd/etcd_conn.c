@@ -1,0 +1,677 @@
+/*
+ * etcd_conn.c - the session with the etcd cluster and every request to it.
+ *
+ * Connecting means: a /v3/maintenance/status request to the current endpoint
+ * (short timeout), then, with a username, /v3/auth/authenticate for a token.
+ * Once UP, the same status request runs every ETCD_PROBE_INTERVAL_MS: a
+ * SIGSTOPped etcd still accepts connections but never answers, and only a
+ * request with a deadline notices that. Any request that finds the endpoint
+ * unreachable (connect error, timeout, TLS, 5xx, a watch stream that ends)
+ * drops the session: everything is cancelled, the next endpoint is tried
+ * after an exponential backoff with jitter, and registration and watches
+ * start over on the next UP.
+ *
+ * The password and the token live only in sodium memory and in requests
+ * marked sensitive (wiped when freed). The token is cut out of the
+ * authenticate answer by hand, because jansson would copy it into memory that
+ * is freed without being wiped. Answers refusing the token are retried once
+ * after a new authentication, transparently for the caller.
+ */
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "etcd.h"
+
+#define REQ_NOAUTH 0x100   /* does not need the token (status, authenticate) */
+#define TOKEN_MAX ETCD_TOKEN_MAX
+#define MSG_LEN 240
+
+struct etcd_req {
+	struct etcd_req *prev, *next;
+	struct etcd_ctx *ctx;
+	struct bcn_http_call *call;
+	char *path;
+	char *body;
+	size_t body_len;
+	unsigned flags;
+	bool queued;      /* waits for a token */
+	bool retried;     /* already re-sent once after a refused token */
+	bool stream;
+	etcd_reply_cb cb;
+	bcn_http_data_cb on_data;
+	void *arg;
+};
+
+static void session_lost(struct etcd_ctx *ctx, const char *why);
+static void auth_start(struct etcd_ctx *ctx);
+
+/* ---- small helpers ------------------------------------------------------- */
+
+uint64_t etcd_backoff_ms(unsigned attempt)
+{
+	uint64_t ms = 100;
+	for (unsigned i = 0; i < attempt && ms < 10000; i++)
+		ms *= 2;
+	if (ms > 10000)
+		ms = 10000;
+	/* +-20% so that many agents that lost etcd together do not return together. */
+	return ms * (80 + randombytes_uniform(41)) / 100;
+}
+
+void etcd_timer_ms(struct event *ev, uint64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+	evtimer_add(ev, &tv);
+}
+
+json_t *etcd_b64(const void *data, size_t len)
+{
+	size_t n = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
+	char *s = malloc(n);
+	json_t *j;
+
+	if (!s)
+		return NULL;
+	sodium_bin2base64(s, n, data, len, sodium_base64_VARIANT_ORIGINAL);
+	j = json_string(s);
+	free(s);
+	return j;
+}
+
+int etcd_b64_member(const json_t *obj, const char *name, char **out, size_t *len)
+{
+	const char *s = json_string_value(json_object_get(obj, name)), *end = NULL;
+	size_t slen = s ? strlen(s) : 0, bin = 0;
+	char *buf = malloc(slen / 4 * 3 + 4);
+
+	*out = NULL;
+	*len = 0;
+	if (!buf)
+		return -1;
+	if (slen && (sodium_base642bin((unsigned char *)buf, slen / 4 * 3 + 3, s, slen, NULL, &bin,
+				       &end, sodium_base64_VARIANT_ORIGINAL) != 0 || end != s + slen)) {
+		free(buf);
+		return -1;
+	}
+	buf[bin] = '\0';
+	*out = buf;
+	*len = bin;
+	return 0;
+}
+
+int64_t etcd_int(const json_t *obj, const char *name)
+{
+	const json_t *v = json_object_get(obj, name);
+	if (json_is_integer(v))
+		return (int64_t)json_integer_value(v);
+	if (json_is_string(v))
+		return strtoll(json_string_value(v), NULL, 10);
+	return 0;
+}
+
+char *etcd_prefix_end(const char *prefix, size_t len, size_t *out_len)
+{
+	char *end = malloc(len + 2);
+
+	if (!end)
+		return NULL;
+	memcpy(end, prefix, len);
+	while (len > 0 && (unsigned char)end[len - 1] == 0xff)
+		len--;
+	if (len == 0) { /* every key: etcd spells that "\0" */
+		end[0] = '\0';
+		end[1] = '\0';
+		*out_len = 1;
+		return end;
+	}
+	end[len - 1] = (char)((unsigned char)end[len - 1] + 1);
+	end[len] = '\0';
+	*out_len = len;
+	return end;
+}
+
+const char *etcd_conn_endpoint(const struct etcd_ctx *ctx)
+{
+	return ctx->endpoints[ctx->cur];
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+static void req_unlink(struct etcd_req *r)
+{
+	struct etcd_ctx *ctx = r->ctx;
+	if (r->prev)
+		r->prev->next = r->next;
+	else if (ctx->reqs == r)
+		ctx->reqs = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	r->prev = r->next = NULL;
+}
+
+static void req_free(struct etcd_req *r)
+{
+	if (r->body && r->ctx->password)
+		sodium_memzero(r->body, r->body_len);
+	free(r->body);
+	free(r->path);
+	free(r);
+}
+
+static bool needs_token(const struct etcd_req *r)
+{
+	const struct etcd_ctx *ctx = r->ctx;
+	return ctx->password && !(r->flags & REQ_NOAUTH) && !ctx->stopping &&
+	       (!ctx->auth_header[0] || ctx->auth_call);
+}
+
+/* A refused token: ask for a new one and send again (once). */
+static bool token_refused(const struct etcd_reply *rep)
+{
+	return rep->outcome == ETCD_FAILED && rep->msg &&
+	       (strstr(rep->msg, "invalid auth token") || strstr(rep->msg, "auth store is old") ||
+		strstr(rep->msg, "user name is empty"));
+}
+
+/* Turn an HTTP result into a reply. msg is the caller's buffer. */
+static void classify(struct etcd_req *r, const struct bcn_http_response *res,
+		     struct etcd_reply *rep, char *msg, json_t **body)
+{
+	const char *ep = etcd_conn_endpoint(r->ctx);
+	json_t *err;
+	size_t len;
+
+	rep->msg = msg;
+	rep->outcome = ETCD_UNREACHABLE;
+	switch (res->error) {
+	case BCN_HTTP_OK:
+		break;
+	case BCN_HTTP_EABORTED:
+		rep->outcome = ETCD_FAILED;
+		rep->code = -1;
+		snprintf(msg, MSG_LEN, "the stream was stopped by its reader");
+		return;
+	case BCN_HTTP_ECONNECT:
+		snprintf(msg, MSG_LEN, "cannot connect to %s", ep);
+		return;
+	case BCN_HTTP_ETIMEDOUT:
+		snprintf(msg, MSG_LEN, "%s did not answer in time", ep);
+		return;
+	case BCN_HTTP_ETLS:
+		snprintf(msg, MSG_LEN, "TLS with %s failed: %s", ep, res->error_msg);
+		return;
+	case BCN_HTTP_ETOOBIG:
+		rep->outcome = ETCD_FAILED;
+		rep->code = -2;
+		snprintf(msg, MSG_LEN, "the answer of %s is too large", ep);
+		return;
+	default:
+		snprintf(msg, MSG_LEN, "the request to %s failed: %s", ep, res->error_msg);
+		return;
+	}
+	if (r->stream) { /* the body went to on_data */
+		if (res->status == 200) {
+			snprintf(msg, MSG_LEN, "%s closed the watch stream", ep);
+		} else {
+			rep->outcome = ETCD_FAILED;
+			snprintf(msg, MSG_LEN, "%s answered the watch with HTTP %ld", ep, res->status);
+		}
+		return;
+	}
+	len = evbuffer_get_length(res->body);
+	*body = len ? json_loadb((const char *)evbuffer_pullup(res->body, -1), len, 0, NULL) : NULL;
+	if (!json_is_object(*body)) {
+		snprintf(msg, MSG_LEN, "%s answered HTTP %ld without etcd's JSON (is it an etcd client URL?)",
+			 ep, res->status);
+		return;
+	}
+	err = json_object_get(*body, "error");
+	if (!err && res->status == 200) {
+		rep->outcome = ETCD_OK;
+		rep->body = *body;
+		rep->msg = NULL;
+		return;
+	}
+	if (json_is_object(err)) { /* the streaming form: {"error":{"grpc_code","message"}} */
+		rep->code = (int)etcd_int(err, "grpc_code");
+		err = json_object_get(err, "message");
+	} else {
+		rep->code = (int)etcd_int(*body, "code");
+	}
+	snprintf(msg, MSG_LEN, "%.200s", json_is_string(err) ? json_string_value(err) : "unknown error");
+	/* Unavailable, DeadlineExceeded: this member cannot serve now (no leader...). */
+	rep->outcome = rep->code == 14 || rep->code == 4 ? ETCD_UNREACHABLE : ETCD_FAILED;
+}
+
+static void req_done(const struct bcn_http_response *res, void *arg)
+{
+	struct etcd_req *r = arg;
+	struct etcd_ctx *ctx = r->ctx;
+	struct etcd_reply rep = { 0 };
+	char msg[MSG_LEN] = "";
+	json_t *body = NULL;
+	bool lost;
+
+	r->call = NULL;
+	classify(r, res, &rep, msg, &body);
+	if (token_refused(&rep) && ctx->password && !r->retried && !ctx->stopping) {
+		bcn_debug(ctx->log, "etcd refused the auth token (%s); authenticating again", msg);
+		json_decref(body);
+		r->retried = true;
+		r->queued = true;
+		etcd_conn_reauth(ctx);
+		return;
+	}
+	req_unlink(r);
+	lost = rep.outcome == ETCD_UNREACHABLE;
+	r->cb(ctx, &rep, r->arg);
+	json_decref(body);
+	req_free(r);
+	if (lost)
+		session_lost(ctx, msg);
+}
+
+/* Streams: hand the bytes to the owner with its own argument. */
+static int req_data(const char *data, size_t len, void *arg)
+{
+	struct etcd_req *r = arg;
+	return r->on_data(data, len, r->arg);
+}
+
+static int req_send(struct etcd_req *r)
+{
+	struct etcd_ctx *ctx = r->ctx;
+	const char *headers[3] = { "Content-Type: application/json", NULL, NULL };
+	struct bcn_http_opts o;
+	char url[1024];
+
+	snprintf(url, sizeof(url), "%s%s", etcd_conn_endpoint(ctx), r->path);
+	if (ctx->auth_header[0] && !(r->flags & REQ_NOAUTH))
+		headers[1] = ctx->auth_header;
+	memset(&o, 0, sizeof(o));
+	o.method = "POST";
+	o.url = url;
+	o.headers = headers;
+	o.body = r->body;
+	o.body_len = r->body_len;
+	o.timeout_ms = r->stream ? 0 : (r->flags & ETCD_REQ_SHORT) ? ctx->dial_timeout_ms : ctx->timeout_ms;
+	o.connect_timeout_ms = ctx->dial_timeout_ms;
+	o.ca_file = ctx->ca_file;
+	o.cert_file = ctx->cert_file;
+	o.key_file = ctx->key_file;
+	o.sensitive = ctx->password != NULL;
+	o.on_data = r->on_data ? req_data : NULL;
+	o.on_done = req_done;
+	o.arg = r;
+	r->queued = false;
+	r->call = bcn_http_start(ctx->core->http, &o);
+	return r->call ? 0 : -1;
+}
+
+static struct etcd_req *req_new(struct etcd_ctx *ctx, const char *path, json_t *body, unsigned flags,
+				bcn_http_data_cb on_data, etcd_reply_cb cb, void *arg)
+{
+	struct etcd_req *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		goto fail;
+	r->ctx = ctx;
+	r->flags = flags;
+	r->cb = cb;
+	r->on_data = on_data;
+	r->stream = on_data != NULL;
+	r->arg = arg;
+	r->path = strdup(path);
+	r->body = json_dumps(body ? body : json_object(), JSON_COMPACT);
+	if (!r->path || !r->body)
+		goto fail;
+	r->body_len = strlen(r->body);
+	json_decref(body);
+	body = NULL;
+	r->next = ctx->reqs;
+	if (ctx->reqs)
+		ctx->reqs->prev = r;
+	ctx->reqs = r;
+	/* While UP with a password there is always a token or an exchange for
+	 * one in flight, whose end sends (flush_queued) or cancels this. */
+	if (needs_token(r)) {
+		r->queued = true;
+		return r;
+	}
+	if (req_send(r) == 0)
+		return r;
+	req_unlink(r);
+	req_free(r);
+	bcn_warn(ctx->log, "could not start a request to etcd (out of memory?)");
+	return NULL;
+fail:
+	json_decref(body);
+	if (r) {
+		free(r->path);
+		free(r->body);
+		free(r);
+	}
+	return NULL;
+}
+
+struct etcd_req *etcd_request(struct etcd_ctx *ctx, const char *path, json_t *body,
+			      unsigned flags, etcd_reply_cb cb, void *arg)
+{
+	return req_new(ctx, path, body, flags, NULL, cb, arg);
+}
+
+struct etcd_req *etcd_stream(struct etcd_ctx *ctx, const char *path, json_t *body,
+			     bcn_http_data_cb on_data, etcd_reply_cb cb, void *arg)
+{
+	return req_new(ctx, path, body, 0, on_data, cb, arg);
+}
+
+void etcd_req_cancel(struct etcd_req *r)
+{
+	if (!r)
+		return;
+	bcn_http_cancel(r->call);
+	req_unlink(r);
+	req_free(r);
+}
+
+void etcd_conn_cancel_all(struct etcd_ctx *ctx)
+{
+	while (ctx->reqs)
+		etcd_req_cancel(ctx->reqs);
+}
+
+/* Send what waited for a token; fail it when there is none to get. */
+static void flush_queued(struct etcd_ctx *ctx)
+{
+	struct etcd_req *r, *next;
+
+	for (r = ctx->reqs; r; r = next) {
+		next = r->next;
+		if (!r->queued || req_send(r) == 0)
+			continue;
+		struct etcd_reply rep = { .outcome = ETCD_FAILED, .msg = "could not start a request" };
+		req_unlink(r);
+		r->cb(ctx, &rep, r->arg);
+		req_free(r);
+		next = ctx->reqs; /* the callback may have changed the list */
+	}
+}
+
+/* ---- the session --------------------------------------------------------- */
+
+static void connect_now(struct etcd_ctx *ctx);
+
+static void retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	connect_now(arg);
+}
+
+static void schedule_connect(struct etcd_ctx *ctx)
+{
+	uint64_t ms = etcd_backoff_ms(ctx->attempt++);
+	ctx->cur = (ctx->cur + 1) % ctx->nendpoints;
+	bcn_debug(ctx->log, "next attempt on %s in %llu ms", etcd_conn_endpoint(ctx), (unsigned long long)ms);
+	etcd_timer_ms(ctx->retry_ev, ms);
+}
+
+static void connect_failed(struct etcd_ctx *ctx, const char *why)
+{
+	ctx->session = ETCD_DOWN;
+	snprintf(ctx->err, sizeof(ctx->err), "%s", why);
+	if (ctx->stopping)
+		return;
+	schedule_connect(ctx);
+	etcd_report(ctx);
+}
+
+static void probe_tick(evutil_socket_t fd, short what, void *arg);
+
+static void session_up(struct etcd_ctx *ctx)
+{
+	ctx->session = ETCD_UP;
+	ctx->attempt = 0;
+	ctx->err[0] = '\0';
+	bcn_info(ctx->log, "%s etcd at %s", ctx->ever_up ? "reconnected to" : "connected to",
+		 etcd_conn_endpoint(ctx));
+	ctx->ever_up = true;
+	etcd_timer_ms(ctx->probe_ev, ETCD_PROBE_INTERVAL_MS);
+	etcd_watch_up(ctx);
+	etcd_reg_up(ctx);
+	etcd_report(ctx);
+}
+
+static void session_lost(struct etcd_ctx *ctx, const char *why)
+{
+	if (ctx->stopping || ctx->session != ETCD_UP)
+		return;
+	bcn_warn(ctx->log, "lost etcd: %s; serving the last known state and reconnecting", why);
+	ctx->session = ETCD_DOWN;
+	snprintf(ctx->err, sizeof(ctx->err), "%s", why);
+	evtimer_del(ctx->probe_ev);
+	etcd_req_cancel(ctx->probe);
+	ctx->probe = NULL;
+	bcn_http_cancel(ctx->auth_call);
+	ctx->auth_call = NULL;
+	etcd_watch_down(ctx);
+	etcd_reg_down(ctx);
+	etcd_conn_cancel_all(ctx); /* anything left is orphaned: nobody waits for it */
+	schedule_connect(ctx);
+	etcd_report(ctx);
+}
+
+static void probe_done(struct etcd_ctx *ctx, const struct etcd_reply *r, void *arg)
+{
+	(void)arg;
+	ctx->probe = NULL;
+	if (r->outcome == ETCD_UNREACHABLE)
+		return; /* session_lost follows */
+	etcd_timer_ms(ctx->probe_ev, ETCD_PROBE_INTERVAL_MS);
+}
+
+static void probe_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct etcd_ctx *ctx = arg;
+	(void)fd;
+	(void)what;
+	if (ctx->session != ETCD_UP || ctx->probe)
+		return;
+	ctx->probe = etcd_request(ctx, "/v3/maintenance/status", NULL, ETCD_REQ_SHORT | REQ_NOAUTH,
+				  probe_done, NULL);
+	if (!ctx->probe)
+		etcd_timer_ms(ctx->probe_ev, ETCD_PROBE_INTERVAL_MS);
+}
+
+static void connect_probe_done(struct etcd_ctx *ctx, const struct etcd_reply *r, void *arg)
+{
+	(void)arg;
+	ctx->probe = NULL;
+	if (r->outcome != ETCD_OK) {
+		connect_failed(ctx, r->msg);
+		return;
+	}
+	if (ctx->password) {
+		ctx->auth_header[0] = '\0';
+		auth_start(ctx);
+	} else {
+		session_up(ctx);
+	}
+}
+
+static void connect_now(struct etcd_ctx *ctx)
+{
+	if (ctx->stopping)
+		return;
+	ctx->session = ETCD_CONNECTING;
+	ctx->probe = etcd_request(ctx, "/v3/maintenance/status", NULL, ETCD_REQ_SHORT | REQ_NOAUTH,
+				  connect_probe_done, NULL);
+	if (!ctx->probe)
+		connect_failed(ctx, "could not start a request (out of memory?)");
+}
+
+void etcd_conn_start(struct etcd_ctx *ctx)
+{
+	ctx->retry_ev = evtimer_new(ctx->core->base, retry_cb, ctx);
+	ctx->probe_ev = evtimer_new(ctx->core->base, probe_tick, ctx);
+	if (!ctx->retry_ev || !ctx->probe_ev) {
+		bcn_error(ctx->log, "cannot create timers (out of memory)");
+		return;
+	}
+	connect_now(ctx);
+}
+
+void etcd_conn_stop(struct etcd_ctx *ctx)
+{
+	if (ctx->retry_ev)
+		evtimer_del(ctx->retry_ev);
+	if (ctx->probe_ev)
+		evtimer_del(ctx->probe_ev);
+	etcd_req_cancel(ctx->probe);
+	ctx->probe = NULL;
+	bcn_http_cancel(ctx->auth_call);
+	ctx->auth_call = NULL;
+}
+
+/* ---- authentication ------------------------------------------------------ */
+
+/* Append s as a JSON string body (quotes included); returns the new length. */
+static size_t json_escape(char *out, size_t at, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	out[at++] = '"';
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\') {
+			out[at++] = '\\';
+			out[at++] = (char)ch;
+		} else if (ch < 0x20) {
+			memcpy(out + at, "\\u00", 4);
+			out[at + 4] = hex[ch >> 4];
+			out[at + 5] = hex[ch & 15];
+			at += 6;
+		} else {
+			out[at++] = (char)ch;
+		}
+	}
+	out[at++] = '"';
+	return at;
+}
+
+/* Cut "token":"..." out of the answer into the header buffer. */
+static int take_token(struct etcd_ctx *ctx, const char *body, size_t len)
+{
+	static const char key[] = "\"token\"";
+	const char *p = memmem(body, len, key, sizeof(key) - 1), *end = body + len;
+	size_t n = 0, at = sizeof("Authorization: ") - 1;
+
+	if (!p)
+		return -1;
+	for (p += sizeof(key) - 1; p < end && (*p == ' ' || *p == ':'); p++)
+		;
+	if (p >= end || *p++ != '"')
+		return -1;
+	memcpy(ctx->auth_header, "Authorization: ", at);
+	while (p + n < end && p[n] != '"') {
+		/* Tokens are plain ASCII (simple or JWT): refuse escapes and controls. */
+		if (p[n] == '\\' || (unsigned char)p[n] < 0x21 || (unsigned char)p[n] > 0x7e ||
+		    at + n + 1 >= TOKEN_MAX)
+			goto bad;
+		ctx->auth_header[at + n] = p[n];
+		n++;
+	}
+	if (p + n >= end || n == 0)
+		goto bad;
+	ctx->auth_header[at + n] = '\0';
+	return 0;
+bad:
+	sodium_memzero(ctx->auth_header, TOKEN_MAX);
+	return -1;
+}
+
+static void auth_failed(struct etcd_ctx *ctx, const char *why)
+{
+	if (ctx->session == ETCD_UP)
+		session_lost(ctx, why);
+	else
+		connect_failed(ctx, why);
+}
+
+static void auth_done(const struct bcn_http_response *res, void *arg)
+{
+	struct etcd_ctx *ctx = arg;
+	size_t len = evbuffer_get_length(res->body);
+	const char *body = len ? (const char *)evbuffer_pullup(res->body, -1) : "";
+	char msg[MSG_LEN];
+
+	ctx->auth_call = NULL;
+	if (res->error) {
+		snprintf(msg, sizeof(msg), "authentication at %s failed: %s", etcd_conn_endpoint(ctx),
+			 res->error_msg);
+		auth_failed(ctx, msg);
+		return;
+	}
+	if (res->status != 200 || take_token(ctx, body, len) < 0) {
+		/* An error answer holds etcd's sentence, never the password. */
+		json_t *j = res->status != 200 ? json_loadb(body, len, 0, NULL) : NULL;
+		const char *m = json_string_value(json_object_get(j, "message"));
+		snprintf(msg, sizeof(msg), "authentication as user \"%.48s\" failed: %.100s; check username and password_file",
+			 ctx->username, m ? m : "etcd answered without a token");
+		json_decref(j);
+		auth_failed(ctx, msg);
+		return;
+	}
+	bcn_debug(ctx->log, "authenticated as user \"%s\"", ctx->username);
+	if (ctx->session == ETCD_CONNECTING)
+		session_up(ctx);
+	flush_queued(ctx);
+}
+
+static void auth_start(struct etcd_ctx *ctx)
+{
+	size_t cap = (strlen(ctx->username) + strlen(ctx->password)) * 6 + 64, at = 0;
+	char *body = sodium_malloc(cap), url[1024];
+	struct bcn_http_opts o;
+
+	if (!body) {
+		auth_failed(ctx, "cannot allocate guarded memory for the authentication request");
+		return;
+	}
+	memcpy(body + at, "{\"name\":", 8);
+	at = json_escape(body, at + 8, ctx->username);
+	memcpy(body + at, ",\"password\":", 12);
+	at = json_escape(body, at + 12, ctx->password);
+	body[at++] = '}';
+	snprintf(url, sizeof(url), "%s/v3/auth/authenticate", etcd_conn_endpoint(ctx));
+	memset(&o, 0, sizeof(o));
+	o.method = "POST";
+	o.url = url;
+	o.headers = (const char *const[]){ "Content-Type: application/json", NULL };
+	o.body = body;
+	o.body_len = at;
+	o.timeout_ms = ctx->timeout_ms;
+	o.connect_timeout_ms = ctx->dial_timeout_ms;
+	o.ca_file = ctx->ca_file;
+	o.cert_file = ctx->cert_file;
+	o.key_file = ctx->key_file;
+	o.sensitive = 1;
+	o.on_done = auth_done;
+	o.arg = ctx;
+	ctx->auth_call = bcn_http_start(ctx->core->http, &o);
+	sodium_free(body); /* the client copied it and wipes its copy */
+	if (!ctx->auth_call)
+		auth_failed(ctx, "could not start the authentication request");
+}
+
+void etcd_conn_reauth(struct etcd_ctx *ctx)
+{
+	if (!ctx->password || ctx->auth_call || ctx->stopping)
+		return;
+	sodium_memzero(ctx->auth_header, TOKEN_MAX);
+	auth_start(ctx);
+}

@@ -1,0 +1,729 @@
+/*
+ * etcd_watch.c - discovery (watch.services) and config values (watch.kv).
+ *
+ * Each watched service or KV prefix is read with a paginated /v3/kv/range
+ * (every page at the revision of the first, so the pages form one snapshot),
+ * handed to the cache as a whole (bcn_cache_replace / bcn_cache_kv_replace),
+ * then followed with a streaming /v3/watch from that revision + 1. The
+ * gateway streams one JSON object per watch response; a small brace scanner
+ * finds where each ends, so a message split across reads, or many messages
+ * in one read, cost one pass over the bytes. Events go to the cache as they
+ * arrive; the cache coalesces them per loop turn.
+ *
+ * A watch that falls behind a compaction is read again; one that etcd
+ * cancels or refuses is retried with backoff; a stream that ends means the
+ * cluster is gone, which etcd_conn.c handles for every watch at once.
+ *
+ * Endpoint values are untrusted. A key must be <prefix>/<service>/<id> with a
+ * non-empty id without '/'; the value must be at most 64 KiB of ENDPOINT JSON
+ * that bcn_endpoint_from_json accepts. The key's <id> is the endpoint's id:
+ * a value without "id" gets it from the key, a value whose "id" differs is
+ * skipped. Anything else is skipped with one log line, and a key whose value
+ * turns bad loses its previous endpoint: it no longer describes one.
+ */
+#include <event2/event.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "etcd.h"
+
+#define RANGE_PAGE 2000
+#define STREAM_MAX ((size_t)64 << 20)  /* one watch response larger than this: read again */
+
+enum after_stop { AFTER_NOTHING, AFTER_RESYNC, AFTER_RETRY, AFTER_REAUTH };
+
+struct etcd_watch {
+	struct etcd_watch *next;
+	struct etcd_ctx *ctx;
+	bool kv;                   /* a KV prefix, else a service */
+	char *name;                /* service name or KV prefix as configured */
+	char *key, *end;           /* the range: [key, end) */
+	size_t key_len, end_len;
+	struct etcd_req *req;      /* range page or watch stream */
+	bool streaming, fresh, synced;
+	int64_t revision;          /* what the cache reflects */
+	unsigned attempt;
+	struct event *retry_ev;
+	uint64_t events;
+	char last_error[200];
+
+	/* The range being read. */
+	int64_t range_rev;
+	char *next_key;
+	size_t next_key_len;
+	struct bcn_endpoint **eps;
+	char **keys, **vals;
+	size_t *lens, n, cap;
+
+	/* The stream being parsed. */
+	char *buf;
+	size_t len, cap_buf, pos, start;
+	int depth;
+	bool in_str, esc;
+	enum after_stop after;
+	char why[200];
+};
+
+static void watch_begin(struct etcd_watch *w);
+
+/* ---- the range ----------------------------------------------------------- */
+
+static void acc_clear(struct etcd_watch *w)
+{
+	for (size_t i = 0; i < w->n; i++) {
+		if (w->eps)
+			free(w->eps[i]);
+		if (w->keys) {
+			free(w->keys[i]);
+			free(w->vals[i]);
+		}
+	}
+	free(w->eps);
+	free(w->keys);
+	free(w->vals);
+	free(w->lens);
+	free(w->next_key);
+	w->eps = NULL;
+	w->keys = w->vals = NULL;
+	w->lens = NULL;
+	w->next_key = NULL;
+	w->n = w->cap = 0;
+}
+
+static int acc_reserve(struct etcd_watch *w)
+{
+	size_t ncap = w->cap ? w->cap * 2 : 64;
+
+	if (w->n < w->cap)
+		return 0;
+	if (!w->kv) {
+		void *e = realloc(w->eps, ncap * sizeof(*w->eps));
+		if (!e)
+			return -1;
+		w->eps = e;
+	} else {
+		void *k = realloc(w->keys, ncap * sizeof(*w->keys));
+		if (k)
+			w->keys = k;
+		void *v = realloc(w->vals, ncap * sizeof(*w->vals));
+		if (v)
+			w->vals = v;
+		void *l = realloc(w->lens, ncap * sizeof(*w->lens));
+		if (l)
+			w->lens = l;
+		if (!k || !v || !l)
+			return -1;
+	}
+	w->cap = ncap;
+	return 0;
+}
+
+/* The <id> of a service key, or NULL (with *why) when the key is outside the layout. */
+static const char *key_id(const struct etcd_watch *w, const char *key, size_t klen, size_t *idlen,
+			  const char **why)
+{
+	const char *id = key + w->key_len;
+
+	*idlen = klen - w->key_len;
+	if (klen < w->key_len || memcmp(key, w->key, w->key_len) != 0)
+		*why = "it is outside the watched range";
+	else if (*idlen == 0)
+		*why = "the key has an empty instance id (expected <prefix>/<service>/<id>)";
+	else if (memchr(id, '/', *idlen))
+		*why = "the key has more levels than <prefix>/<service>/<id>";
+	else if (memchr(id, '\0', *idlen) || *idlen > 256)
+		*why = "the instance id is not a short text";
+	else
+		return id;
+	return NULL;
+}
+
+/* An endpoint from a key and its value, or NULL after one log line. */
+static struct bcn_endpoint *parse_endpoint(struct etcd_watch *w, const char *key, size_t klen,
+					   const char *id, const char *value, size_t vlen)
+{
+	struct etcd_ctx *ctx = w->ctx;
+	struct bcn_endpoint *ep = NULL;
+	json_error_t jerr;
+	const char *err = NULL;
+	json_t *obj, *jid, *sid;
+
+	if (vlen > ETCD_MAX_VALUE) {
+		etcd_skip(ctx, key, klen, "its value is %zu bytes, more than the %d an endpoint may have",
+			  vlen, ETCD_MAX_VALUE);
+		return NULL;
+	}
+	obj = json_loadb(value, vlen, 0, &jerr);
+	if (!json_is_object(obj)) {
+		if (obj)
+			etcd_skip(ctx, key, klen, "its value is not a JSON object");
+		else
+			etcd_skip(ctx, key, klen, "its value is not valid JSON (%s)", jerr.text);
+		json_decref(obj);
+		return NULL;
+	}
+	jid = json_object_get(obj, "id");
+	if (jid && !json_is_string(jid)) {
+		etcd_skip(ctx, key, klen, "its \"id\" is not a string");
+	} else if (jid && (strlen(json_string_value(jid)) != strlen(id) ||
+			   strcmp(json_string_value(jid), id) != 0)) {
+		etcd_skip(ctx, key, klen, "its \"id\" does not match the key's instance id");
+	} else if (!jid && (!(sid = json_string(id)) || json_object_set_new(obj, "id", sid) != 0)) {
+		etcd_skip(ctx, key, klen, "the instance id is not valid UTF-8");
+	} else {
+		ep = bcn_endpoint_from_json(obj, w->name, &err);
+		if (!ep)
+			etcd_skip(ctx, key, klen, "%s", err ? err : "invalid endpoint");
+	}
+	json_decref(obj);
+	return ep;
+}
+
+/* One key of a range page into the snapshot being built. */
+static void acc_add(struct etcd_watch *w, char *key, size_t klen, char *value, size_t vlen)
+{
+	const char *id, *why = NULL;
+	size_t idlen;
+
+	if (acc_reserve(w) < 0)
+		goto drop;
+	if (w->kv) {
+		if (memchr(key, '\0', klen)) {
+			etcd_skip(w->ctx, key, klen, "the key contains a NUL byte");
+			goto drop;
+		}
+		w->keys[w->n] = key;
+		w->vals[w->n] = value;
+		w->lens[w->n++] = vlen;
+		return;
+	}
+	id = key_id(w, key, klen, &idlen, &why);
+	if (!id) {
+		etcd_skip(w->ctx, key, klen, "%s", why);
+		goto drop;
+	}
+	char idbuf[257];
+	memcpy(idbuf, id, idlen);
+	idbuf[idlen] = '\0';
+	w->eps[w->n] = parse_endpoint(w, key, klen, idbuf, value, vlen);
+	if (w->eps[w->n])
+		w->n++;
+drop:
+	free(key);
+	free(value);
+}
+
+static void range_page(struct etcd_watch *w);
+static void start_stream(struct etcd_watch *w);
+
+static void watch_failed(struct etcd_watch *w, const char *why)
+{
+	struct etcd_ctx *ctx = w->ctx;
+	uint64_t ms = etcd_backoff_ms(w->attempt++);
+
+	if (strcmp(w->last_error, why) != 0)
+		bcn_warn(ctx->log, "watch of %s %s failed: %s; retrying", w->kv ? "prefix" : "service",
+			 w->name, why);
+	snprintf(w->last_error, sizeof(w->last_error), "%s", why);
+	w->fresh = false;
+	etcd_timer_ms(w->retry_ev, ms);
+	etcd_report(ctx);
+}
+
+static void commit(struct etcd_watch *w)
+{
+	struct etcd_ctx *ctx = w->ctx;
+
+	if (!w->kv) {
+		bcn_cache_replace(ctx->core->cache, ctx->ins->src, w->name, w->eps, w->n);
+		w->n = 0; /* the cache owns the endpoints now */
+	} else {
+		bcn_cache_kv_replace(ctx->core->cache, ctx->ins->src, w->name, (const char *const *)w->keys,
+				     (const char *const *)w->vals, w->lens, w->n);
+	}
+	bcn_debug(ctx->log, "read %s %s at revision %" PRId64, w->kv ? "prefix" : "service", w->name,
+		  w->range_rev);
+	acc_clear(w);
+	w->revision = w->range_rev;
+	if (w->revision > ctx->revision)
+		ctx->revision = w->revision;
+	w->range_rev = 0;
+	w->fresh = w->synced = true;
+	w->attempt = 0;
+	w->last_error[0] = '\0';
+}
+
+static void range_done(struct etcd_ctx *ctx, const struct etcd_reply *r, void *arg)
+{
+	struct etcd_watch *w = arg;
+	json_t *kvs, *kv;
+	size_t i;
+
+	w->req = NULL;
+	if (r->outcome != ETCD_OK) {
+		acc_clear(w);
+		if (r->outcome == ETCD_UNREACHABLE)
+			return;
+		if (strstr(r->msg, "compacted")) { /* our snapshot revision went away: start over */
+			watch_begin(w);
+			return;
+		}
+		watch_failed(w, r->msg);
+		return;
+	}
+	if (!w->range_rev)
+		w->range_rev = etcd_int(json_object_get(r->body, "header"), "revision");
+	kvs = json_object_get(r->body, "kvs");
+	json_array_foreach(kvs, i, kv) {
+		char *key, *value;
+		size_t klen, vlen;
+		if (etcd_b64_member(kv, "key", &key, &klen) < 0)
+			continue;
+		if (etcd_b64_member(kv, "value", &value, &vlen) < 0) {
+			etcd_skip(ctx, key, klen, "its value is not valid base64");
+			free(key);
+			continue;
+		}
+		if (i + 1 == json_array_size(kvs)) { /* the next page starts right after it */
+			free(w->next_key);
+			w->next_key = malloc(klen + 1);
+			if (w->next_key) {
+				memcpy(w->next_key, key, klen);
+				w->next_key[klen] = '\0';
+				w->next_key_len = klen + 1;
+			}
+		}
+		acc_add(w, key, klen, value, vlen);
+	}
+	if (json_is_true(json_object_get(r->body, "more")) && json_array_size(kvs) > 0) {
+		if (!w->next_key) {
+			acc_clear(w);
+			watch_failed(w, "out of memory while reading");
+			return;
+		}
+		range_page(w);
+		return;
+	}
+	commit(w);
+	start_stream(w);
+	etcd_report(ctx);
+}
+
+static void range_page(struct etcd_watch *w)
+{
+	json_t *body = json_pack("{sososI}", "key",
+				 w->next_key ? etcd_b64(w->next_key, w->next_key_len) : etcd_b64(w->key, w->key_len),
+				 "range_end", etcd_b64(w->end, w->end_len), "limit", (json_int_t)RANGE_PAGE);
+
+	if (body && w->range_rev)
+		json_object_set_new(body, "revision", json_integer((json_int_t)w->range_rev));
+	w->req = etcd_request(w->ctx, "/v3/kv/range", body, 0, range_done, w);
+	if (!w->req) {
+		acc_clear(w);
+		watch_failed(w, "the range request could not be started");
+	}
+}
+
+/* ---- the stream ---------------------------------------------------------- */
+
+/* Apply one event; values are validated exactly as in a range. */
+static void apply_event(struct etcd_watch *w, json_t *ev)
+{
+	struct etcd_ctx *ctx = w->ctx;
+	const char *type = json_string_value(json_object_get(ev, "type"));
+	bool del = type && strcmp(type, "DELETE") == 0;
+	json_t *kv = json_object_get(ev, "kv");
+	char *key = NULL, *value = NULL, idbuf[257];
+	const char *id, *why = NULL;
+	size_t klen, vlen, idlen;
+
+	if (etcd_b64_member(kv, "key", &key, &klen) < 0 || etcd_b64_member(kv, "value", &value, &vlen) < 0)
+		goto out;
+	int64_t rev = etcd_int(kv, "mod_revision");
+	if (rev > w->revision)
+		w->revision = rev;
+	w->events++;
+	if (w->kv) {
+		if (memchr(key, '\0', klen))
+			etcd_skip(ctx, key, klen, "the key contains a NUL byte");
+		else if (del)
+			bcn_cache_kv_delete(ctx->core->cache, ctx->ins->src, key);
+		else
+			bcn_cache_kv_put(ctx->core->cache, ctx->ins->src, key, value, vlen);
+		goto out;
+	}
+	id = key_id(w, key, klen, &idlen, &why);
+	if (!id) {
+		if (!del)
+			etcd_skip(ctx, key, klen, "%s", why);
+		goto out;
+	}
+	memcpy(idbuf, id, idlen);
+	idbuf[idlen] = '\0';
+	if (!del) {
+		struct bcn_endpoint *ep = parse_endpoint(w, key, klen, idbuf, value, vlen);
+		if (ep) {
+			bcn_cache_put(ctx->core->cache, ctx->ins->src, w->name, ep);
+			goto out;
+		}
+	}
+	bcn_cache_delete(ctx->core->cache, ctx->ins->src, w->name, idbuf);
+out:
+	free(key);
+	free(value);
+}
+
+/* One watch response. Returns non-zero to stop the stream (w->after says why). */
+static int handle_message(struct etcd_watch *w, json_t *msg)
+{
+	struct etcd_ctx *ctx = w->ctx;
+	json_t *res = json_object_get(msg, "result"), *err = json_object_get(msg, "error"), *ev;
+	int64_t crev;
+	size_t i;
+
+	if (err) {
+		const char *m = json_string_value(json_is_object(err) ? json_object_get(err, "message") : err);
+		snprintf(w->why, sizeof(w->why), "%s", m ? m : "etcd refused the watch");
+		w->after = ctx->password && m && strstr(m, "auth") ? AFTER_REAUTH : AFTER_RETRY;
+		return 1;
+	}
+	if (!json_is_object(res))
+		return 0;
+	crev = etcd_int(res, "compact_revision");
+	if (crev > 0) {
+		snprintf(w->why, sizeof(w->why), "history was compacted at revision %" PRId64, crev);
+		w->after = AFTER_RESYNC;
+		return 1;
+	}
+	if (json_is_true(json_object_get(res, "canceled"))) {
+		const char *m = json_string_value(json_object_get(res, "cancel_reason"));
+		snprintf(w->why, sizeof(w->why), "etcd cancelled the watch%s%s", m ? ": " : "", m ? m : "");
+		/* An expired token shows up here as "permission denied". */
+		w->after = ctx->password && (!m || strstr(m, "permission denied") || strstr(m, "auth"))
+				   ? AFTER_REAUTH : AFTER_RETRY;
+		return 1;
+	}
+	json_array_foreach(json_object_get(res, "events"), i, ev)
+		apply_event(w, ev);
+	int64_t rev = etcd_int(json_object_get(res, "header"), "revision");
+	if (rev > ctx->revision)
+		ctx->revision = rev;
+	return 0;
+}
+
+static void parser_reset(struct etcd_watch *w)
+{
+	free(w->buf);
+	w->buf = NULL;
+	w->len = w->cap_buf = w->pos = w->start = 0;
+	w->depth = 0;
+	w->in_str = w->esc = false;
+	w->after = AFTER_NOTHING;
+}
+
+/* Curl's write callback: no request may be started or cancelled from here. */
+static int on_stream_data(const char *data, size_t n, void *arg)
+{
+	struct etcd_watch *w = arg;
+
+	if (n > STREAM_MAX - w->len) {
+		snprintf(w->why, sizeof(w->why), "one watch response is larger than %zu bytes", STREAM_MAX);
+		w->after = AFTER_RESYNC;
+		return 1;
+	}
+	if (w->len + n > w->cap_buf) {
+		size_t ncap = w->cap_buf ? w->cap_buf : 4096;
+		while (ncap < w->len + n)
+			ncap *= 2;
+		char *nb = realloc(w->buf, ncap);
+		if (!nb) {
+			snprintf(w->why, sizeof(w->why), "out of memory while reading the watch");
+			w->after = AFTER_RETRY;
+			return 1;
+		}
+		w->buf = nb;
+		w->cap_buf = ncap;
+	}
+	memcpy(w->buf + w->len, data, n);
+	w->len += n;
+
+	for (; w->pos < w->len; w->pos++) {
+		char c = w->buf[w->pos];
+		if (w->in_str) {
+			if (w->esc)
+				w->esc = false;
+			else if (c == '\\')
+				w->esc = true;
+			else if (c == '"')
+				w->in_str = false;
+		} else if (c == '"' && w->depth > 0) {
+			w->in_str = true;
+		} else if (c == '{') {
+			if (w->depth++ == 0)
+				w->start = w->pos;
+		} else if (c == '}' && w->depth > 0) {
+			if (--w->depth == 0) {
+				json_t *msg = json_loadb(w->buf + w->start, w->pos + 1 - w->start, 0, NULL);
+				int stop = msg ? handle_message(w, msg) : 0;
+				json_decref(msg);
+				if (!msg) {
+					snprintf(w->why, sizeof(w->why), "the watch stream holds invalid JSON");
+					w->after = AFTER_RETRY;
+					stop = 1;
+				}
+				if (stop)
+					return 1;
+			}
+		} else if (w->depth == 0 && c != ' ' && c != '\n' && c != '\r' && c != '\t') {
+			snprintf(w->why, sizeof(w->why), "the watch stream is not etcd's JSON");
+			w->after = AFTER_RETRY;
+			return 1;
+		}
+	}
+	/* Keep only the unfinished message. */
+	if (w->depth == 0) {
+		w->len = w->pos = w->start = 0;
+	} else if (w->start > 0) {
+		memmove(w->buf, w->buf + w->start, w->len - w->start);
+		w->len -= w->start;
+		w->pos -= w->start;
+		w->start = 0;
+	}
+	return 0;
+}
+
+static void retry_tick(evutil_socket_t fd, short what, void *arg);
+
+static void stream_done(struct etcd_ctx *ctx, const struct etcd_reply *r, void *arg)
+{
+	struct etcd_watch *w = arg;
+	enum after_stop after = w->after;
+	char why[sizeof(w->why)];
+
+	memcpy(why, w->why, sizeof(why));
+	w->req = NULL;
+	w->streaming = false;
+	parser_reset(w);
+	if (r->outcome == ETCD_UNREACHABLE)
+		return;
+	if (r->outcome != ETCD_FAILED || r->code != -1 || after == AFTER_NOTHING) {
+		watch_failed(w, r->msg ? r->msg : "the watch ended");
+		return;
+	}
+	switch (after) {
+	case AFTER_RESYNC:
+		bcn_info(ctx->log, "watch of %s %s: %s; reading it again", w->kv ? "prefix" : "service",
+			 w->name, why);
+		watch_begin(w);
+		break;
+	case AFTER_REAUTH:
+		etcd_conn_reauth(ctx); /* the retried range waits for the new token */
+		watch_failed(w, why);
+		break;
+	default:
+		watch_failed(w, why);
+		break;
+	}
+}
+
+static void start_stream(struct etcd_watch *w)
+{
+	json_t *body = json_pack("{s{sososI}}", "create_request", "key", etcd_b64(w->key, w->key_len),
+				 "range_end", etcd_b64(w->end, w->end_len),
+				 "start_revision", (json_int_t)(w->revision + 1));
+
+	parser_reset(w);
+	w->req = etcd_stream(w->ctx, "/v3/watch", body, on_stream_data, stream_done, w);
+	w->streaming = w->req != NULL;
+	if (!w->req)
+		watch_failed(w, "the watch request could not be started");
+}
+
+/* ---- the set of watches -------------------------------------------------- */
+
+static void watch_cancel(struct etcd_watch *w)
+{
+	etcd_req_cancel(w->req);
+	w->req = NULL;
+	w->streaming = false;
+	evtimer_del(w->retry_ev);
+	acc_clear(w);
+	parser_reset(w);
+	w->range_rev = 0;
+}
+
+static void watch_begin(struct etcd_watch *w)
+{
+	watch_cancel(w);
+	if (w->ctx->session == ETCD_UP && !w->ctx->stopping)
+		range_page(w);
+}
+
+static void retry_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	watch_begin(arg);
+}
+
+static void watch_free(struct etcd_watch *w)
+{
+	if (!w)
+		return;
+	watch_cancel(w);
+	if (w->retry_ev)
+		event_free(w->retry_ev);
+	free(w->name);
+	free(w->key);
+	free(w->end);
+	free(w);
+}
+
+static struct etcd_watch *watch_new(struct etcd_ctx *ctx, bool kv, const char *name)
+{
+	struct etcd_watch *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return NULL;
+	w->ctx = ctx;
+	w->kv = kv;
+	w->name = strdup(name);
+	if (kv)
+		w->key = strdup(name);
+	else if (asprintf(&w->key, "%s/%s/", ctx->prefix, name) < 0)
+		w->key = NULL;
+	w->retry_ev = evtimer_new(ctx->core->base, retry_tick, w);
+	if (!w->name || !w->key || !w->retry_ev)
+		goto fail;
+	w->key_len = strlen(w->key);
+	w->end = etcd_prefix_end(w->key, w->key_len, &w->end_len);
+	if (!w->end)
+		goto fail;
+	return w;
+fail:
+	watch_free(w);
+	return NULL;
+}
+
+static struct etcd_watch *find(struct etcd_ctx *ctx, bool kv, const char *name)
+{
+	for (struct etcd_watch *w = ctx->watches; w; w = w->next) {
+		if (w->kv == kv && strcmp(w->name, name) == 0)
+			return w;
+	}
+	return NULL;
+}
+
+static bool listed(const struct bcn_strlist *l, const char *name)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		if (strcmp(l->v[i], name) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void add(struct etcd_ctx *ctx, bool kv, const char *name)
+{
+	struct etcd_watch *w;
+
+	if (find(ctx, kv, name))
+		return;
+	if (!kv && (!name[0] || strchr(name, '/'))) {
+		bcn_warn(ctx->log, "not watching service \"%s\": a service name is non-empty and has no \"/\"", name);
+		return;
+	}
+	w = watch_new(ctx, kv, name);
+	if (!w) {
+		bcn_error(ctx->log, "cannot watch %s (out of memory)", name);
+		return;
+	}
+	w->next = ctx->watches;
+	ctx->watches = w;
+	if (kv)
+		bcn_cache_kv_watch(ctx->core->cache, ctx->ins->src, name, true);
+	else
+		bcn_cache_watch(ctx->core->cache, ctx->ins->src, name, true);
+	if (ctx->ever_up)
+		bcn_info(ctx->log, "watching %s %s", kv ? "prefix" : "service", name);
+	watch_begin(w);
+}
+
+void etcd_watch_apply(struct etcd_ctx *ctx)
+{
+	const struct bcn_watch_conf *wc = &ctx->core->config->watch;
+	struct etcd_watch **pw = &ctx->watches, *w;
+
+	while ((w = *pw) != NULL) {
+		if (listed(w->kv ? &wc->kv : &wc->services, w->name)) {
+			pw = &w->next;
+			continue;
+		}
+		*pw = w->next;
+		bcn_info(ctx->log, "stopped watching %s %s", w->kv ? "prefix" : "service", w->name);
+		if (w->kv)
+			bcn_cache_kv_watch(ctx->core->cache, ctx->ins->src, w->name, false);
+		else
+			bcn_cache_watch(ctx->core->cache, ctx->ins->src, w->name, false);
+		watch_free(w);
+	}
+	for (size_t i = 0; i < wc->services.n; i++)
+		add(ctx, false, wc->services.v[i]);
+	for (size_t i = 0; i < wc->kv.n; i++)
+		add(ctx, true, wc->kv.v[i]);
+}
+
+void etcd_watch_up(struct etcd_ctx *ctx)
+{
+	for (struct etcd_watch *w = ctx->watches; w; w = w->next) {
+		w->attempt = 0;
+		watch_begin(w);
+	}
+}
+
+void etcd_watch_down(struct etcd_ctx *ctx)
+{
+	for (struct etcd_watch *w = ctx->watches; w; w = w->next) {
+		watch_cancel(w);
+		w->fresh = false;
+	}
+}
+
+void etcd_watch_free_all(struct etcd_ctx *ctx)
+{
+	while (ctx->watches) {
+		struct etcd_watch *w = ctx->watches;
+		ctx->watches = w->next;
+		watch_free(w);
+	}
+}
+
+void etcd_watch_counts(const struct etcd_ctx *ctx, size_t *total, size_t *synced, size_t *fresh,
+		       const char **error)
+{
+	*total = *synced = *fresh = 0;
+	*error = NULL;
+	for (const struct etcd_watch *w = ctx->watches; w; w = w->next) {
+		(*total)++;
+		*synced += w->synced;
+		*fresh += w->fresh;
+		if (!*error && w->last_error[0])
+			*error = w->last_error;
+	}
+}
+
+json_t *etcd_watch_self(const struct etcd_ctx *ctx)
+{
+	json_t *a = json_array();
+
+	for (const struct etcd_watch *w = ctx->watches; a && w; w = w->next) {
+		const char *state = w->streaming ? "watching" : w->req ? "reading" : "waiting";
+		json_array_append_new(a, json_pack("{sssssssbsIsIss}", "type", w->kv ? "kv" : "service",
+						   "name", w->name, "state", state, "synced", w->fresh,
+						   "revision", (json_int_t)w->revision,
+						   "events", (json_int_t)w->events, "error", w->last_error));
+	}
+	return a;
+}
