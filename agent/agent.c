@@ -344,9 +344,12 @@ static void reload(struct bcn_agent *a)
 static void stop_done(struct bcn_instance *ins)
 {
 	struct bcn_agent *a = ins->core->owner;
+	/* A short grace period lets the answers to released blocking reads and
+	 * other in-flight replies reach their clients before the sockets close. */
+	struct timeval flush = { 0, 100 * 1000 };
 	bcn_debug("agent", "%s stopped", ins->name);
 	if (a->stops_pending > 0 && --a->stops_pending == 0)
-		event_base_loopexit(a->base, NULL);
+		event_base_loopexit(a->base, &flush);
 }
 
 static void deadline_cb(evutil_socket_t fd, short what, void *arg)

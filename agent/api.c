@@ -12,6 +12,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,13 @@ static uint64_t now_us(void)
 
 static void finish(struct req_ctx *rc, int code, const char *reason)
 {
+	struct evkeyvalq *h = evhttp_request_get_output_headers(rc->req);
+	/* Every answer carries an index; routes with their own set it earlier. */
+	if (!evhttp_find_header(h, "X-Beacon-Index")) {
+		char num[24];
+		snprintf(num, sizeof(num), "%llu", (unsigned long long)bcn_cache_index(rc->a->core.cache));
+		evhttp_add_header(h, "X-Beacon-Index", num);
+	}
 	bcn_metrics_request(&rc->a->metrics, rc->route, code, now_us() - rc->start_us);
 	evhttp_send_reply(rc->req, code, reason, NULL);
 }
@@ -106,8 +114,6 @@ static void reply_error(struct req_ctx *rc, int code, const char *fmt, ...)
 	evbuffer_add_printf(evhttp_request_get_output_buffer(rc->req), "%s\n", s ? s : "{}");
 	free(s);
 	json_decref(o);
-	if (rc->route != BCN_ROUTE_HEALTH && rc->route != BCN_ROUTE_METRICS)
-		set_index_headers(rc, bcn_cache_index(rc->a->core.cache), false);
 	finish(rc, code, reason_for(code));
 }
 
@@ -211,8 +217,9 @@ static int parse_query(struct req_ctx *rc, const char *q)
 			}
 		} else if (KEY("index")) {
 			char *end;
+			errno = 0;
 			unsigned long long n = strtoull(val, &end, 10);
-			if (!val[0] || *end || val[0] == '-') {
+			if (val[0] < '0' || val[0] > '9' || *end || errno == ERANGE) {
 				reply_error(rc, 400, "index must be a non-negative integer");
 				return -1;
 			}

@@ -135,7 +135,7 @@ static int cmd_endpoints(const char *sock, int argc, char **argv)
 	long st;
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "+t:aj", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "t:aj", opts, NULL)) != -1) {
 		if (ch == 't') tag = optarg;
 		else if (ch == 'a') all = true;
 		else if (ch == 'j') as_json = true;
@@ -195,7 +195,7 @@ static int cmd_pick(const char *sock, int argc, char **argv)
 	long st;
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "+p:k:", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "p:k:", opts, NULL)) != -1) {
 		if (ch == 'p') policy = optarg;
 		else if (ch == 'k') key = optarg;
 		else return usage(NULL);
@@ -233,7 +233,7 @@ static int cmd_kv(const char *sock, int argc, char **argv)
 	long st;
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "+r", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "r", opts, NULL)) != -1) {
 		if (ch == 'r') recurse = true;
 		else return usage(NULL);
 	}
@@ -269,7 +269,7 @@ static int cmd_secret(const char *sock, int argc, char **argv)
 	long st;
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "+f:", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "f:", opts, NULL)) != -1) {
 		if (ch == 'f') field = optarg;
 		else return usage(NULL);
 	}
@@ -364,13 +364,21 @@ int bcn_cli_main(int argc, char **argv)
 
 	if (!sock || !sock[0])
 		sock = DEFAULT_SOCKET;
-	/* --socket may come before or right after the command. */
-	for (int i = 0; i < argc - 1; i++) {
-		if (strcmp(argv[i], "--socket") == 0) {
+	/* --socket may stand anywhere (the last one wins); take it out before
+	 * the command's own options are parsed. */
+	for (int i = 0; i < argc;) {
+		if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc) {
 			sock = argv[i + 1];
 			memmove(&argv[i], &argv[i + 2], (size_t)(argc - i - 2) * sizeof(*argv));
 			argc -= 2;
+		} else if (strncmp(argv[i], "--socket=", 9) == 0) {
+			sock = argv[i] + 9;
+			memmove(&argv[i], &argv[i + 1], (size_t)(argc - i - 1) * sizeof(*argv));
+			argc -= 1;
+		} else if (strcmp(argv[i], "--") == 0) {
 			break;
+		} else {
+			i++;
 		}
 	}
 	if (argc < 1)

@@ -237,21 +237,46 @@ static void check_listen(const char *addr, const char *path, struct bcn_cfg_errs
 		bcn_cfg_err(errs, path, "invalid port in \"%.40s\"", addr);
 }
 
-static void check_rules(struct bcn_config *c, struct bcn_cfg_errs *errs)
+/* Fields that failed conversion may be NULL: treat them as empty here (their
+ * problem is already recorded) so every other rule is still checked. */
+static const char *str(const char *s)
 {
-	bool have_registry = c->registry || c->registries;
+	return s ? s : "";
+}
 
-	if (bcn_log_level_parse(c->log.level, &c->log_level) < 0)
-		bcn_cfg_err(errs, "$.log.level", "unknown level \"%.40s\" (use debug, info, warn or error)", c->log.level);
-	if (bcn_log_format_parse(c->log.format, &c->log_format) < 0)
-		bcn_cfg_err(errs, "$.log.format", "unknown format \"%.40s\" (use text or json)", c->log.format);
-	if (c->http)
-		check_listen(c->http->listen, "$.http.listen", errs);
-	if (strlen(c->socket.path) >= 108)
-		bcn_cfg_err(errs, "$.socket.path", "too long for a Unix socket (at most 107 bytes)");
+static void check_service(struct bcn_config *c, bool have_registry, struct bcn_cfg_errs *errs)
+{
+	struct bcn_service_conf *sv = c->service;
+	struct bcn_check_conf *k = sv->check;
 
+	if (!str(sv->id)[0] && str(sv->name)[0]) {
+		size_t len = strlen(sv->name) + strlen(str(c->node)) + 2;
+		free(sv->id);
+		sv->id = malloc(len);
+		if (sv->id)
+			snprintf(sv->id, len, "%s-%s", sv->name, str(c->node));
+	}
+	if (!have_registry)
+		bcn_cfg_err(errs, "$.service", "a service to register needs a \"registry\"");
+	if (!k)
+		return;
+	int kinds = (str(k->http)[0] != 0) + (str(k->tcp)[0] != 0) + (k->exec.n != 0);
+	if (kinds != 1)
+		bcn_cfg_err(errs, "$.service.check", "give exactly one of \"http\", \"tcp\" or \"exec\"");
+	if (k->timeout_ms > k->interval_ms && k->interval_ms)
+		bcn_cfg_err(errs, "$.service.check.timeout", "must not be longer than the interval");
+	if (str(k->http)[0] && strncmp(k->http, "http://", 7) && strncmp(k->http, "https://", 8))
+		bcn_cfg_err(errs, "$.service.check.http", "expected an http:// or https:// URL");
+	if (str(k->tcp)[0])
+		check_listen(k->tcp, "$.service.check.tcp", errs);
+}
+
+static void check_socket(struct bcn_config *c, struct bcn_cfg_errs *errs)
+{
 	c->socket.gid = (gid_t)-1;
-	if (c->socket.group[0]) {
+	if (strlen(str(c->socket.path)) >= 108)
+		bcn_cfg_err(errs, "$.socket.path", "too long for a Unix socket (at most 107 bytes)");
+	if (str(c->socket.group)[0]) {
 		struct group *g = getgrnam(c->socket.group);
 		char *end;
 		long gid = strtol(c->socket.group, &end, 10);
@@ -264,8 +289,21 @@ static void check_rules(struct bcn_config *c, struct bcn_cfg_errs *errs)
 	}
 	if (c->socket.mode & 0111)
 		bcn_cfg_err(errs, "$.socket.mode", "a socket needs no execute bits (use e.g. \"0660\")");
+}
 
-	if (!c->node[0]) {
+static void check_rules(struct bcn_config *c, struct bcn_cfg_errs *errs)
+{
+	bool have_registry = c->registry || c->registries;
+
+	if (c->log.level && bcn_log_level_parse(c->log.level, &c->log_level) < 0)
+		bcn_cfg_err(errs, "$.log.level", "unknown level \"%.40s\" (use debug, info, warn or error)", c->log.level);
+	if (c->log.format && bcn_log_format_parse(c->log.format, &c->log_format) < 0)
+		bcn_cfg_err(errs, "$.log.format", "unknown format \"%.40s\" (use text or json)", c->log.format);
+	if (c->http && str(c->http->listen)[0])
+		check_listen(c->http->listen, "$.http.listen", errs);
+	check_socket(c, errs);
+
+	if (!str(c->node)[0]) {
 		char host[HOST_NAME_MAX + 1] = "";
 		gethostname(host, sizeof(host));
 		free(c->node);
@@ -274,33 +312,12 @@ static void check_rules(struct bcn_config *c, struct bcn_cfg_errs *errs)
 
 	if (c->registry && c->registries)
 		bcn_cfg_err(errs, "$.registries", "give either \"registry\" or \"registries\", not both");
-	if (c->service) {
-		struct bcn_check_conf *k = c->service->check;
-		if (!c->service->id[0]) {
-			size_t len = strlen(c->service->name) + strlen(c->node ? c->node : "") + 2;
-			free(c->service->id);
-			c->service->id = malloc(len);
-			if (c->service->id)
-				snprintf(c->service->id, len, "%s-%s", c->service->name, c->node);
-		}
-		if (!have_registry)
-			bcn_cfg_err(errs, "$.service", "a service to register needs a \"registry\"");
-		if (k) {
-			int kinds = (k->http[0] != 0) + (k->tcp[0] != 0) + (k->exec.n != 0);
-			if (kinds != 1)
-				bcn_cfg_err(errs, "$.service.check", "give exactly one of \"http\", \"tcp\" or \"exec\"");
-			if (k->timeout_ms > k->interval_ms)
-				bcn_cfg_err(errs, "$.service.check.timeout", "must not be longer than the interval");
-			if (k->http[0] && strncmp(k->http, "http://", 7) && strncmp(k->http, "https://", 8))
-				bcn_cfg_err(errs, "$.service.check.http", "expected an http:// or https:// URL");
-			if (k->tcp[0])
-				check_listen(k->tcp, "$.service.check.tcp", errs);
-		}
-	}
+	if (c->service)
+		check_service(c, have_registry, errs);
 	if ((c->watch.services.n || c->watch.kv.n) && !have_registry)
 		bcn_cfg_err(errs, "$.watch", "watching services or keys needs a \"registry\"");
 	for (size_t i = 0; i < c->watch.kv.n; i++) {
-		if (c->watch.kv.v[i][0] != '/') {
+		if (str(c->watch.kv.v[i])[0] != '/') {
 			char path[48];
 			snprintf(path, sizeof(path), "$.watch.kv[%zu]", i);
 			bcn_cfg_err(errs, path, "a key prefix starts with \"/\"");
@@ -360,12 +377,11 @@ struct bcn_config *bcn_config_load(const char *file, struct bcn_cfg_errs *errs)
 		return NULL;
 	}
 	c->file = strdup(file);
+	/* Every stage runs even after problems, so --check-config lists them all. */
 	bcn_cfg_fill(top_fields, root, c, "$", errs);
 	json_decref(root);
-	if (errs->n == before)
-		check_rules(c, errs);
-	if (errs->n == before)
-		build_instances(c, errs);
+	check_rules(c, errs);
+	build_instances(c, errs);
 	if (errs->n != before) {
 		bcn_config_free(c);
 		return NULL;
