@@ -22,6 +22,7 @@
 
 #include "agent.h"
 #include "config.h"
+#include "secrets.h"
 #include "server.h"
 
 #define MAX_WAIT_MS (5ULL * 60 * 1000)
@@ -34,6 +35,7 @@ struct bcn_api_wait {
 	struct evhttp_request *req;
 	struct event *timer;
 	struct bcn_cache_wait *cw;
+	struct bcn_secrets_wait *sw; /* BCN_ROUTE_SECRETS parks here instead of cw */
 	struct req_ctx *rc;
 };
 
@@ -265,6 +267,7 @@ static void wait_end(struct bcn_api_wait *w)
 	a->nwaits--;
 	event_free(w->timer);
 	bcn_cache_wait_cancel(w->cw);
+	bcn_secrets_wait_cancel(w->sw);
 	free(w);
 	rc->has_index = false; /* answer now, whatever the index */
 	answer(rc);
@@ -284,6 +287,7 @@ static void wait_wake_cb(void *arg)
 {
 	struct bcn_api_wait *w = arg;
 	w->cw = NULL; /* the cache freed it */
+	w->sw = NULL; /* or the secret store did */
 	/* KV wake-ups are for any key: keep waiting while ours did not move. */
 	if (w->rc->route == BCN_ROUTE_KV && kv_answer_index(w->rc) <= w->rc->index) {
 		w->cw = bcn_cache_kv_wait(w->a->core.cache, wait_wake_cb, w);
@@ -313,9 +317,11 @@ static void park(struct req_ctx *rc, const char *service)
 		goto fail;
 	if (rc->route == BCN_ROUTE_KV)
 		w->cw = bcn_cache_kv_wait(a->core.cache, wait_wake_cb, w);
+	else if (rc->route == BCN_ROUTE_SECRETS)
+		w->sw = bcn_secrets_wait(service, rc->index, wait_wake_cb, w);
 	else
 		w->cw = bcn_cache_wait(a->core.cache, service, rc->index, wait_wake_cb, w);
-	if (!w->cw)
+	if (!w->cw && !w->sw)
 		goto fail;
 	evtimer_add(w->timer, &tv);
 	w->next = a->waits;
@@ -533,7 +539,7 @@ static void route_kv(struct req_ctx *rc)
 		for (size_t i = first; i < first + n; i++) {
 			const struct bcn_kv_entry *e = bcn_cache_kv_at(c, i);
 			if (e->value)
-				json_array_append_new(entries, json_pack("{sso}", "key", e->key + 1, "value", kv_value(e)));
+				json_array_append_new(entries, json_pack("{ssso}", "key", e->key + 1, "value", kv_value(e)));
 		}
 		if (json_array_size(entries) == 0) {
 			json_decref(entries);
@@ -550,6 +556,17 @@ static void route_kv(struct req_ctx *rc)
 	}
 	reply_json(rc, 200, json_pack("{sssosIsb}", "key", e->key + 1, "value", kv_value(e),
 				      "index", (json_int_t)idx, "stale", stale));
+}
+
+/* The handler lives in api_secrets.c; 0 means park until the secret changes. */
+static void route_secrets(struct req_ctx *rc)
+{
+	int code = bcn_api_secret(rc->req, rc->name, rc->has_index, rc->index);
+
+	if (code == 0)
+		park(rc, rc->name);
+	else
+		finish(rc, code, reason_for(code));
 }
 
 static void route_self(struct req_ctx *rc)
@@ -596,6 +613,7 @@ static void answer(struct req_ctx *rc)
 	case BCN_ROUTE_SERVICES:  route_services(rc); break;
 	case BCN_ROUTE_ENDPOINTS: route_endpoints(rc); break;
 	case BCN_ROUTE_KV:        route_kv(rc); break;
+	case BCN_ROUTE_SECRETS:   route_secrets(rc); break;
 	default: reply_error(rc, 500, "internal routing error"); break;
 	}
 }
@@ -653,15 +671,16 @@ static void route(struct evhttp_request *req, struct bcn_agent *a, bool probe_on
 		rc.route = BCN_ROUTE_PICK;
 	else if ((rest = after(uri, plen, "/v1/kv/")) != NULL || ((rest = uri + plen), IS("/v1/kv")))
 		rc.route = BCN_ROUTE_KV;
-	else if (after(uri, plen, "/v1/secrets/"))
+	else if ((rest = after(uri, plen, "/v1/secrets/")) != NULL)
 		rc.route = BCN_ROUTE_SECRETS;
 #undef IS
 
-	if (rc.route == BCN_ROUTE_ENDPOINTS || rc.route == BCN_ROUTE_PICK) {
+	if (rc.route == BCN_ROUTE_ENDPOINTS || rc.route == BCN_ROUTE_PICK || rc.route == BCN_ROUTE_SECRETS) {
 		size_t nlen = plen - (size_t)(rest - uri);
 		if (nlen == 0 || memchr(rest, '/', nlen) ||
 		    decode(rest, nlen, rc.name, sizeof(rc.name), false) < 0) {
-			reply_error(&rc, 400, "expected a service name after %.*s", (int)(rest - uri), uri);
+			reply_error(&rc, 400, "expected a %s name after %.*s",
+				    rc.route == BCN_ROUTE_SECRETS ? "secret" : "service", (int)(rest - uri), uri);
 			return;
 		}
 	}
@@ -712,7 +731,8 @@ static void route(struct evhttp_request *req, struct bcn_agent *a, bool probe_on
 			answer(&rc);
 		break;
 	case BCN_ROUTE_SECRETS:
-		reply_error(&rc, 404, "no secrets are configured (see the vault section)");
+		if (method_ok(&rc, EVHTTP_REQ_GET))
+			answer(&rc);
 		break;
 	default:
 		reply_error(&rc, 404, "no such route: %.100s", uri);

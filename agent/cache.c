@@ -438,6 +438,31 @@ void bcn_cache_watch(struct bcn_cache *c, int src, const char *service, bool wat
 	service_maybe_remove(c, s);
 }
 
+static int ep_cmp_id(const void *a, const void *b)
+{
+	const struct bcn_endpoint *x = *(const struct bcn_endpoint *const *)a;
+	const struct bcn_endpoint *y = *(const struct bcn_endpoint *const *)b;
+	return strcmp(x->id, y->id);
+}
+
+/* True when src's endpoints of s are exactly eps (sorts eps by id). */
+static bool same_set(struct bcn_service *s, int src, struct bcn_endpoint **eps, size_t n)
+{
+	size_t k = 0;
+
+	qsort(eps, n, sizeof(*eps), ep_cmp_id);
+	for (size_t i = 0; i < s->n; i++) {
+		const struct bcn_endpoint *e = s->ents[i];
+		if (e->src != src)
+			continue;
+		if (k >= n || e->json_len != eps[k]->json_len ||
+		    memcmp(e->json, eps[k]->json, e->json_len) != 0)
+			return false;
+		k++;
+	}
+	return k == n;
+}
+
 void bcn_cache_replace(struct bcn_cache *c, int src, const char *service,
 		       struct bcn_endpoint **eps, size_t n)
 {
@@ -445,6 +470,12 @@ void bcn_cache_replace(struct bcn_cache *c, int src, const char *service,
 	size_t i;
 
 	if (!s) {
+		for (i = 0; i < n; i++)
+			free(eps[i]);
+		return;
+	}
+	if (same_set(s, src, eps, n)) {
+		/* A resync that found what we had: no index step, no wake-ups. */
 		for (i = 0; i < n; i++)
 			free(eps[i]);
 		return;

@@ -258,6 +258,11 @@ static void check_service(struct bcn_config *c, bool have_registry, struct bcn_c
 	}
 	if (!have_registry)
 		bcn_cfg_err(errs, "$.service", "a service to register needs a \"registry\"");
+	/* Both become one level of a registry key (<prefix>/<name>/<id>). */
+	if (strchr(str(sv->name), '/'))
+		bcn_cfg_err(errs, "$.service.name", "must not contain \"/\"");
+	if (strchr(str(sv->id), '/'))
+		bcn_cfg_err(errs, "$.service.id", "must not contain \"/\"");
 	if (!k)
 		return;
 	int kinds = (str(k->http)[0] != 0) + (str(k->tcp)[0] != 0) + (k->exec.n != 0);

@@ -8,6 +8,7 @@
  *   etcd.c          config table, lifecycle callbacks, /v1/self, readiness
  *   etcd_conn.c     the session: endpoint rotation, backoff, liveness probe,
  *                   auth token, every request and its error classification
+ *   etcd_data.c     base64/int64 spelling, prefix ranges, untrusted values
  *   etcd_register.c lease + put + keepalive, drain, deregistration
  *   etcd_watch.c    range + streaming watch of services and KV prefixes
  *
@@ -21,10 +22,11 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <time.h>
 
 #include "config.h"
 #include "plugin.h"
+
+struct event;
 
 #define ETCD_MAX_VALUE (64 * 1024)   /* larger endpoint values are skipped */
 #define ETCD_PROBE_INTERVAL_MS 2000  /* liveness request while connected */
@@ -63,7 +65,7 @@ typedef void (*etcd_reply_cb)(struct etcd_ctx *ctx, const struct etcd_reply *r, 
 
 #define ETCD_REQ_SHORT 0x1 /* total timeout dial_timeout (liveness, stop) instead of timeout */
 
-/* POST body (stolen, may be NULL for {}) to path on the current endpoint.
+/* POST body (stolen; NULL, as from a failed json_pack, fails) to path on the current endpoint.
  * cb runs exactly once unless the request is cancelled. An answer saying the
  * auth token is no longer valid is retried once, transparently, with a new
  * token. NULL when it could not be started (cb is not called). */
@@ -89,7 +91,7 @@ const char *etcd_conn_endpoint(const struct etcd_ctx *ctx);
 uint64_t etcd_backoff_ms(unsigned attempt);
 void etcd_timer_ms(struct event *ev, uint64_t ms);
 
-/* ---- helpers (etcd_conn.c) ---- */
+/* ---- etcd's data (etcd_data.c) ---- */
 
 /* base64 of len bytes as a new jansson string; NULL on OOM. */
 json_t *etcd_b64(const void *data, size_t len);
@@ -100,6 +102,12 @@ int etcd_b64_member(const json_t *obj, const char *name, char **out, size_t *len
 int64_t etcd_int(const json_t *obj, const char *name);
 /* The key just after every key starting with prefix (etcd's range_end). */
 char *etcd_prefix_end(const char *prefix, size_t len, size_t *out_len);
+/* The <id> of key base<id>, or NULL with *why when the key is outside the layout. */
+const char *etcd_key_id(const char *base, size_t base_len, const char *key, size_t klen,
+			size_t *idlen, const char **why);
+/* The endpoint a key's value describes, or NULL after one etcd_skip line. */
+struct bcn_endpoint *etcd_parse_endpoint(struct etcd_ctx *ctx, const char *service, const char *key,
+					 size_t klen, const char *id, const char *value, size_t vlen);
 
 /* ---- registration (etcd_register.c) ---- */
 
@@ -116,7 +124,7 @@ struct etcd_reg {
 	int64_t op_lease;          /* the lease the put in flight uses */
 	struct etcd_req *ka;       /* keepalive in flight */
 	struct event *ka_ev, *retry_ev;
-	struct timespec last_alive;/* when etcd last confirmed the lease */
+	uint64_t last_alive_ms;    /* when etcd last confirmed the lease (etcd_now_ms) */
 	bcn_stop_done_cb stop_done;
 	int stop_phase;
 	bool stop_failed;
@@ -184,7 +192,7 @@ struct etcd_ctx {
 
 /* Recompute readiness, state word and stale flag; report when they change. */
 void etcd_report(struct etcd_ctx *ctx);
-/* Log "skipping <key>: <why>" once per key and reason (rate-limited). */
+/* Log "skipping <key>: <why>" once per key and reason, rate-limited (etcd_data.c). */
 void etcd_skip(struct etcd_ctx *ctx, const char *key, size_t key_len, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 uint64_t etcd_now_ms(void);

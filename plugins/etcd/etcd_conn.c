@@ -68,72 +68,6 @@ void etcd_timer_ms(struct event *ev, uint64_t ms)
 	evtimer_add(ev, &tv);
 }
 
-json_t *etcd_b64(const void *data, size_t len)
-{
-	size_t n = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
-	char *s = malloc(n);
-	json_t *j;
-
-	if (!s)
-		return NULL;
-	sodium_bin2base64(s, n, data, len, sodium_base64_VARIANT_ORIGINAL);
-	j = json_string(s);
-	free(s);
-	return j;
-}
-
-int etcd_b64_member(const json_t *obj, const char *name, char **out, size_t *len)
-{
-	const char *s = json_string_value(json_object_get(obj, name)), *end = NULL;
-	size_t slen = s ? strlen(s) : 0, bin = 0;
-	char *buf = malloc(slen / 4 * 3 + 4);
-
-	*out = NULL;
-	*len = 0;
-	if (!buf)
-		return -1;
-	if (slen && (sodium_base642bin((unsigned char *)buf, slen / 4 * 3 + 3, s, slen, NULL, &bin,
-				       &end, sodium_base64_VARIANT_ORIGINAL) != 0 || end != s + slen)) {
-		free(buf);
-		return -1;
-	}
-	buf[bin] = '\0';
-	*out = buf;
-	*len = bin;
-	return 0;
-}
-
-int64_t etcd_int(const json_t *obj, const char *name)
-{
-	const json_t *v = json_object_get(obj, name);
-	if (json_is_integer(v))
-		return (int64_t)json_integer_value(v);
-	if (json_is_string(v))
-		return strtoll(json_string_value(v), NULL, 10);
-	return 0;
-}
-
-char *etcd_prefix_end(const char *prefix, size_t len, size_t *out_len)
-{
-	char *end = malloc(len + 2);
-
-	if (!end)
-		return NULL;
-	memcpy(end, prefix, len);
-	while (len > 0 && (unsigned char)end[len - 1] == 0xff)
-		len--;
-	if (len == 0) { /* every key: etcd spells that "\0" */
-		end[0] = '\0';
-		end[1] = '\0';
-		*out_len = 1;
-		return end;
-	}
-	end[len - 1] = (char)((unsigned char)end[len - 1] + 1);
-	end[len] = '\0';
-	*out_len = len;
-	return end;
-}
-
 const char *etcd_conn_endpoint(const struct etcd_ctx *ctx)
 {
 	return ctx->endpoints[ctx->cur];
@@ -210,7 +144,7 @@ static void classify(struct etcd_req *r, const struct bcn_http_response *res,
 		snprintf(msg, MSG_LEN, "the answer of %s is too large", ep);
 		return;
 	default:
-		snprintf(msg, MSG_LEN, "the request to %s failed: %s", ep, res->error_msg);
+		snprintf(msg, MSG_LEN, "%s: %s", ep, res->error_msg);
 		return;
 	}
 	if (r->stream) { /* the body went to on_data */
@@ -258,7 +192,7 @@ static void req_done(const struct bcn_http_response *res, void *arg)
 
 	r->call = NULL;
 	classify(r, res, &rep, msg, &body);
-	if (token_refused(&rep) && ctx->password && !r->retried && !ctx->stopping) {
+	if (token_refused(&rep) && ctx->password && !r->retried) {
 		bcn_debug(ctx->log, "etcd refused the auth token (%s); authenticating again", msg);
 		json_decref(body);
 		r->retried = true;
@@ -268,6 +202,10 @@ static void req_done(const struct bcn_http_response *res, void *arg)
 	}
 	req_unlink(r);
 	lost = rep.outcome == ETCD_UNREACHABLE;
+	/* A real request served (not just status, which even a member without
+	 * a leader answers): the cluster works, the next loss starts at 100 ms. */
+	if (rep.outcome == ETCD_OK && !(r->flags & REQ_NOAUTH) && ctx->session == ETCD_UP)
+		ctx->attempt = 0;
 	r->cb(ctx, &rep, r->arg);
 	json_decref(body);
 	req_free(r);
@@ -319,6 +257,8 @@ static struct etcd_req *req_new(struct etcd_ctx *ctx, const char *path, json_t *
 
 	if (!r)
 		goto fail;
+	if (!body) /* json_pack failed: out of memory */
+		goto fail;
 	r->ctx = ctx;
 	r->flags = flags;
 	r->cb = cb;
@@ -326,7 +266,7 @@ static struct etcd_req *req_new(struct etcd_ctx *ctx, const char *path, json_t *
 	r->stream = on_data != NULL;
 	r->arg = arg;
 	r->path = strdup(path);
-	r->body = json_dumps(body ? body : json_object(), JSON_COMPACT);
+	r->body = json_dumps(body, JSON_COMPACT);
 	if (!r->path || !r->body)
 		goto fail;
 	r->body_len = strlen(r->body);
@@ -385,16 +325,16 @@ void etcd_conn_cancel_all(struct etcd_ctx *ctx)
 		etcd_req_cancel(ctx->reqs);
 }
 
-/* Send what waited for a token; fail it when there is none to get. */
-static void flush_queued(struct etcd_ctx *ctx)
+/* Send what waited for a token, or fail it with `why` when there is none to get. */
+static void flush_queued(struct etcd_ctx *ctx, const char *why)
 {
 	struct etcd_req *r, *next;
 
 	for (r = ctx->reqs; r; r = next) {
 		next = r->next;
-		if (!r->queued || req_send(r) == 0)
+		if (!r->queued || (!why && req_send(r) == 0))
 			continue;
-		struct etcd_reply rep = { .outcome = ETCD_FAILED, .msg = "could not start a request" };
+		struct etcd_reply rep = { .outcome = ETCD_FAILED, .msg = why ? why : "could not start a request" };
 		req_unlink(r);
 		r->cb(ctx, &rep, r->arg);
 		req_free(r);
@@ -435,8 +375,10 @@ static void probe_tick(evutil_socket_t fd, short what, void *arg);
 
 static void session_up(struct etcd_ctx *ctx)
 {
+	/* attempt is reset by the first request served or liveness answer,
+	 * not here: a member that answers status but fails everything else
+	 * (no leader) must not make us reconnect in a tight loop. */
 	ctx->session = ETCD_UP;
-	ctx->attempt = 0;
 	ctx->err[0] = '\0';
 	bcn_info(ctx->log, "%s etcd at %s", ctx->ever_up ? "reconnected to" : "connected to",
 		 etcd_conn_endpoint(ctx));
@@ -472,6 +414,8 @@ static void probe_done(struct etcd_ctx *ctx, const struct etcd_reply *r, void *a
 	ctx->probe = NULL;
 	if (r->outcome == ETCD_UNREACHABLE)
 		return; /* session_lost follows */
+	if (r->outcome == ETCD_OK)
+		ctx->attempt = 0; /* connected for a whole interval: a later loss starts at 100 ms */
 	etcd_timer_ms(ctx->probe_ev, ETCD_PROBE_INTERVAL_MS);
 }
 
@@ -482,7 +426,7 @@ static void probe_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (ctx->session != ETCD_UP || ctx->probe)
 		return;
-	ctx->probe = etcd_request(ctx, "/v3/maintenance/status", NULL, ETCD_REQ_SHORT | REQ_NOAUTH,
+	ctx->probe = etcd_request(ctx, "/v3/maintenance/status", json_object(), ETCD_REQ_SHORT | REQ_NOAUTH,
 				  probe_done, NULL);
 	if (!ctx->probe)
 		etcd_timer_ms(ctx->probe_ev, ETCD_PROBE_INTERVAL_MS);
@@ -509,7 +453,7 @@ static void connect_now(struct etcd_ctx *ctx)
 	if (ctx->stopping)
 		return;
 	ctx->session = ETCD_CONNECTING;
-	ctx->probe = etcd_request(ctx, "/v3/maintenance/status", NULL, ETCD_REQ_SHORT | REQ_NOAUTH,
+	ctx->probe = etcd_request(ctx, "/v3/maintenance/status", json_object(), ETCD_REQ_SHORT | REQ_NOAUTH,
 				  connect_probe_done, NULL);
 	if (!ctx->probe)
 		connect_failed(ctx, "could not start a request (out of memory?)");
@@ -596,7 +540,9 @@ bad:
 
 static void auth_failed(struct etcd_ctx *ctx, const char *why)
 {
-	if (ctx->session == ETCD_UP)
+	if (ctx->stopping) /* nobody reconnects now: let the waiting requests end */
+		flush_queued(ctx, why);
+	else if (ctx->session == ETCD_UP)
 		session_lost(ctx, why);
 	else
 		connect_failed(ctx, why);
@@ -627,9 +573,9 @@ static void auth_done(const struct bcn_http_response *res, void *arg)
 		return;
 	}
 	bcn_debug(ctx->log, "authenticated as user \"%s\"", ctx->username);
-	if (ctx->session == ETCD_CONNECTING)
+	if (ctx->session == ETCD_CONNECTING && !ctx->stopping)
 		session_up(ctx);
-	flush_queued(ctx);
+	flush_queued(ctx, NULL);
 }
 
 static void auth_start(struct etcd_ctx *ctx)
@@ -670,7 +616,7 @@ static void auth_start(struct etcd_ctx *ctx)
 
 void etcd_conn_reauth(struct etcd_ctx *ctx)
 {
-	if (!ctx->password || ctx->auth_call || ctx->stopping)
+	if (!ctx->password || ctx->auth_call)
 		return;
 	sodium_memzero(ctx->auth_header, TOKEN_MAX);
 	auth_start(ctx);

@@ -31,13 +31,6 @@
 
 static void reg_step(struct etcd_ctx *ctx);
 
-static uint64_t since_ms(const struct timespec *t)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (uint64_t)(now.tv_sec - t->tv_sec) * 1000 + (uint64_t)((now.tv_nsec - t->tv_nsec) / 1000000);
-}
-
 static json_t *lease_json(int64_t id)
 {
 	char s[24];
@@ -125,7 +118,7 @@ static void grant_done(struct etcd_ctx *ctx, const struct etcd_reply *r, void *a
 	op_succeeded(ctx);
 	reg->lease_id = id;
 	reg->ttl_s = ttl;
-	clock_gettime(CLOCK_MONOTONIC, &reg->last_alive);
+	reg->last_alive_ms = etcd_now_ms();
 	if ((uint64_t)ttl * 1000 > ctx->ttl_ms + 999)
 		bcn_info(ctx->log, "etcd granted lease %" PRIx64 " with a TTL of %" PRId64 " s (its minimum)",
 			 (uint64_t)id, ttl);
@@ -254,14 +247,18 @@ static void keepalive_done(struct etcd_ctx *ctx, const struct etcd_reply *r, voi
 		return;
 	}
 	res = json_object_get(r->body, "result");
-	if (etcd_int(res, "ID") != reg->lease_id)
-		return; /* an answer about a lease we already gave up */
+	if (etcd_int(res, "ID") != reg->lease_id) {
+		/* Malformed, or about a lease we already gave up: keep the current one alive. */
+		if (reg->lease_id)
+			schedule_keepalive(ctx, keepalive_interval(reg));
+		return;
+	}
 	if (etcd_int(res, "TTL") <= 0) {
 		lease_lost(ctx, reg->lease_id, "the keepalive answered TTL 0: it expired or was revoked");
 		reg_step(ctx);
 		return;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &reg->last_alive);
+	reg->last_alive_ms = etcd_now_ms();
 	schedule_keepalive(ctx, keepalive_interval(reg));
 }
 
@@ -293,6 +290,11 @@ int etcd_reg_init(struct etcd_ctx *ctx)
 		return -1;
 	if (!sc)
 		return 0;
+	if (strchr(sc->name, '/') || strchr(sc->id, '/') || !sc->id[0]) {
+		bcn_error(ctx->log, "service name \"%s\" and id \"%s\" must be non-empty and free of \"/\" "
+			  "to form the key <prefix>/<service>/<id>", sc->name, sc->id);
+		return -1;
+	}
 	/* The core keeps the service section a registration started with until
 	 * a restart, so the key never changes under us. */
 	if (asprintf(&reg->key, "%s/%s/%s", ctx->prefix, sc->name, sc->id) < 0) {
@@ -327,7 +329,7 @@ void etcd_reg_up(struct etcd_ctx *ctx)
 	if (!reg->key)
 		return;
 	reg->attempt = 0;
-	if (reg->lease_id && since_ms(&reg->last_alive) > (uint64_t)reg->ttl_s * 1000) {
+	if (reg->lease_id && etcd_now_ms() - reg->last_alive_ms > (uint64_t)reg->ttl_s * 1000) {
 		bcn_info(ctx->log, "etcd was unreachable for longer than the lease TTL (%" PRId64 " s): "
 			 "registering with a new lease", reg->ttl_s);
 		reg->lease_id = 0;

@@ -14,12 +14,9 @@
  * cancels or refuses is retried with backoff; a stream that ends means the
  * cluster is gone, which etcd_conn.c handles for every watch at once.
  *
- * Endpoint values are untrusted. A key must be <prefix>/<service>/<id> with a
- * non-empty id without '/'; the value must be at most 64 KiB of ENDPOINT JSON
- * that bcn_endpoint_from_json accepts. The key's <id> is the endpoint's id:
- * a value without "id" gets it from the key, a value whose "id" differs is
- * skipped. Anything else is skipped with one log line, and a key whose value
- * turns bad loses its previous endpoint: it no longer describes one.
+ * Values are checked by etcd_data.c exactly alike in a range and in an
+ * event; a key whose value turns bad loses its previous endpoint, since it no
+ * longer describes one.
  */
 #include <event2/event.h>
 #include <inttypes.h>
@@ -45,6 +42,7 @@ struct etcd_watch {
 	bool streaming, fresh, synced;
 	int64_t revision;          /* what the cache reflects */
 	unsigned attempt;
+	int64_t page;              /* keys per range request; shrinks when an answer is too large */
 	struct event *retry_ev;
 	uint64_t events;
 	char last_error[200];
@@ -120,67 +118,6 @@ static int acc_reserve(struct etcd_watch *w)
 	return 0;
 }
 
-/* The <id> of a service key, or NULL (with *why) when the key is outside the layout. */
-static const char *key_id(const struct etcd_watch *w, const char *key, size_t klen, size_t *idlen,
-			  const char **why)
-{
-	const char *id = key + w->key_len;
-
-	*idlen = klen - w->key_len;
-	if (klen < w->key_len || memcmp(key, w->key, w->key_len) != 0)
-		*why = "it is outside the watched range";
-	else if (*idlen == 0)
-		*why = "the key has an empty instance id (expected <prefix>/<service>/<id>)";
-	else if (memchr(id, '/', *idlen))
-		*why = "the key has more levels than <prefix>/<service>/<id>";
-	else if (memchr(id, '\0', *idlen) || *idlen > 256)
-		*why = "the instance id is not a short text";
-	else
-		return id;
-	return NULL;
-}
-
-/* An endpoint from a key and its value, or NULL after one log line. */
-static struct bcn_endpoint *parse_endpoint(struct etcd_watch *w, const char *key, size_t klen,
-					   const char *id, const char *value, size_t vlen)
-{
-	struct etcd_ctx *ctx = w->ctx;
-	struct bcn_endpoint *ep = NULL;
-	json_error_t jerr;
-	const char *err = NULL;
-	json_t *obj, *jid, *sid;
-
-	if (vlen > ETCD_MAX_VALUE) {
-		etcd_skip(ctx, key, klen, "its value is %zu bytes, more than the %d an endpoint may have",
-			  vlen, ETCD_MAX_VALUE);
-		return NULL;
-	}
-	obj = json_loadb(value, vlen, 0, &jerr);
-	if (!json_is_object(obj)) {
-		if (obj)
-			etcd_skip(ctx, key, klen, "its value is not a JSON object");
-		else
-			etcd_skip(ctx, key, klen, "its value is not valid JSON (%s)", jerr.text);
-		json_decref(obj);
-		return NULL;
-	}
-	jid = json_object_get(obj, "id");
-	if (jid && !json_is_string(jid)) {
-		etcd_skip(ctx, key, klen, "its \"id\" is not a string");
-	} else if (jid && (strlen(json_string_value(jid)) != strlen(id) ||
-			   strcmp(json_string_value(jid), id) != 0)) {
-		etcd_skip(ctx, key, klen, "its \"id\" does not match the key's instance id");
-	} else if (!jid && (!(sid = json_string(id)) || json_object_set_new(obj, "id", sid) != 0)) {
-		etcd_skip(ctx, key, klen, "the instance id is not valid UTF-8");
-	} else {
-		ep = bcn_endpoint_from_json(obj, w->name, &err);
-		if (!ep)
-			etcd_skip(ctx, key, klen, "%s", err ? err : "invalid endpoint");
-	}
-	json_decref(obj);
-	return ep;
-}
-
 /* One key of a range page into the snapshot being built. */
 static void acc_add(struct etcd_watch *w, char *key, size_t klen, char *value, size_t vlen)
 {
@@ -199,7 +136,7 @@ static void acc_add(struct etcd_watch *w, char *key, size_t klen, char *value, s
 		w->lens[w->n++] = vlen;
 		return;
 	}
-	id = key_id(w, key, klen, &idlen, &why);
+	id = etcd_key_id(w->key, w->key_len, key, klen, &idlen, &why);
 	if (!id) {
 		etcd_skip(w->ctx, key, klen, "%s", why);
 		goto drop;
@@ -207,7 +144,7 @@ static void acc_add(struct etcd_watch *w, char *key, size_t klen, char *value, s
 	char idbuf[257];
 	memcpy(idbuf, id, idlen);
 	idbuf[idlen] = '\0';
-	w->eps[w->n] = parse_endpoint(w, key, klen, idbuf, value, vlen);
+	w->eps[w->n] = etcd_parse_endpoint(w->ctx, w->name, key, klen, idbuf, value, vlen);
 	if (w->eps[w->n])
 		w->n++;
 drop:
@@ -259,6 +196,7 @@ static void range_done(struct etcd_ctx *ctx, const struct etcd_reply *r, void *a
 {
 	struct etcd_watch *w = arg;
 	json_t *kvs, *kv;
+	bool more;
 	size_t i;
 
 	w->req = NULL;
@@ -270,12 +208,30 @@ static void range_done(struct etcd_ctx *ctx, const struct etcd_reply *r, void *a
 			watch_begin(w);
 			return;
 		}
+		if (r->code == -2 && w->page > 1) { /* huge values: ask for fewer keys at a time */
+			w->page = w->page / 16 ? w->page / 16 : 1;
+			bcn_info(ctx->log, "reading %s %s %" PRId64 " keys at a time: its values are large",
+				 w->kv ? "prefix" : "service", w->name, w->page);
+			watch_begin(w);
+			return;
+		}
 		watch_failed(w, r->msg);
 		return;
 	}
 	if (!w->range_rev)
 		w->range_rev = etcd_int(json_object_get(r->body, "header"), "revision");
 	kvs = json_object_get(r->body, "kvs");
+	more = json_is_true(json_object_get(r->body, "more")) && json_array_size(kvs) > 0;
+	free(w->next_key);
+	w->next_key = NULL;
+	/* The next page starts just after this page's last key: its key + "\0". */
+	if (more && etcd_b64_member(json_array_get(kvs, json_array_size(kvs) - 1), "key",
+				    &w->next_key, &w->next_key_len) < 0) {
+		acc_clear(w);
+		watch_failed(w, "etcd answered the range with an invalid key");
+		return;
+	}
+	w->next_key_len += more; /* include the NUL etcd_b64_member put after it */
 	json_array_foreach(kvs, i, kv) {
 		char *key, *value;
 		size_t klen, vlen;
@@ -286,23 +242,9 @@ static void range_done(struct etcd_ctx *ctx, const struct etcd_reply *r, void *a
 			free(key);
 			continue;
 		}
-		if (i + 1 == json_array_size(kvs)) { /* the next page starts right after it */
-			free(w->next_key);
-			w->next_key = malloc(klen + 1);
-			if (w->next_key) {
-				memcpy(w->next_key, key, klen);
-				w->next_key[klen] = '\0';
-				w->next_key_len = klen + 1;
-			}
-		}
 		acc_add(w, key, klen, value, vlen);
 	}
-	if (json_is_true(json_object_get(r->body, "more")) && json_array_size(kvs) > 0) {
-		if (!w->next_key) {
-			acc_clear(w);
-			watch_failed(w, "out of memory while reading");
-			return;
-		}
+	if (more) {
 		range_page(w);
 		return;
 	}
@@ -315,7 +257,7 @@ static void range_page(struct etcd_watch *w)
 {
 	json_t *body = json_pack("{sososI}", "key",
 				 w->next_key ? etcd_b64(w->next_key, w->next_key_len) : etcd_b64(w->key, w->key_len),
-				 "range_end", etcd_b64(w->end, w->end_len), "limit", (json_int_t)RANGE_PAGE);
+				 "range_end", etcd_b64(w->end, w->end_len), "limit", (json_int_t)w->page);
 
 	if (body && w->range_rev)
 		json_object_set_new(body, "revision", json_integer((json_int_t)w->range_rev));
@@ -354,7 +296,7 @@ static void apply_event(struct etcd_watch *w, json_t *ev)
 			bcn_cache_kv_put(ctx->core->cache, ctx->ins->src, key, value, vlen);
 		goto out;
 	}
-	id = key_id(w, key, klen, &idlen, &why);
+	id = etcd_key_id(w->key, w->key_len, key, klen, &idlen, &why);
 	if (!id) {
 		if (!del)
 			etcd_skip(ctx, key, klen, "%s", why);
@@ -363,7 +305,7 @@ static void apply_event(struct etcd_watch *w, json_t *ev)
 	memcpy(idbuf, id, idlen);
 	idbuf[idlen] = '\0';
 	if (!del) {
-		struct bcn_endpoint *ep = parse_endpoint(w, key, klen, idbuf, value, vlen);
+		struct bcn_endpoint *ep = etcd_parse_endpoint(w->ctx, w->name, key, klen, idbuf, value, vlen);
 		if (ep) {
 			bcn_cache_put(ctx->core->cache, ctx->ins->src, w->name, ep);
 			goto out;
@@ -482,9 +424,14 @@ static int on_stream_data(const char *data, size_t n, void *arg)
 			return 1;
 		}
 	}
-	/* Keep only the unfinished message. */
+	/* Keep only the unfinished message; give back the room a burst needed. */
 	if (w->depth == 0) {
 		w->len = w->pos = w->start = 0;
+		if (w->cap_buf > ((size_t)1 << 20)) {
+			free(w->buf);
+			w->buf = NULL;
+			w->cap_buf = 0;
+		}
 	} else if (w->start > 0) {
 		memmove(w->buf, w->buf + w->start, w->len - w->start);
 		w->len -= w->start;
@@ -589,6 +536,7 @@ static struct etcd_watch *watch_new(struct etcd_ctx *ctx, bool kv, const char *n
 		return NULL;
 	w->ctx = ctx;
 	w->kv = kv;
+	w->page = RANGE_PAGE;
 	w->name = strdup(name);
 	if (kv)
 		w->key = strdup(name);

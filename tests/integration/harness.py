@@ -442,10 +442,16 @@ class Agent:
             # the test failed: say what the agent was doing
             rc = self.proc.poll()
             state = "running" if rc is None else "exited with %d" % rc
-            tail = "\n".join(self.log().splitlines()[-15:])
-            print("    agent (pid %d) %s; last log lines:\n%s" % (
-                self.proc.pid, state, "\n".join("      | " + l for l in tail.splitlines())))
+            lines = self.log().splitlines()[-15:]
+            note = "agent (pid %d) %s; last log lines:\n%s" % (
+                self.proc.pid, state, "\n".join("  | " + l for l in lines))
+            if exc is not None and hasattr(exc, "add_note"):
+                exc.add_note(note)
+            else:
+                print("    " + note.replace("\n", "\n    "))
         self.close()
+        if exc_type is None and self.proc is not None:
+            self._assert_no_leftover()
         return False
 
     # -- talking to it --

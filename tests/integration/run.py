@@ -149,8 +149,11 @@ def main():
             print("FAIL %s: %s" % (name, reason))
             print(short_traceback(exc))
             text = str(exc).strip()
-            if "\n" in text:
-                print("    " + "\n    ".join(text.splitlines()[1:40]))
+            extra = text.splitlines()[1:40]
+            for note in getattr(exc, "__notes__", None) or []:
+                extra += str(note).splitlines()
+            if extra:
+                print("    " + "\n    ".join(extra))
         sys.stdout.flush()
 
     summary = "%d passed, %d failed" % (passed, failed)

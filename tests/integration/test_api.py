@@ -31,6 +31,7 @@ def config(**extra):
                          endpoint("10.3.0.2", 80, weight=1),
                          endpoint("10.3.0.3", 80, weight=1)],
             "my svc": [endpoint("10.4.0.1", 80)],
+            'we"ird\\svc': [endpoint("10.4.0.2", 80)],
         }},
     }
     cfg.update(extra)
@@ -72,7 +73,8 @@ def test_services_shape_and_counts():
         assert h["content-type"].startswith("application/json"), h
         assert set(body) == {"services", "index"}, body
         assert isinstance(body["index"], int) and body["index"] > 0, body
-        assert body["services"] == {"web": 3, "db": 1, "down": 0, "weighted": 3, "my svc": 1}, \
+        assert body["services"] == {"web": 3, "db": 1, "down": 0, "weighted": 3, "my svc": 1,
+                                    'we"ird\\svc': 1}, \
             "counts are of passing endpoints: %r" % body["services"]
         assert int(h["x-beacon-index"]) == body["index"], (h, body)
 
@@ -292,6 +294,8 @@ def test_metrics():
         assert metric(m, "beacon_endpoints", service="web", status="passing") == 3, text
         assert metric(m, "beacon_endpoints", service="down", status="passing") == 0, text
         assert metric(m, "beacon_endpoints", service="my svc", status="passing") == 1, text
+        # label values are escaped (the parser above rejects a broken line)
+        assert metric(m, "beacon_endpoints", service='we\\"ird\\\\svc', status="passing") == 1, text
         info = samples(m, "beacon_build_info")
         assert len(info) == 1 and info[0][1] == 1, text
         assert "version" in info[0][0] and "static" in info[0][0].get("plugins", ""), info

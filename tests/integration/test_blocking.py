@@ -197,3 +197,36 @@ def test_stop_releases_blocking_reads():
         assert time.monotonic() - t0 < scale(3), "stopping took %.1fs" % (time.monotonic() - t0)
         st, _, body = bg.join(2)
         assert st == 200, "a held read is answered when the agent stops: %r" % ((st, body),)
+
+
+def test_removed_service_wakes_its_watchers():
+    with Agent(config(old=[endpoint("10.9.0.1", 80)])) as a:
+        idx = a.index("/v1/endpoints/old")
+        sidx = a.index("/v1/services")
+        bg = Background(a, "/v1/endpoints/old?index=%d&wait=5s" % idx)
+        bgs = Background(a, "/v1/services?index=%d&wait=5s" % sidx)
+        wait_parked(a, 2)
+        a.reload(config())
+        reloaded = time.monotonic()
+        st, _, body = bg.join(5)
+        assert bg.done_at - reloaded < scale(1.0), "a removed service left its watcher waiting"
+        assert st == 404 or (st == 200 and body["endpoints"] == []), (st, body)
+        st, _, body = bgs.join(5)
+        assert st == 200 and "old" not in body["services"] and body["index"] > sidx, body
+
+
+def test_index_from_before_a_restart():
+    with Agent(config()) as a:
+        for i in range(5):
+            a.reload(config(web=[endpoint("10.0.0.%d" % (i + 10), 80)]))
+            wait_for(lambda: a.get("/v1/endpoints/web")[2]["endpoints"][0]["address"] ==
+                     "10.0.0.%d" % (i + 10), 5, what="reload %d" % i)
+        old_idx = a.index("/v1/endpoints/web")
+        assert a.stop() == 0
+    with Agent(config()) as b:
+        assert b.index("/v1/endpoints/web") < old_idx, "the restarted agent's index is not lower"
+        t0 = time.monotonic()
+        st, _, body = b.get("/v1/endpoints/web?index=%d&wait=5s" % old_idx)
+        assert st == 200 and time.monotonic() - t0 < scale(0.5), \
+            "an index from before the restart was held %.2fs" % (time.monotonic() - t0)
+        assert body["endpoints"][0]["address"] == "10.0.0.1", body

@@ -149,3 +149,13 @@ def test_reload_storm():
         wait_for(lambda: addresses(a) == ["10.0.1.20"], 5, what="the last reload to win")
         assert a.alive() and a.get("/ready")[0] == 200
         assert a.stop() == 0
+
+
+def test_drain_survives_reload():
+    with Agent(config([endpoint("10.0.0.1", 80)])) as a:
+        assert a.post("/v1/self/drain")[0] == 200
+        a.reload(config([endpoint("10.0.0.2", 80)]))
+        wait_for(lambda: addresses(a) == ["10.0.0.2"], 5, what="the reload")
+        st, _, body = a.get("/ready")
+        assert st == 503, "a reload must not undo a drain: %r" % (body,)
+        assert a.get("/v1/self")[2]["drained"] is True
