@@ -29,6 +29,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "zalloc.h"
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000
 #define DEFAULT_MAX_BODY ((size_t)64 << 20)
@@ -82,8 +83,8 @@ struct bcn_http_call {
 	char msg[CURL_ERROR_SIZE + 64];
 };
 
-/* The one place libcurl is initialised, so a zero-on-free allocator can later
- * be installed here with curl_global_init_mem. */
+/* The one place libcurl is initialised: with the zero-on-free allocator, so
+ * the token headers and bodies curl copies are wiped when it frees them. */
 static int http_global_init(void)
 {
 	static int ready;
@@ -91,7 +92,8 @@ static int http_global_init(void)
 
 	if (ready)
 		return 0;
-	rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+	rc = curl_global_init_mem(CURL_GLOBAL_DEFAULT, bcn_zmalloc, bcn_zfree, bcn_zrealloc,
+				 bcn_zstrdup, bcn_zcalloc);
 	if (rc != CURLE_OK) {
 		bcn_error("http", "cannot initialise libcurl: %s", curl_easy_strerror(rc));
 		return -1;

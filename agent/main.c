@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "config.h"
 #include "plugin.h"
+#include "zalloc.h"
 
 static void version(void)
 {
@@ -84,6 +85,7 @@ static int agent_cmd(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	bcn_zalloc_install(); /* before jansson or libevent allocate anything */
 	if (argc < 2)
 		return help(stderr);
 	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
