@@ -82,7 +82,7 @@ Discovery works. Things to try in another terminal while this runs:
   export BEACON_SOCKET=$DIR/client.sock
   beacon endpoints web --json
   curl --unix-socket \$BEACON_SOCKET 'http://beacon/v1/endpoints/web?index=1&wait=30s'   # blocking read
-  touch $DIR/unhealthy        # the app fails its health check: web turns critical
+  touch $DIR/unhealthy        # the app fails its health check: web turns critical (see beacon endpoints web --all)
   rm $DIR/unhealthy           # and passing again
   BEACON_SOCKET=$DIR/web.sock beacon drain    # take web out of discovery (and resume)
   etcdctl --endpoints $ETCD put /config/web/color green ; beacon kv /config/web/color
