@@ -220,6 +220,75 @@ START_TEST(test_ten_thousand_endpoints)
 }
 END_TEST
 
+START_TEST(test_kv_store)
+{
+	struct bcn_cache *c = bcn_cache_new(NULL);
+	int src = bcn_cache_source_add(c, "etcd#0");
+	size_t first;
+
+	bcn_cache_kv_watch(c, src, "/config/web/", true);
+	ck_assert(bcn_cache_kv_watched(c, "/config/web/color"));
+	ck_assert(!bcn_cache_kv_watched(c, "/config/other"));
+
+	bcn_cache_kv_put(c, src, "/config/web/color", "blue", 4);
+	bcn_cache_kv_put(c, src, "/config/web/size", "xl", 2);
+	bcn_cache_flush(c);
+	uint64_t i1 = bcn_cache_index(c);
+	ck_assert_str_eq(bcn_cache_kv_get(c, "/config/web/color")->value, "blue");
+	ck_assert_uint_eq(bcn_cache_kv_index(c, "/config/web/color", false), i1);
+	ck_assert_uint_eq(bcn_cache_kv_range(c, "/config/web/", &first), 2);
+
+	/* Equal bytes again: nothing moves. */
+	bcn_cache_kv_put(c, src, "/config/web/color", "blue", 4);
+	bcn_cache_flush(c);
+	ck_assert_uint_eq(bcn_cache_index(c), i1);
+
+	/* A delete leaves a tombstone whose index moves the prefix's index. */
+	bcn_cache_kv_delete(c, src, "/config/web/size");
+	bcn_cache_flush(c);
+	ck_assert_ptr_null(bcn_cache_kv_get(c, "/config/web/size"));
+	ck_assert_uint_gt(bcn_cache_kv_index(c, "/config/web/", true), i1);
+	ck_assert_uint_eq(bcn_cache_kv_index(c, "/config/web/color", false), i1);
+
+	/* A resync replaces what the source had under the prefix. */
+	const char *keys[] = { "/config/web/shape" };
+	const char *vals[] = { "round" };
+	size_t lens[] = { 5 };
+	bcn_cache_kv_replace(c, src, "/config/web/", keys, vals, lens, 1);
+	bcn_cache_flush(c);
+	ck_assert_ptr_null(bcn_cache_kv_get(c, "/config/web/color"));
+	ck_assert_str_eq(bcn_cache_kv_get(c, "/config/web/shape")->value, "round");
+
+	bcn_cache_set_stale(c, src, true);
+	ck_assert(bcn_cache_kv_stale(c, "/config/web/shape"));
+	bcn_cache_kv_watch(c, src, "/config/web/", false);
+	ck_assert(!bcn_cache_kv_watched(c, "/config/web/shape"));
+	ck_assert_ptr_null(bcn_cache_kv_get(c, "/config/web/shape"));
+	bcn_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_unchanged_replace_keeps_index)
+{
+	struct bcn_cache *c = bcn_cache_new(NULL);
+	int src = bcn_cache_source_add(c, "etcd#0");
+	struct bcn_endpoint *a[2] = { ep("s", "x", "10.0.0.1", 1, BCN_PASSING), ep("s", "y", "10.0.0.2", 1, BCN_PASSING) };
+	bcn_cache_replace(c, src, "s", a, 2);
+	bcn_cache_flush(c);
+	uint64_t idx = bcn_cache_index(c);
+	/* The same set in another order (a reconnect's resync): no index step. */
+	struct bcn_endpoint *b[2] = { ep("s", "y", "10.0.0.2", 1, BCN_PASSING), ep("s", "x", "10.0.0.1", 1, BCN_PASSING) };
+	bcn_cache_replace(c, src, "s", b, 2);
+	bcn_cache_flush(c);
+	ck_assert_uint_eq(bcn_cache_index(c), idx);
+	struct bcn_endpoint *d[1] = { ep("s", "x", "10.0.0.1", 1, BCN_CRITICAL) };
+	bcn_cache_replace(c, src, "s", d, 1);
+	bcn_cache_flush(c);
+	ck_assert_uint_eq(bcn_cache_index(c), idx + 1);
+	bcn_cache_free(c);
+}
+END_TEST
+
 static Suite *cache_suite(void)
 {
 	Suite *s = suite_create("cache");
@@ -230,6 +299,8 @@ static Suite *cache_suite(void)
 	tcase_add_test(tc, test_waiters_wake_on_change_only);
 	tcase_add_test(tc, test_replace_dedupes_ids_within_a_source);
 	tcase_add_test(tc, test_ten_thousand_endpoints);
+	tcase_add_test(tc, test_kv_store);
+	tcase_add_test(tc, test_unchanged_replace_keeps_index);
 	tcase_set_timeout(tc, 20);
 	suite_add_tcase(s, tc);
 	return s;
