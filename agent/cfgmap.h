@@ -7,6 +7,7 @@
  * converts, range-checks, and records every problem with its JSON path
  * ("$.service.check.interval: ..."), so `--check-config` can print them all.
  * Unknown keys are errors. Nothing is parsed key by key by hand.
+ * (bcn_expand_env lives in expand.c, the duration functions in duration.c.)
  */
 #ifndef BCN_CFGMAP_H
 #define BCN_CFGMAP_H
