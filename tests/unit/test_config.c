@@ -38,8 +38,11 @@ static int has_err(const struct bcn_cfg_errs *e, const char *path, const char *t
 	return 0;
 }
 
+/* The problems, for a failing test's context (BCN_TEST_VERBOSE=1). */
 static void dump(const struct bcn_cfg_errs *e)
 {
+	if (!getenv("BCN_TEST_VERBOSE"))
+		return;
 	for (size_t i = 0; i < e->n; i++)
 		fprintf(stderr, "  %s\n", e->msg[i]);
 }
