@@ -42,6 +42,9 @@
 #define BCN_ASAN 1
 #endif
 #endif
+#ifndef BCN_ASAN
+#define BCN_ASAN 0
+#endif
 
 struct bcn_secrets_wait {
 	struct bcn_secrets_wait *prev, *next;
@@ -130,10 +133,10 @@ static bool lock_memory(void)
 	if (state)
 		return state == 1;
 	state = 2;
-#ifdef BCN_ASAN
-	bcn_warn("secrets", "memory is not locked: AddressSanitizer's shadow memory cannot be");
-	return false;
-#else
+	if (BCN_ASAN) {
+		bcn_warn("secrets", "memory is not locked: AddressSanitizer's shadow memory cannot be");
+		return false;
+	}
 	getrlimit(RLIMIT_MEMLOCK, &rl);
 	if (rl.rlim_cur == RLIM_INFINITY || has_cap_ipc_lock()) {
 		if (mlockall(MCL_CURRENT | MCL_FUTURE) == 0) {
@@ -149,7 +152,6 @@ static bool lock_memory(void)
 		 "store's guarded memory is locked; raise the limit (systemd LimitMEMLOCK=infinity) "
 		 "to lock everything", (unsigned long long)(rl.rlim_cur / 1024));
 	return false;
-#endif
 }
 
 /* sodium_malloc locks its pages but ignores failure: check, and say it once. */

@@ -1,0 +1,352 @@
+/*
+ * consul.c - the Consul registry backend: config, lifecycle, state for /v1/self.
+ *
+ * "registry": {"backend": "consul", ...} takes:
+ *
+ *   key                        default                  meaning
+ *   address                    "http://127.0.0.1:8500"  the local agent: http://, https://
+ *                                                       or unix:///path/to/consul.sock
+ *   token_file                 ""                       file holding the ACL token
+ *   datacenter                 ""                       ?dc= of discovery and KV queries
+ *   tls                        {}                       ca_file, cert_file, key_file
+ *   ttl                        "10s"                    TTL of the check beacon drives;
+ *                                                       updated every ttl/2
+ *   deregister_critical_after  "1m"                     Consul removes the service after its
+ *                                                       check was critical this long ("0": never)
+ *   wait                       "5m"                     wait of blocking queries (max 10m)
+ *   timeout                    "5s"                     limit of one request; a blocking query
+ *                                                       gets wait + wait/16 + timeout
+ *
+ * Only the watch lists (top-level "watch") change on SIGHUP; changes to the
+ * keys above are reported and take effect after a restart.
+ *
+ * Readiness (/ready): registered (when a service is configured and not
+ * drained) and every watched service and prefix answered once. It then
+ * stays ready through outages: answers are served from the last known
+ * state, marked stale, until every query has answered again.
+ */
+#include <event2/event.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "consul.h"
+
+#define F(type, field) BCN_CFG_##type, offsetof(struct consul_conf, field)
+#define TOKEN_PREFIX "X-Consul-Token: "
+#define TOKEN_MAX 4096
+
+static const struct bcn_cfg_field consul_fields[] = {
+	{ "address", F(STR, address), "http://127.0.0.1:8500", BCN_CFG_NONEMPTY, 0, 0, NULL, 0, "the local Consul agent" },
+	{ "token_file", F(STR, token_file), "", 0, 0, 0, NULL, 0, "file holding the ACL token" },
+	{ "datacenter", F(STR, datacenter), "", 0, 0, 0, NULL, 0, "datacenter of discovery and KV queries" },
+	{ "tls", F(OBJECT, tls), NULL, 0, 0, 0, bcn_tls_fields, 0, "TLS files" },
+	{ "ttl", F(DURATION, ttl_ms), "10s", 0, 500, 86400000, NULL, 0, "TTL of the health check beacon drives" },
+	{ "deregister_critical_after", F(DURATION, dereg_ms), "1m", 0, 0, 31536000000LL, NULL, 0,
+	  "Consul removes the service after its check was critical this long (0: never)" },
+	{ "wait", F(DURATION, wait_ms), "5m", 0, 100, 600000, NULL, 0, "wait of blocking queries" },
+	{ "timeout", F(DURATION, timeout_ms), "5s", 0, 100, 600000, NULL, 0, "limit of one request" },
+	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+};
+
+static void consul_check(void *conf, const char *path, struct bcn_cfg_errs *errs)
+{
+	struct consul_conf *c = conf;
+	const char *a = c->address;
+	char p[256];
+
+	snprintf(p, sizeof(p), "%s.address", path);
+	if (strncmp(a, "unix://", 7) == 0) {
+		if (a[7] != '/')
+			bcn_cfg_err(errs, p, "a Unix socket address is unix:///absolute/path/to/consul.sock");
+		else if (strlen(a + 7) >= 108)
+			bcn_cfg_err(errs, p, "the socket path is too long (at most 107 bytes)");
+	} else if (strncmp(a, "http://", 7) != 0 && strncmp(a, "https://", 8) != 0) {
+		bcn_cfg_err(errs, p, "expected an http:// or https:// URL such as \"http://127.0.0.1:8500\", "
+			    "or unix:///path/to/consul.sock");
+	} else if (strlen(a) > 512) {
+		bcn_cfg_err(errs, p, "URL too long");
+	} else if (strpbrk(a + 8, "?#")) {
+		bcn_cfg_err(errs, p, "give the agent's base URL only, without a query");
+	}
+	if (!c->tls.cert_file[0] != !c->tls.key_file[0]) {
+		snprintf(p, sizeof(p), "%s.tls", path);
+		bcn_cfg_err(errs, p, "give both \"cert_file\" and \"key_file\" for a client certificate, or neither");
+	}
+	if (c->datacenter[0] && (strlen(c->datacenter) > 64 ||
+				 c->datacenter[strspn(c->datacenter, "abcdefghijklmnopqrstuvwxyz"
+							 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")])) {
+		snprintf(p, sizeof(p), "%s.datacenter", path);
+		bcn_cfg_err(errs, p, "a datacenter name has at most 64 letters, digits, '-', '_' or '.'");
+	}
+}
+
+/* ---- state ---------------------------------------------------------------- */
+
+void consul_report(struct consul_ctx *ctx)
+{
+	size_t total, synced, fresh;
+	const char *watch_err, *err = NULL, *state;
+	bool service = ctx->reg.id != NULL;
+	bool need_reg = service && !ctx->core->drained;
+
+	consul_watch_counts(ctx, &total, &synced, &fresh, &watch_err);
+	bcn_cache_set_stale(ctx->core->cache, ctx->ins->src, ctx->down || fresh < total);
+	if (synced == total && (!need_reg || ctx->reg.registered))
+		ctx->ready = true; /* stays: outages are served stale, not unready */
+
+	if (ctx->stopping) {
+		state = "stopping";
+	} else if (ctx->down) {
+		state = ctx->ever_answered ? "unreachable" : "connecting";
+		err = ctx->err;
+	} else if (!ctx->ever_answered && (total || need_reg)) {
+		state = "connecting";
+	} else if (fresh < total) {
+		state = "syncing";
+		err = ctx->acl_err[0] ? ctx->acl_err : watch_err;
+	} else if (need_reg && !ctx->reg.registered) {
+		state = "registering";
+		err = ctx->acl_err[0] ? ctx->acl_err : ctx->reg.err;
+	} else {
+		state = !service ? "synced" : ctx->core->drained ? "drained" : "registered";
+		ctx->acl_err[0] = '\0'; /* everything we need works */
+	}
+	if (err && err[0])
+		bcn_instance_report(ctx->ins, ctx->ready, state, "%s", err);
+	else
+		bcn_instance_report(ctx->ins, ctx->ready, state, NULL);
+}
+
+void consul_lost(struct consul_ctx *ctx, const char *why)
+{
+	snprintf(ctx->err, sizeof(ctx->err), "%s", why);
+	if (ctx->down || ctx->stopping) {
+		consul_report(ctx);
+		return;
+	}
+	ctx->down = true;
+	/* Before the first answer the instance report says it ("connecting: ..."). */
+	if (ctx->ever_answered)
+		bcn_warn(ctx->log, "lost the Consul agent: %s; serving the last known state", why);
+	consul_watch_lost(ctx);
+	consul_reg_lost(ctx);
+	consul_report(ctx);
+}
+
+void consul_answered(struct consul_ctx *ctx)
+{
+	if (!ctx->ever_answered)
+		bcn_info(ctx->log, "connected to the Consul agent at %s", ctx->address);
+	ctx->ever_answered = true;
+	if (!ctx->down)
+		return;
+	ctx->down = false;
+	ctx->err[0] = '\0';
+	bcn_info(ctx->log, "the Consul agent at %s answers again", ctx->address);
+	/* Whoever waits in a backoff can go now. */
+	consul_reg_kick(ctx);
+	consul_watch_kick(ctx);
+}
+
+void consul_acl_denied(struct consul_ctx *ctx, const char *msg)
+{
+	/* Logged by bcn_instance_report when it changes: once, not per request. */
+	snprintf(ctx->acl_err, sizeof(ctx->acl_err), "%s", msg);
+}
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+static char *dup_or_null(const char *s)
+{
+	return s && s[0] ? strdup(s) : NULL;
+}
+
+/* "X-Consul-Token: <token>" in guarded memory; the file's buffer is wiped. */
+static int load_token(struct consul_ctx *ctx, const char *file)
+{
+	char err[256], *tok = bcn_read_secret_file(file, err, sizeof(err));
+	size_t len;
+	bool ok;
+
+	if (!tok) {
+		bcn_error(ctx->log, "%s", err);
+		return -1;
+	}
+	len = strlen(tok);
+	/* Tokens are UUIDs; anything else could not travel in a header anyway. */
+	ok = len <= TOKEN_MAX;
+	for (size_t i = 0; ok && i < len; i++)
+		ok = (unsigned char)tok[i] >= 0x21 && (unsigned char)tok[i] <= 0x7e;
+	if (!ok) {
+		bcn_error(ctx->log, "%s does not hold an ACL token (one word of visible ASCII, at most %d bytes)",
+			  file, TOKEN_MAX);
+		sodium_free(tok);
+		return -1;
+	}
+	ctx->token_header = sodium_malloc(sizeof(TOKEN_PREFIX) + len);
+	if (!ctx->token_header) {
+		bcn_error(ctx->log, "cannot allocate guarded memory for the ACL token");
+		sodium_free(tok);
+		return -1;
+	}
+	memcpy(ctx->token_header, TOKEN_PREFIX, sizeof(TOKEN_PREFIX) - 1);
+	memcpy(ctx->token_header + sizeof(TOKEN_PREFIX) - 1, tok, len + 1);
+	sodium_free(tok);
+	return 0;
+}
+
+static int consul_init(struct bcn_instance *ins)
+{
+	struct consul_conf *c = ins->conf;
+	struct consul_ctx *ctx;
+	size_t n;
+
+	if (sodium_init() < 0) {
+		bcn_error(ins->name, "cannot initialise libsodium");
+		return -1;
+	}
+	ctx = calloc(1, sizeof(*ctx));
+	if (!ctx)
+		goto oom;
+	ins->ctx = ctx;
+	ctx->ins = ins;
+	ctx->core = ins->core;
+	ctx->log = ins->name;
+	ctx->address = strdup(c->address);
+	if (strncmp(c->address, "unix://", 7) == 0) {
+		/* The host part is ignored on a Unix socket; "consul" reads well in logs. */
+		ctx->unix_path = strdup(c->address + 7);
+		ctx->base_url = strdup("http://consul");
+		if (!ctx->unix_path)
+			goto oom;
+	} else {
+		ctx->base_url = strdup(c->address);
+	}
+	n = 3 * strlen(c->datacenter) + 4;
+	ctx->dc_param = malloc(n);
+	if (!ctx->address || !ctx->base_url || !ctx->dc_param)
+		goto oom;
+	snprintf(ctx->dc_param, n, "%s", c->datacenter[0] ? "dc=" : "");
+	consul_escape(ctx->dc_param, n, c->datacenter, false);
+	n = strlen(ctx->base_url);
+	while (n > 0 && ctx->base_url[n - 1] == '/')
+		ctx->base_url[--n] = '\0';
+	ctx->ca_file = dup_or_null(c->tls.ca_file);
+	ctx->cert_file = dup_or_null(c->tls.cert_file);
+	ctx->key_file = dup_or_null(c->tls.key_file);
+	ctx->ttl_ms = c->ttl_ms;
+	ctx->dereg_ms = c->dereg_ms;
+	ctx->wait_ms = c->wait_ms;
+	ctx->timeout_ms = c->timeout_ms;
+	if (c->token_file[0] && load_token(ctx, c->token_file) < 0)
+		return -1;
+	return consul_reg_init(ctx);
+oom:
+	bcn_error(ins->name, "out of memory");
+	return -1;
+}
+
+static int consul_start(struct bcn_instance *ins)
+{
+	struct consul_ctx *ctx = ins->ctx;
+
+	consul_watch_apply(ctx);
+	consul_reg_changed(ctx); /* registers */
+	consul_report(ctx);
+	return 0;
+}
+
+static void consul_reload(struct bcn_instance *ins, void *new_conf)
+{
+	const struct consul_conf *o = ins->conf, *n = new_conf;
+	struct consul_ctx *ctx = ins->ctx;
+	char changed[256] = "";
+
+#define CHANGED(cond, name) \
+	do { if (cond) snprintf(changed + strlen(changed), sizeof(changed) - strlen(changed), "%s%s", \
+				changed[0] ? ", " : "", name); } while (0)
+	CHANGED(strcmp(o->address, n->address), "address");
+	CHANGED(strcmp(o->token_file, n->token_file), "token_file");
+	CHANGED(strcmp(o->datacenter, n->datacenter), "datacenter");
+	CHANGED(strcmp(o->tls.ca_file, n->tls.ca_file) || strcmp(o->tls.cert_file, n->tls.cert_file) ||
+		strcmp(o->tls.key_file, n->tls.key_file), "tls");
+	CHANGED(o->ttl_ms != n->ttl_ms, "ttl");
+	CHANGED(o->dereg_ms != n->dereg_ms, "deregister_critical_after");
+	CHANGED(o->wait_ms != n->wait_ms, "wait");
+	CHANGED(o->timeout_ms != n->timeout_ms, "timeout");
+#undef CHANGED
+	if (changed[0])
+		bcn_warn(ctx->log, "changes to %s take effect after a restart", changed);
+	consul_watch_apply(ctx);
+	consul_report(ctx);
+}
+
+static void consul_service_changed(struct bcn_instance *ins)
+{
+	consul_reg_changed(ins->ctx);
+}
+
+static void consul_stop(struct bcn_instance *ins, bcn_stop_done_cb done)
+{
+	struct consul_ctx *ctx = ins->ctx;
+
+	ctx->stopping = true;
+	consul_watch_stop_all(ctx);
+	consul_report(ctx);
+	consul_reg_stop(ctx, done);
+}
+
+static void consul_exit(struct bcn_instance *ins)
+{
+	struct consul_ctx *ctx = ins->ctx;
+
+	if (!ctx)
+		return;
+	ctx->stopping = true;
+	consul_watch_free_all(ctx);
+	consul_reg_free(ctx);
+	consul_req_cancel_all(ctx);
+	free(ctx->address);
+	free(ctx->base_url);
+	free(ctx->unix_path);
+	free(ctx->dc_param);
+	free(ctx->ca_file);
+	free(ctx->cert_file);
+	free(ctx->key_file);
+	if (ctx->token_header)
+		sodium_free(ctx->token_header);
+	free(ctx);
+	ins->ctx = NULL;
+}
+
+static void consul_self(struct bcn_instance *ins, json_t *obj)
+{
+	struct consul_ctx *ctx = ins->ctx;
+	const struct consul_conf *c = ins->conf;
+
+	json_object_set_new(obj, "address", json_string(ctx->address));
+	json_object_set_new(obj, "datacenter", json_string(c->datacenter));
+	json_object_set_new(obj, "token", json_boolean(ctx->token_header != NULL)); /* whether, never which */
+	json_object_set_new(obj, "reachable", json_boolean(ctx->ever_answered && !ctx->down));
+	json_object_set_new(obj, "ttl_ms", json_integer((json_int_t)ctx->ttl_ms));
+	consul_reg_self(ctx, obj);
+	json_object_set_new(obj, "watches", consul_watch_self(ctx));
+}
+
+const struct bcn_plugin bcn_plugin_consul = {
+	.name = "consul",
+	.description = "Consul registry: agent registration with a TTL check, blocking-query discovery and config",
+	.kind = BCN_PLUGIN_REGISTRY,
+	.config_map = consul_fields,
+	.config_size = sizeof(struct consul_conf),
+	.cb_check = consul_check,
+	.cb_init = consul_init,
+	.cb_start = consul_start,
+	.cb_reload = consul_reload,
+	.cb_service_changed = consul_service_changed,
+	.cb_stop = consul_stop,
+	.cb_exit = consul_exit,
+	.cb_self = consul_self,
+};
