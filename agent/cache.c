@@ -398,7 +398,8 @@ static bool same_set(struct bcn_service *s, int src, struct bcn_endpoint **eps, 
 {
 	size_t k = 0;
 
-	qsort(eps, n, sizeof(*eps), ep_cmp_id);
+	if (n > 1)
+		qsort(eps, n, sizeof(*eps), ep_cmp_id);
 	for (size_t i = 0; i < s->n; i++) {
 		const struct bcn_endpoint *e = s->ents[i];
 		if (e->src != src)
@@ -439,7 +440,8 @@ void bcn_cache_replace(struct bcn_cache *c, int src, const char *service,
 		eps[i]->src = (uint8_t)src;
 		s->ents[s->n++] = eps[i];
 	}
-	qsort(s->ents, s->n, sizeof(*s->ents), ent_cmp);
+	if (s->n > 1)
+		qsort(s->ents, s->n, sizeof(*s->ents), ent_cmp);
 	/* A source may hand in the same id twice: keep the last one given. */
 	size_t j = 0;
 	for (i = 0; i < s->n; i++) {

@@ -1,0 +1,376 @@
+/*
+ * vault.c - the Vault secrets backend: config, lifecycle, state for /v1/self.
+ *
+ * "vault": {...} takes:
+ *
+ *   key                 default                   meaning
+ *   address             "https://127.0.0.1:8200"  Vault's URL
+ *   namespace           ""                        X-Vault-Namespace (Enterprise)
+ *   auth.method         (required)                token, approle or kubernetes
+ *   auth.token_file     "" / the service-account  token: the token; kubernetes: the
+ *                       token path                service-account JWT
+ *   auth.role_id_file   ""                        approle: the role_id
+ *   auth.secret_id_file ""                        approle: the secret_id (optional for
+ *                                                 roles without bind_secret_id)
+ *   auth.remove_secret_id_file_after_reading  true  as Vault Agent
+ *   auth.role           ""                        kubernetes: the Vault role
+ *   auth.mount          approle / kubernetes      where the auth method is mounted
+ *   secrets[]           []                        {name, path, refresh ("5m"),
+ *                                                 allow_uids (the agent's uid),
+ *                                                 version (KV v2 pin), kv_version
+ *                                                 (0 detect, 1, 2)}
+ *   tls                 {}                        ca_file, cert_file, key_file
+ *   timeout             "10s"                     limit of one request
+ *   revoke_on_shutdown  true                      revoke a token beacon logged in for
+ *                                                 (never token_file's) on SIGTERM
+ *
+ * On SIGHUP allow_uids and refresh change live; the rest needs a restart.
+ *
+ * Readiness (/ready): once every secret has been read once. It then stays
+ * ready through outages: cached secrets are served, marked stale, and leased
+ * ones until their lease ends.
+ */
+#include <event2/event.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vault.h"
+
+#define F(st, type, field) BCN_CFG_##type, offsetof(struct st, field)
+#define MAX_UID 4294967294LL
+
+static const struct bcn_cfg_field auth_fields[] = {
+	{ "method", F(vault_auth_conf, STR, method), NULL, BCN_CFG_REQUIRED | BCN_CFG_NONEMPTY, 0, 0, NULL, 0, "token, approle or kubernetes" },
+	{ "token_file", F(vault_auth_conf, STR, token_file), "", 0, 0, 0, NULL, 0, "file holding the token (token) or the service-account JWT (kubernetes)" },
+	{ "role_id_file", F(vault_auth_conf, STR, role_id_file), "", 0, 0, 0, NULL, 0, "file holding the AppRole role_id" },
+	{ "secret_id_file", F(vault_auth_conf, STR, secret_id_file), "", 0, 0, 0, NULL, 0, "file holding the AppRole secret_id" },
+	{ "remove_secret_id_file_after_reading", F(vault_auth_conf, BOOL, remove_secret_id_file_after_reading), "true", 0, 0, 0, NULL, 0, "delete secret_id_file once read" },
+	{ "role", F(vault_auth_conf, STR, role), "", 0, 0, 0, NULL, 0, "Kubernetes auth role" },
+	{ "mount", F(vault_auth_conf, STR, mount), "", 0, 0, 0, NULL, 0, "auth mount path (default approle or kubernetes)" },
+	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+};
+
+static const struct bcn_cfg_field secret_fields[] = {
+	{ "name", F(vault_secret_conf, STR, name), NULL, BCN_CFG_REQUIRED | BCN_CFG_NONEMPTY, 0, 0, NULL, 0, "name in /v1/secrets/{name}" },
+	{ "path", F(vault_secret_conf, STR, path), NULL, BCN_CFG_REQUIRED | BCN_CFG_NONEMPTY, 0, 0, NULL, 0, "Vault path, e.g. secret/data/web/db" },
+	{ "refresh", F(vault_secret_conf, DURATION, refresh_ms), "5m", 0, 100, 86400000, NULL, 0, "how often static secrets are read again" },
+	{ "allow_uids", F(vault_secret_conf, JSON, allow_uids), NULL, 0, 0, 0, NULL, 0, "peer uids that may read it (default: the agent's)" },
+	{ "version", F(vault_secret_conf, INT, version), "0", 0, 0, 1000000000000LL, NULL, 0, "KV v2 version to pin, 0 = latest" },
+	{ "kv_version", F(vault_secret_conf, INT, kv_version), "0", 0, 0, 2, NULL, 0, "0 = detect, 1 or 2" },
+	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+};
+
+static const struct bcn_cfg_field vault_fields[] = {
+	{ "address", F(vault_conf, STR, address), "https://127.0.0.1:8200", BCN_CFG_NONEMPTY, 0, 0, NULL, 0, "Vault's URL" },
+	{ "namespace", F(vault_conf, STR, namespace_), "", 0, 0, 0, NULL, 0, "Vault Enterprise namespace" },
+	{ "auth", F(vault_conf, OBJECT, auth), NULL, BCN_CFG_REQUIRED, 0, 0, auth_fields, 0, "how to log in" },
+	{ "secrets", F(vault_conf, OBJLIST, secrets), NULL, 0, 0, 0, secret_fields, sizeof(struct vault_secret_conf), "secrets to serve" },
+	{ "tls", F(vault_conf, OBJECT, tls), NULL, 0, 0, 0, bcn_tls_fields, 0, "TLS files" },
+	{ "timeout", F(vault_conf, DURATION, timeout_ms), "10s", 0, 100, 600000, NULL, 0, "limit of one request" },
+	{ "revoke_on_shutdown", F(vault_conf, BOOL, revoke_on_shutdown), "true", 0, 0, 0, NULL, 0, "revoke the token at stop" },
+	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+};
+
+/* ---- checks ---------------------------------------------------------------- */
+
+static bool name_ok(const char *s)
+{
+	size_t n = strlen(s);
+	return n > 0 && n <= 128 && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
+/* Characters that need no escaping in a URL path (Vault paths never need more). */
+static bool path_ok(const char *s)
+{
+	size_t n = strlen(s);
+	return n > 0 && n <= 512 &&
+	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/@+=:~,") == n;
+}
+
+static void check_uids(const json_t *u, const char *path, struct bcn_cfg_errs *errs)
+{
+	size_t i;
+	json_t *x;
+
+	if (!json_is_array(u)) {
+		bcn_cfg_err(errs, path, "expected an array of uids such as [1000]");
+		return;
+	}
+	json_array_foreach(u, i, x) {
+		if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > MAX_UID) {
+			char p[300];
+			snprintf(p, sizeof(p), "%.256s[%zu]", path, i);
+			bcn_cfg_err(errs, p, "expected a uid (an integer from 0 to %lld)", MAX_UID);
+		}
+	}
+}
+
+static void check_auth(const struct vault_auth_conf *a, const char *path, struct bcn_cfg_errs *errs)
+{
+	char p[256];
+	bool token = strcmp(a->method, "token") == 0, approle = strcmp(a->method, "approle") == 0;
+	bool k8s = strcmp(a->method, "kubernetes") == 0;
+
+#define AUTH_ERR(key, ...) do { snprintf(p, sizeof(p), "%s.auth.%s", path, key); \
+	bcn_cfg_err(errs, p, __VA_ARGS__); } while (0)
+	if (!token && !approle && !k8s) {
+		AUTH_ERR("method", "unknown method \"%.40s\" (use token, approle or kubernetes)", a->method);
+		return;
+	}
+	if (token && !a->token_file[0])
+		AUTH_ERR("token_file", "the token method needs the file holding the token");
+	if (approle && !a->role_id_file[0])
+		AUTH_ERR("role_id_file", "the approle method needs the file holding the role_id");
+	if (approle && a->token_file[0])
+		AUTH_ERR("token_file", "not used by the approle method");
+	if (!approle && (a->role_id_file[0] || a->secret_id_file[0]))
+		AUTH_ERR(a->role_id_file[0] ? "role_id_file" : "secret_id_file", "only used by the approle method");
+	if (k8s && !a->role[0])
+		AUTH_ERR("role", "the kubernetes method needs the Vault role to log in as");
+	if (!k8s && a->role[0])
+		AUTH_ERR("role", "only used by the kubernetes method");
+	if (token && a->mount[0])
+		AUTH_ERR("mount", "not used by the token method");
+	if (a->mount[0] && !path_ok(a->mount))
+		AUTH_ERR("mount", "expected a mount path such as \"approle\"");
+#undef AUTH_ERR
+}
+
+static void vault_check(void *conf, const char *path, struct bcn_cfg_errs *errs)
+{
+	struct vault_conf *c = conf;
+	const struct vault_secret_conf *s = c->secrets.v;
+	char p[256];
+
+	if ((strncmp(c->address, "http://", 7) != 0 && strncmp(c->address, "https://", 8) != 0) ||
+	    strlen(c->address) > 512) {
+		snprintf(p, sizeof(p), "%s.address", path);
+		bcn_cfg_err(errs, p, "expected an http:// or https:// URL such as \"https://vault:8200\"");
+	}
+	if (c->namespace_[0] && !path_ok(c->namespace_)) {
+		snprintf(p, sizeof(p), "%s.namespace", path);
+		bcn_cfg_err(errs, p, "expected a namespace path such as \"team/app\"");
+	}
+	if (!c->tls.cert_file[0] != !c->tls.key_file[0]) {
+		snprintf(p, sizeof(p), "%s.tls", path);
+		bcn_cfg_err(errs, p, "give both \"cert_file\" and \"key_file\" for a client certificate, or neither");
+	}
+	check_auth(&c->auth, path, errs);
+	for (size_t i = 0; i < c->secrets.n; i++) {
+		char sp[128];
+
+		snprintf(sp, sizeof(sp), "%s.secrets[%zu]", path, i);
+		if (!name_ok(s[i].name)) {
+			snprintf(p, sizeof(p), "%s.name", sp);
+			bcn_cfg_err(errs, p, "a secret name uses only letters, digits, '.', '_' and '-'");
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(s[i].name, s[j].name) == 0) {
+				snprintf(p, sizeof(p), "%s.name", sp);
+				bcn_cfg_err(errs, p, "secret \"%.60s\" is already defined at %s.secrets[%zu]",
+					    s[i].name, path, j);
+			}
+		}
+		if (!path_ok(s[i].path)) {
+			snprintf(p, sizeof(p), "%s.path", sp);
+			bcn_cfg_err(errs, p, "expected a Vault path such as \"secret/data/web/db\" "
+				    "(letters, digits and ._-/@+=:~, only; pin KV v2 versions with \"version\")");
+		}
+		if (s[i].version > 0 && (s[i].kv_version == 1 ||
+					 (s[i].kv_version == 0 && !strstr(s[i].path, "/data/")))) {
+			snprintf(p, sizeof(p), "%s.version", sp);
+			bcn_cfg_err(errs, p, "only KV v2 secrets have versions (a path with \"/data/\", or kv_version 2)");
+		}
+		if (s[i].allow_uids) {
+			snprintf(p, sizeof(p), "%s.allow_uids", sp);
+			check_uids(s[i].allow_uids, p, errs);
+		}
+	}
+}
+
+uid_t *vault_uids(const json_t *allow_uids, size_t *n)
+{
+	size_t i, count = allow_uids ? json_array_size(allow_uids) : 1;
+	uid_t *u = malloc((count ? count : 1) * sizeof(*u));
+	json_t *x;
+
+	if (!u)
+		return NULL;
+	*n = 0;
+	if (!allow_uids) {
+		u[(*n)++] = geteuid();
+		return u;
+	}
+	json_array_foreach(allow_uids, i, x)
+		u[(*n)++] = (uid_t)json_integer_value(x);
+	return u;
+}
+
+/* ---- state ------------------------------------------------------------------ */
+
+void vault_report(struct vault_ctx *v)
+{
+	size_t loaded, stale;
+	const char *serr, *err = NULL, *state;
+
+	vault_secrets_counts(v, &loaded, &stale, &serr);
+	if (!v->ready && v->ever_authed && loaded == v->nsecrets)
+		v->ready = true; /* stays: outages are served stale, not unready */
+	bcn_cache_set_stale(v->core->cache, v->ins->src, stale > 0);
+	if (v->stopping) {
+		state = "stopping";
+	} else if (v->down) {
+		state = v->sealed ? "sealed" : "unreachable";
+		err = v->err;
+	} else if (v->auth == AUTH_FAILED) {
+		state = "auth failed";
+		err = v->auth_err;
+	} else if (v->auth != AUTH_OK) {
+		state = "authenticating";
+		err = v->auth_err;
+	} else if (loaded < v->nsecrets) {
+		state = "loading";
+		err = serr;
+	} else {
+		state = stale ? "stale" : "synced";
+		err = serr;
+	}
+	if (err && err[0])
+		bcn_instance_report(v->ins, v->ready, state, "%s", err);
+	else
+		bcn_instance_report(v->ins, v->ready, state, NULL);
+}
+
+/* ---- lifecycle ---------------------------------------------------------------- */
+
+static char *dup_or_null(const char *s)
+{
+	return s && s[0] ? strdup(s) : NULL;
+}
+
+static int vault_init(struct bcn_instance *ins)
+{
+	struct vault_conf *c = ins->conf;
+	struct vault_ctx *v;
+	size_t n;
+
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		goto oom;
+	ins->ctx = v;
+	v->ins = ins;
+	v->core = ins->core;
+	v->log = ins->name;
+	v->store = bcn_secrets_new(ins->core->base);
+	if (!v->store)
+		return -1;
+	v->address = strdup(c->address);
+	if (!v->address)
+		goto oom;
+	n = strlen(v->address);
+	while (n > 0 && v->address[n - 1] == '/')
+		v->address[--n] = '\0';
+	if (c->namespace_[0]) {
+		n = strlen(c->namespace_) + sizeof("X-Vault-Namespace: ");
+		v->ns_header = malloc(n);
+		if (!v->ns_header)
+			goto oom;
+		snprintf(v->ns_header, n, "X-Vault-Namespace: %s", c->namespace_);
+	}
+	v->ca_file = dup_or_null(c->tls.ca_file);
+	v->cert_file = dup_or_null(c->tls.cert_file);
+	v->key_file = dup_or_null(c->tls.key_file);
+	v->timeout_ms = c->timeout_ms;
+	v->revoke_on_shutdown = c->revoke_on_shutdown;
+	if (vault_auth_init(v, &c->auth) < 0)
+		return -1;
+	return vault_secrets_init(v, c);
+oom:
+	bcn_error(ins->name, "out of memory");
+	return -1;
+}
+
+static int vault_start(struct bcn_instance *ins)
+{
+	struct vault_ctx *v = ins->ctx;
+
+	vault_report(v);
+	vault_auth_start(v);
+	return 0;
+}
+
+static void vault_reload(struct bcn_instance *ins, void *new_conf)
+{
+	const struct vault_conf *o = ins->conf, *n = new_conf;
+	struct vault_ctx *v = ins->ctx;
+	const struct vault_auth_conf *a = &o->auth, *b = &n->auth;
+
+	if (strcmp(o->address, n->address) || strcmp(o->namespace_, n->namespace_) ||
+	    strcmp(a->method, b->method) || strcmp(a->token_file, b->token_file) ||
+	    strcmp(a->role_id_file, b->role_id_file) || strcmp(a->secret_id_file, b->secret_id_file) ||
+	    strcmp(a->role, b->role) || strcmp(a->mount, b->mount) ||
+	    strcmp(o->tls.ca_file, n->tls.ca_file) || strcmp(o->tls.cert_file, n->tls.cert_file) ||
+	    strcmp(o->tls.key_file, n->tls.key_file) || o->timeout_ms != n->timeout_ms ||
+	    o->revoke_on_shutdown != n->revoke_on_shutdown)
+		bcn_warn(v->log, "changes to the Vault address, namespace, auth, tls, timeout or "
+			 "revoke_on_shutdown take effect after a restart");
+	vault_secrets_reload(v, n);
+	vault_report(v);
+}
+
+static void vault_stop(struct bcn_instance *ins, bcn_stop_done_cb done)
+{
+	struct vault_ctx *v = ins->ctx;
+
+	v->stopping = true;
+	vault_secrets_stop(v);
+	vault_report(v);
+	vault_auth_stop(v, done);
+}
+
+static void vault_exit(struct bcn_instance *ins)
+{
+	struct vault_ctx *v = ins->ctx;
+
+	if (!v)
+		return;
+	v->stopping = true;
+	vault_secrets_free(v);
+	vault_cancel_all(v);
+	vault_auth_free(v);
+	bcn_secrets_free(v->store); /* wipes */
+	free(v->address);
+	free(v->ns_header);
+	free(v->ca_file);
+	free(v->cert_file);
+	free(v->key_file);
+	free(v);
+	ins->ctx = NULL;
+}
+
+static void vault_self(struct bcn_instance *ins, json_t *obj)
+{
+	struct vault_ctx *v = ins->ctx;
+
+	json_object_set_new(obj, "address", json_string(v->address));
+	json_object_set_new(obj, "auth", vault_auth_self(v));
+	json_object_set_new(obj, "secrets", vault_secrets_self(v));
+}
+
+const struct bcn_plugin bcn_plugin_vault = {
+	.name = "vault",
+	.description = "HashiCorp Vault secrets: token/AppRole/Kubernetes auth, KV and leased secrets",
+	.kind = BCN_PLUGIN_SECRETS,
+	.config_map = vault_fields,
+	.config_size = sizeof(struct vault_conf),
+	.cb_check = vault_check,
+	.cb_init = vault_init,
+	.cb_start = vault_start,
+	.cb_reload = vault_reload,
+	.cb_stop = vault_stop,
+	.cb_exit = vault_exit,
+	.cb_self = vault_self,
+};
