@@ -37,6 +37,15 @@
 
 static const char ERR_OOM[] = "out of memory";
 
+bool bcn_strlist_has(const struct bcn_strlist *l, const char *s)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		if (strcmp(l->v[i], s) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* ---- problems ---------------------------------------------------------- */
 
 static char *vformat(const char *fmt, va_list ap)

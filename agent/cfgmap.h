@@ -56,6 +56,9 @@ struct bcn_objlist {
 	size_t n;
 };
 
+/* True when the list holds `s`. */
+bool bcn_strlist_has(const struct bcn_strlist *l, const char *s);
+
 /* Collected problems, each "JSON-path: sentence". */
 struct bcn_cfg_errs {
 	char **msg;

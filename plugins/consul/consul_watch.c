@@ -275,15 +275,6 @@ static struct consul_watch *find(struct consul_ctx *ctx, bool kv, const char *na
 	return NULL;
 }
 
-static bool listed(const struct bcn_strlist *l, const char *name)
-{
-	for (size_t i = 0; i < l->n; i++) {
-		if (strcmp(l->v[i], name) == 0)
-			return true;
-	}
-	return false;
-}
-
 static void add(struct consul_ctx *ctx, bool kv, const char *name)
 {
 	struct consul_watch *w;
@@ -320,7 +311,7 @@ void consul_watch_apply(struct consul_ctx *ctx)
 	struct consul_watch **pw = &ctx->watches, *w;
 
 	while ((w = *pw) != NULL) {
-		if (listed(w->kv ? &wc->kv : &wc->services, w->name)) {
+		if (bcn_strlist_has(w->kv ? &wc->kv : &wc->services, w->name)) {
 			pw = &w->next;
 			continue;
 		}

@@ -564,15 +564,6 @@ static struct etcd_watch *find(struct etcd_ctx *ctx, bool kv, const char *name)
 	return NULL;
 }
 
-static bool listed(const struct bcn_strlist *l, const char *name)
-{
-	for (size_t i = 0; i < l->n; i++) {
-		if (strcmp(l->v[i], name) == 0)
-			return true;
-	}
-	return false;
-}
-
 static void add(struct etcd_ctx *ctx, bool kv, const char *name)
 {
 	struct etcd_watch *w;
@@ -605,7 +596,7 @@ void etcd_watch_apply(struct etcd_ctx *ctx)
 	struct etcd_watch **pw = &ctx->watches, *w;
 
 	while ((w = *pw) != NULL) {
-		if (listed(w->kv ? &wc->kv : &wc->services, w->name)) {
+		if (bcn_strlist_has(w->kv ? &wc->kv : &wc->services, w->name)) {
 			pw = &w->next;
 			continue;
 		}
