@@ -135,7 +135,6 @@ static void reply_blob(struct req_ctx *rc, struct bcn_blob *b)
 		return;
 	}
 	evbuffer_add_reference(out, b->data, b->len, blob_cleanup, b);
-	evbuffer_add(out, "\n", 1);
 	finish(rc, 200, "OK");
 }
 

@@ -651,7 +651,7 @@ static struct bcn_blob *render_service(struct bcn_service *s, bool passing_only,
 	v = passing_only ? bcn_service_passing(s, &n) : bcn_service_endpoints(s, &n);
 	int hl = snprintf(head, sizeof(head), ",\"index\":%llu,\"stale\":%s,\"endpoints\":[",
 			  (unsigned long long)s->index, stale ? "true" : "false");
-	len = strlen("{\"service\":") + strlen(s->name_json) + (size_t)hl + 2;
+	len = strlen("{\"service\":") + strlen(s->name_json) + (size_t)hl + 3;
 	for (size_t i = 0; i < n; i++)
 		len += v[i]->json_len + 1;
 	b = blob_new(len);
@@ -666,6 +666,7 @@ static struct bcn_blob *render_service(struct bcn_service *s, bool passing_only,
 	}
 	b->data[off++] = ']';
 	b->data[off++] = '}';
+	b->data[off++] = '\n';
 	b->len = off;
 	b->data[off] = '\0';
 	return b;
@@ -676,12 +677,16 @@ struct bcn_blob *bcn_service_body(struct bcn_service *s, bool passing_only)
 	int k = passing_only ? 1 : 0;
 	bool stale = bcn_service_stale(s);
 
+	/* When every endpoint passes, both answers are the same bytes: keep one. */
+	if (!passing_only && bcn_service_count(s, false) == bcn_service_count(s, true))
+		k = 1;
+
 	if (s->body[k] && s->body_stale[k] != stale) {
 		bcn_blob_unref(s->body[k]);
 		s->body[k] = NULL;
 	}
 	if (!s->body[k]) {
-		s->body[k] = render_service(s, passing_only, stale);
+		s->body[k] = render_service(s, k == 1, stale);
 		s->body_stale[k] = stale;
 	}
 	return blob_ref(s->body[k]);
@@ -708,7 +713,7 @@ struct bcn_blob *bcn_cache_services_body(struct bcn_cache *c)
 				       bcn_service_count(s, true));
 	}
 	snprintf(num, sizeof(num), "%llu", (unsigned long long)c->index);
-	off += (size_t)sprintf(b->data + off, "},\"index\":%s}", num);
+	off += (size_t)sprintf(b->data + off, "},\"index\":%s}\n", num);
 	b->len = off;
 	c->services_body = b;
 	return blob_ref(b);

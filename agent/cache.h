@@ -76,7 +76,8 @@ const struct bcn_endpoint *const *bcn_service_endpoints(struct bcn_service *s, s
 const struct bcn_endpoint *const *bcn_service_passing(struct bcn_service *s, size_t *n);
 struct bcn_pick_state *bcn_service_pick_state(struct bcn_service *s);
 
-/* The SPEC body of /v1/endpoints/{service}, rendered once per change: a new
+/* The SPEC body of /v1/endpoints/{service} (with a trailing newline, as curl
+ * users expect), rendered once per change: a new
  * reference the caller must unref (pass to evbuffer_add_reference). NULL on OOM. */
 struct bcn_blob *bcn_service_body(struct bcn_service *s, bool passing_only);
 /* The body of /v1/services, rendered once per change. */
