@@ -35,7 +35,7 @@ TEST_SRC   := $(wildcard tests/unit/test_*.c)
 TEST_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 TEST_HELPERS := $(BUILD)/tests/http_fixture
 
-.PHONY: all check test unit integration asan valgrind demo bench install clean deps
+.PHONY: all check test unit sims integration asan valgrind demo bench install clean deps
 
 all: $(BUILD)/beacon
 
@@ -65,7 +65,12 @@ unit: $(TEST_BIN)
 integration: $(BUILD)/beacon
 	python3 tests/integration/run.py --beacon $(BUILD)/beacon $(if $(TEST_WRAP),--wrap "$(TEST_WRAP)")
 
-test: unit integration
+# The Consul and Vault simulators' own tests (the fixtures the plugin tests trust).
+sims:
+	python3 tests/sim/test_consul_sim.py
+	python3 tests/sim/test_vault_sim.py
+
+test: unit sims integration
 
 check: deps
 	$(MAKE) all $(TEST_BIN)
