@@ -129,3 +129,54 @@ def test_config_is_checked_before_start_and_reload():
     # running agent is told to reread it.
     assert re.search(r"\bkill\b.*-HUP.*\$MAINPID", reload[-1]), \
         "the last ExecReload must send SIGHUP to $MAINPID: %r" % reload[-1]
+
+
+def _notify_messages(sock, until, timeout):
+    """Collect datagrams from sock until one contains `until` (or timeout)."""
+    import time
+    got = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            got.append(sock.recv(4096).decode())
+        except OSError:
+            break
+        if until in got[-1]:
+            break
+    return got
+
+
+def test_agent_speaks_the_notify_protocol():
+    # The agent itself, not only sdnotify.c: READY=1 with a STATUS once it
+    # serves, WATCHDOG=1 from the loop at half of WATCHDOG_USEC, RELOADING=1
+    # then READY=1 around a SIGHUP, STOPPING=1 on SIGTERM.
+    import signal
+    import socket as s
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import harness
+    d = tempfile.mkdtemp(prefix="beacon-notify-")
+    try:
+        path = os.path.join(d, "notify")
+        n = s.socket(s.AF_UNIX, s.SOCK_DGRAM)
+        n.bind(path)
+        env = {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000", "WATCHDOG_PID": None}
+        cfg = harness.static({"web": [harness.endpoint("10.0.0.1", 80)]})
+        with harness.Agent(cfg, env=env) as a:
+            msgs = _notify_messages(n, "READY=1", harness.scale(5))
+            assert any("READY=1" in m for m in msgs), msgs
+            assert any("STATUS=ready" in m for m in msgs), msgs
+            msgs = _notify_messages(n, "never", harness.scale(0.6))
+            assert sum("WATCHDOG=1" in m for m in msgs) >= 2, "watchdog pings every 100 ms: %r" % msgs
+            a.signal(signal.SIGHUP)
+            msgs = _notify_messages(n, "READY=1", harness.scale(5))
+            text = "".join(msgs)
+            assert "RELOADING=1" in text and "READY=1" in text, msgs
+            assert text.index("RELOADING=1") < text.rindex("READY=1"), msgs
+            rc = a.stop()
+            assert rc == 0, rc
+            msgs = _notify_messages(n, "STOPPING=1", harness.scale(2))
+            assert any("STOPPING=1" in m for m in msgs), msgs
+        n.close()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
