@@ -19,6 +19,7 @@
 #include "cfgmap.h"
 #include "http_client.h"
 #include "log.h"
+#include "watchset.h"
 
 struct event_base;
 struct bcn_config;

@@ -91,7 +91,7 @@ void consul_report(struct consul_ctx *ctx)
 	bool service = ctx->reg.id != NULL;
 	bool need_reg = service && !ctx->core->drained;
 
-	consul_watch_counts(ctx, &total, &synced, &fresh, &watch_err);
+	bcn_watchset_counts(ctx->watches, &total, &synced, &fresh, &watch_err);
 	bcn_cache_set_stale(ctx->core->cache, ctx->ins->src, ctx->down || fresh < total);
 	if (synced == total && (!need_reg || ctx->reg.registered))
 		ctx->ready = true; /* stays: outages are served stale, not unready */

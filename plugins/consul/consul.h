@@ -138,8 +138,9 @@ void consul_reg_self(const struct consul_ctx *ctx, json_t *obj);
 
 /* ---- watches (consul_watch.c) ---- */
 
-struct consul_watch;
-/* Make the watch set match core->config->watch (start, reload). */
+/* ctx->watches is kept by agent/watchset.c, which also counts it for
+ * readiness (bcn_watchset_counts; fresh = answered since the last error).
+ * Make the watch set match core->config->watch (start, reload). */
 void consul_watch_apply(struct consul_ctx *ctx);
 /* The agent was found unreachable: restart every long poll (they would only
  * answer after `wait`), marking them not fresh. */
@@ -148,8 +149,6 @@ void consul_watch_lost(struct consul_ctx *ctx);
 void consul_watch_kick(struct consul_ctx *ctx);
 void consul_watch_stop_all(struct consul_ctx *ctx);
 void consul_watch_free_all(struct consul_ctx *ctx);
-void consul_watch_counts(const struct consul_ctx *ctx, size_t *total, size_t *synced, size_t *fresh,
-			 const char **error);
 json_t *consul_watch_self(const struct consul_ctx *ctx);
 
 /* ---- the instance (consul.c) ---- */
@@ -175,7 +174,7 @@ struct consul_ctx {
 	struct consul_req *reqs;       /* every request in flight */
 
 	struct consul_reg reg;
-	struct consul_watch *watches;
+	struct bcn_watch *watches;     /* each the base of a struct consul_watch */
 
 	uint64_t skipped[256];         /* consul_skip: hashes of lines already logged */
 	size_t nskipped;

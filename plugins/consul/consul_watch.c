@@ -33,17 +33,14 @@
 #include "consul.h"
 
 struct consul_watch {
-	struct consul_watch *next;
+	struct bcn_watch base;    /* first: name, kind, synced/fresh, last_error */
 	struct consul_ctx *ctx;
-	bool kv;                  /* a KV prefix, else a service */
-	char *name;               /* service name, or the prefix as the cache has it ("/config/web/") */
 	char *path;               /* "/v1/health/service/<name>" or "/v1/kv/<prefix>", escaped */
 	struct consul_req *req;
 	struct event *next_ev;    /* the next query: rate limit or backoff */
 	uint64_t index;           /* X-Consul-Index of the last answer; 0 = none or reset */
 	bool answered;            /* ever: from then on the query always carries an index */
 	bool reread;              /* the next query must answer at once (after an error) */
-	bool synced, fresh;       /* answered once / answered since the last error */
 	bool have_fp;
 	bool error_logged;        /* last_error was logged: say so when it works again */
 	bool error_unreachable;   /* last_error says the agent was unreachable */
@@ -51,14 +48,13 @@ struct consul_watch {
 	uint64_t started_ms;
 	uint64_t answers, resets;
 	unsigned attempt;
-	char last_error[200];
 };
 
 static void query(struct consul_watch *w);
 
 static const char *kind(const struct consul_watch *w)
 {
-	return w->kv ? "prefix" : "service";
+	return w->base.kv ? "prefix" : "service";
 }
 
 static void watch_failed(struct consul_watch *w, const struct consul_reply *r, const char *why)
@@ -67,15 +63,15 @@ static void watch_failed(struct consul_watch *w, const struct consul_reply *r, c
 
 	/* Unreachable agents and ACL refusals are logged once for the instance. */
 	if (!r || (r->outcome == CONSUL_ANSWERED && !r->acl)) {
-		if (strcmp(w->last_error, why) != 0)
-			bcn_warn(ctx->log, "query of %s %s failed: %s; retrying", kind(w), w->name, why);
+		if (strcmp(w->base.last_error, why) != 0)
+			bcn_warn(ctx->log, "query of %s %s failed: %s; retrying", kind(w), w->base.name, why);
 		w->error_logged = true;
 	}
 	if (r && r->acl)
 		consul_acl_denied(ctx, why);
-	snprintf(w->last_error, sizeof(w->last_error), "%s", why);
+	snprintf(w->base.last_error, sizeof(w->base.last_error), "%s", why);
 	w->error_unreachable = r && r->outcome == CONSUL_UNREACHABLE;
-	w->fresh = false;
+	w->base.fresh = false;
 	w->reread = true;
 	evtimer_del(w->next_ev);
 	consul_timer_ms(w->next_ev, consul_backoff_ms(w->attempt++));
@@ -107,27 +103,27 @@ static int apply(struct consul_watch *w, const struct consul_reply *r, const cha
 	struct consul_ctx *ctx = w->ctx;
 	uint64_t fp;
 
-	if (!w->kv) {
+	if (!w->base.kv) {
 		struct bcn_endpoint **eps;
 		size_t n;
-		if (consul_parse_health(ctx, w->name, r->body, r->len, &eps, &n, why) < 0)
+		if (consul_parse_health(ctx, w->base.name, r->body, r->len, &eps, &n, why) < 0)
 			return -1;
 		fp = fingerprint_eps(eps, n);
 		if (w->have_fp && fp == w->fingerprint) {
 			for (size_t i = 0; i < n; i++)
 				free(eps[i]);
 		} else {
-			bcn_cache_replace(ctx->core->cache, ctx->ins->src, w->name, eps, n);
+			bcn_cache_replace(ctx->core->cache, ctx->ins->src, w->base.name, eps, n);
 		}
 		free(eps);
 	} else {
 		struct consul_kv_list l = { 0 };
 		/* 404: nothing under the prefix (yet). */
-		if (r->status != 404 && consul_parse_kv(ctx, w->name, r->body, r->len, &l, why) < 0)
+		if (r->status != 404 && consul_parse_kv(ctx, w->base.name, r->body, r->len, &l, why) < 0)
 			return -1;
 		fp = fingerprint_kv(&l);
 		if (!w->have_fp || fp != w->fingerprint)
-			bcn_cache_kv_replace(ctx->core->cache, ctx->ins->src, w->name, (const char *const *)l.keys,
+			bcn_cache_kv_replace(ctx->core->cache, ctx->ins->src, w->base.name, (const char *const *)l.keys,
 					     (const char *const *)l.vals, l.lens, l.n);
 		consul_kv_list_free(&l);
 	}
@@ -144,7 +140,7 @@ static void query_done(struct consul_ctx *ctx, const struct consul_reply *r, voi
 	uint64_t idx, gap;
 
 	w->req = NULL;
-	if (r->outcome != CONSUL_ANSWERED || (r->status != 200 && !(w->kv && r->status == 404))) {
+	if (r->outcome != CONSUL_ANSWERED || (r->status != 200 && !(w->base.kv && r->status == 404))) {
 		watch_failed(w, r, r->msg ? r->msg : "unexpected answer");
 		return;
 	}
@@ -153,7 +149,7 @@ static void query_done(struct consul_ctx *ctx, const struct consul_reply *r, voi
 		return;
 	}
 	if (r->filtered)
-		consul_warn_once(ctx, w->name, "Consul left out what the ACL token may not read; "
+		consul_warn_once(ctx, w->base.name, "Consul left out what the ACL token may not read; "
 				 "grant it read access to see every entry");
 	if (apply(w, r, &why) < 0) {
 		snprintf(msg, sizeof(msg), "malformed answer from Consul: %s", why);
@@ -163,17 +159,17 @@ static void query_done(struct consul_ctx *ctx, const struct consul_reply *r, voi
 	idx = r->index ? r->index : 1; /* an index of 0 is a Consul bug; 1 is always safe */
 	if (w->index && idx < w->index) {
 		bcn_info(ctx->log, "the index of %s %s went backwards (%" PRIu64 " -> %" PRIu64 "); "
-			 "starting its blocking query over", kind(w), w->name, w->index, idx);
+			 "starting its blocking query over", kind(w), w->base.name, w->index, idx);
 		w->index = 0;
 		w->resets++;
 	} else {
 		w->index = idx;
 	}
 	if (w->error_logged)
-		bcn_info(ctx->log, "query of %s %s works again", kind(w), w->name);
+		bcn_info(ctx->log, "query of %s %s works again", kind(w), w->base.name);
 	w->error_logged = false;
-	w->last_error[0] = '\0';
-	w->answered = w->synced = w->fresh = true;
+	w->base.last_error[0] = '\0';
+	w->answered = w->base.synced = w->base.fresh = true;
 	w->reread = false;
 	w->attempt = 0;
 	w->answers++;
@@ -199,8 +195,8 @@ static void query(struct consul_watch *w)
 		uint64_t idx = w->reread || !w->index ? 1 : w->index;
 		snprintf(blocking, sizeof(blocking), "index=%" PRIu64 "&wait=%" PRIu64 "ms", idx, ctx->wait_ms);
 	}
-	if (asprintf(&pq, "%s?%s%s%s%s%s", w->path, w->kv ? "recurse" : "",
-		     w->kv && (blocking[0] || dc[0]) ? "&" : "", blocking,
+	if (asprintf(&pq, "%s?%s%s%s%s%s", w->path, w->base.kv ? "recurse" : "",
+		     w->base.kv && (blocking[0] || dc[0]) ? "&" : "", blocking,
 		     blocking[0] && dc[0] ? "&" : "", dc) < 0) {
 		watch_failed(w, NULL, "out of memory");
 		return;
@@ -229,20 +225,23 @@ static void watch_cancel(struct consul_watch *w)
 		evtimer_del(w->next_ev);
 }
 
-static void watch_free(struct consul_watch *w)
+static void watch_free(struct bcn_watch *b)
 {
+	struct consul_watch *w = (struct consul_watch *)b;
+
 	if (!w)
 		return;
 	watch_cancel(w);
 	if (w->next_ev)
 		event_free(w->next_ev);
-	free(w->name);
+	free(w->base.name);
 	free(w->path);
 	free(w);
 }
 
-static struct consul_watch *watch_new(struct consul_ctx *ctx, bool kv, const char *name)
+static struct bcn_watch *watch_new(void *arg, bool kv, const char *name)
 {
+	struct consul_ctx *ctx = arg;
 	struct consul_watch *w = calloc(1, sizeof(*w));
 	const char *prefix = kv ? "/v1/kv/" : "/v1/health/service/";
 	/* The cache's KV keys start with "/", Consul's do not. */
@@ -252,90 +251,61 @@ static struct consul_watch *watch_new(struct consul_ctx *ctx, bool kv, const cha
 	if (!w)
 		return NULL;
 	w->ctx = ctx;
-	w->kv = kv;
-	w->name = strdup(name);
+	w->base.kv = kv;
+	w->base.name = strdup(name);
 	cap = strlen(prefix) + 3 * strlen(remote) + 1;
 	w->path = malloc(cap);
 	w->next_ev = evtimer_new(ctx->core->base, next_tick, w);
-	if (!w->name || !w->path || !w->next_ev) {
-		watch_free(w);
+	if (!w->base.name || !w->path || !w->next_ev) {
+		watch_free(&w->base);
 		return NULL;
 	}
 	snprintf(w->path, cap, "%s", prefix);
 	consul_escape(w->path, cap, remote, kv);
-	return w;
+	return &w->base;
 }
 
-static struct consul_watch *find(struct consul_ctx *ctx, bool kv, const char *name)
+static void watch_start(struct bcn_watch *b)
 {
-	for (struct consul_watch *w = ctx->watches; w; w = w->next) {
-		if (w->kv == kv && strcmp(w->name, name) == 0)
-			return w;
-	}
-	return NULL;
+	query((struct consul_watch *)b);
 }
 
-static void add(struct consul_ctx *ctx, bool kv, const char *name)
+static const char *self_state(const struct bcn_watch *b)
 {
-	struct consul_watch *w;
+	const struct consul_watch *w = (const struct consul_watch *)b;
 
-	if (find(ctx, kv, name))
-		return;
-	if (!kv && (!name[0] || strchr(name, '/'))) {
-		bcn_warn(ctx->log, "not watching service \"%s\": a service name is non-empty and has no \"/\"", name);
-		return;
-	}
-	if (kv && name[0] != '/') {
-		bcn_warn(ctx->log, "not watching prefix \"%s\": a key prefix starts with \"/\"", name);
-		return;
-	}
-	w = watch_new(ctx, kv, name);
-	if (!w) {
-		bcn_error(ctx->log, "cannot watch %s (out of memory)", name);
-		return;
-	}
-	w->next = ctx->watches;
-	ctx->watches = w;
-	if (kv)
-		bcn_cache_kv_watch(ctx->core->cache, ctx->ins->src, name, true);
-	else
-		bcn_cache_watch(ctx->core->cache, ctx->ins->src, name, true);
-	if (ctx->ever_answered)
-		bcn_info(ctx->log, "watching %s %s", kind(w), name);
-	query(w);
+	return w->req ? (w->answered ? "blocking" : "reading") : "waiting";
 }
+
+static json_t *self_fields(const struct bcn_watch *b)
+{
+	const struct consul_watch *w = (const struct consul_watch *)b;
+
+	return json_pack("{sIsIsI}", "index", (json_int_t)w->index, "answers", (json_int_t)w->answers,
+			 "index_resets", (json_int_t)w->resets);
+}
+
+static const struct bcn_watch_ops watch_ops = {
+	.create = watch_new,
+	.start = watch_start,
+	.destroy = watch_free,
+	.self_state = self_state,
+	.self_fields = self_fields,
+};
 
 void consul_watch_apply(struct consul_ctx *ctx)
 {
-	const struct bcn_watch_conf *wc = &ctx->core->config->watch;
-	struct consul_watch **pw = &ctx->watches, *w;
-
-	while ((w = *pw) != NULL) {
-		if (bcn_strlist_has(w->kv ? &wc->kv : &wc->services, w->name)) {
-			pw = &w->next;
-			continue;
-		}
-		*pw = w->next;
-		bcn_info(ctx->log, "stopped watching %s %s", kind(w), w->name);
-		if (w->kv)
-			bcn_cache_kv_watch(ctx->core->cache, ctx->ins->src, w->name, false);
-		else
-			bcn_cache_watch(ctx->core->cache, ctx->ins->src, w->name, false);
-		watch_free(w);
-	}
-	for (size_t i = 0; i < wc->services.n; i++)
-		add(ctx, false, wc->services.v[i]);
-	for (size_t i = 0; i < wc->kv.n; i++)
-		add(ctx, true, wc->kv.v[i]);
+	bcn_watchset_apply(&ctx->watches, ctx->ins, &watch_ops, ctx, ctx->ever_answered);
 }
 
 void consul_watch_lost(struct consul_ctx *ctx)
 {
-	for (struct consul_watch *w = ctx->watches; w; w = w->next) {
+	for (struct bcn_watch *b = ctx->watches; b; b = b->next) {
+		struct consul_watch *w = (struct consul_watch *)b;
 		/* A long poll with the old index would answer only after `wait` if
 		 * the agent comes back with older data: the next query must answer
 		 * at once, and one in flight is asked again after a backoff. */
-		w->fresh = false;
+		w->base.fresh = false;
 		w->reread = true;
 		if (!w->req)
 			continue;
@@ -346,9 +316,10 @@ void consul_watch_lost(struct consul_ctx *ctx)
 
 void consul_watch_kick(struct consul_ctx *ctx)
 {
-	for (struct consul_watch *w = ctx->watches; w; w = w->next) {
+	for (struct bcn_watch *b = ctx->watches; b; b = b->next) {
+		struct consul_watch *w = (struct consul_watch *)b;
 		if (w->error_unreachable) /* no longer true; a new problem sets its own */
-			w->last_error[0] = '\0';
+			w->base.last_error[0] = '\0';
 		w->error_unreachable = false;
 		if (!w->req && evtimer_pending(w->next_ev, NULL))
 			query(w);
@@ -357,43 +328,16 @@ void consul_watch_kick(struct consul_ctx *ctx)
 
 void consul_watch_stop_all(struct consul_ctx *ctx)
 {
-	for (struct consul_watch *w = ctx->watches; w; w = w->next)
-		watch_cancel(w);
+	for (struct bcn_watch *b = ctx->watches; b; b = b->next)
+		watch_cancel((struct consul_watch *)b);
 }
 
 void consul_watch_free_all(struct consul_ctx *ctx)
 {
-	while (ctx->watches) {
-		struct consul_watch *w = ctx->watches;
-		ctx->watches = w->next;
-		watch_free(w);
-	}
-}
-
-void consul_watch_counts(const struct consul_ctx *ctx, size_t *total, size_t *synced, size_t *fresh,
-			 const char **error)
-{
-	*total = *synced = *fresh = 0;
-	*error = NULL;
-	for (const struct consul_watch *w = ctx->watches; w; w = w->next) {
-		(*total)++;
-		*synced += w->synced;
-		*fresh += w->fresh;
-		if (!*error && w->last_error[0])
-			*error = w->last_error;
-	}
+	bcn_watchset_free_all(&ctx->watches, &watch_ops);
 }
 
 json_t *consul_watch_self(const struct consul_ctx *ctx)
 {
-	json_t *a = json_array();
-
-	for (const struct consul_watch *w = ctx->watches; a && w; w = w->next) {
-		const char *state = w->req ? (w->answered ? "blocking" : "reading") : "waiting";
-		json_array_append_new(a, json_pack("{sssssssbsIsIsIss}", "type", w->kv ? "kv" : "service",
-						   "name", w->name, "state", state, "synced", w->fresh,
-						   "index", (json_int_t)w->index, "answers", (json_int_t)w->answers,
-						   "index_resets", (json_int_t)w->resets, "error", w->last_error));
-	}
-	return a;
+	return bcn_watchset_self(ctx->watches, &watch_ops);
 }

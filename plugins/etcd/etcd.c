@@ -89,7 +89,7 @@ void etcd_report(struct etcd_ctx *ctx)
 	bool service = ctx->reg.key != NULL;
 	bool need_reg = service && !ctx->core->drained;
 
-	etcd_watch_counts(ctx, &total, &synced, &fresh, &watch_err);
+	bcn_watchset_counts(ctx->watches, &total, &synced, &fresh, &watch_err);
 	bcn_cache_set_stale(ctx->core->cache, ctx->ins->src, !up || fresh < total);
 	if (up && synced == total && (!need_reg || ctx->reg.registered))
 		ctx->ready = true; /* stays: outages are served stale, not unready */

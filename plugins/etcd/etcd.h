@@ -140,16 +140,13 @@ void etcd_reg_stop(struct etcd_ctx *ctx, bcn_stop_done_cb done);
 
 /* ---- watches (etcd_watch.c) ---- */
 
-struct etcd_watch;
-/* Make the watch set match core->config->watch (start, reload). */
+/* ctx->watches is kept by agent/watchset.c, which also counts it for
+ * readiness (bcn_watchset_counts; fresh = read since the last reconnect).
+ * Make the watch set match core->config->watch (start, reload). */
 void etcd_watch_apply(struct etcd_ctx *ctx);
 void etcd_watch_up(struct etcd_ctx *ctx);    /* session UP: range + watch everything */
 void etcd_watch_down(struct etcd_ctx *ctx);  /* session lost: cancel everything */
 void etcd_watch_free_all(struct etcd_ctx *ctx);
-/* Counts for readiness: watches synced once / fresh since the last reconnect,
- * and the first watch's last problem (NULL when none). */
-void etcd_watch_counts(const struct etcd_ctx *ctx, size_t *total, size_t *synced, size_t *fresh,
-		       const char **error);
 json_t *etcd_watch_self(const struct etcd_ctx *ctx);
 
 /* ---- the instance (etcd.c) ---- */
@@ -181,7 +178,7 @@ struct etcd_ctx {
 	char err[256];                 /* last session problem */
 
 	struct etcd_reg reg;
-	struct etcd_watch *watches;
+	struct bcn_watch *watches;     /* each the base of a struct etcd_watch */
 
 	/* Skipped-value log lines, remembered so each is logged once. */
 	uint64_t skipped[512];

@@ -32,20 +32,17 @@
 enum after_stop { AFTER_NOTHING, AFTER_RESYNC, AFTER_RETRY, AFTER_REAUTH };
 
 struct etcd_watch {
-	struct etcd_watch *next;
+	struct bcn_watch base;     /* first: name, kind, synced/fresh, last_error */
 	struct etcd_ctx *ctx;
-	bool kv;                   /* a KV prefix, else a service */
-	char *name;                /* service name or KV prefix as configured */
 	char *key, *end;           /* the range: [key, end) */
 	size_t key_len, end_len;
 	struct etcd_req *req;      /* range page or watch stream */
-	bool streaming, fresh, synced;
+	bool streaming;
 	int64_t revision;          /* what the cache reflects */
 	unsigned attempt;
 	int64_t page;              /* keys per range request; shrinks when an answer is too large */
 	struct event *retry_ev;
 	uint64_t events;
-	char last_error[200];
 
 	/* The range being read. */
 	int64_t range_rev;
@@ -96,7 +93,7 @@ static int acc_reserve(struct etcd_watch *w)
 
 	if (w->n < w->cap)
 		return 0;
-	if (!w->kv) {
+	if (!w->base.kv) {
 		void *e = realloc(w->eps, ncap * sizeof(*w->eps));
 		if (!e)
 			return -1;
@@ -126,7 +123,7 @@ static void acc_add(struct etcd_watch *w, char *key, size_t klen, char *value, s
 
 	if (acc_reserve(w) < 0)
 		goto drop;
-	if (w->kv) {
+	if (w->base.kv) {
 		if (memchr(key, '\0', klen)) {
 			etcd_skip(w->ctx, key, klen, "the key contains a NUL byte");
 			goto drop;
@@ -144,7 +141,7 @@ static void acc_add(struct etcd_watch *w, char *key, size_t klen, char *value, s
 	char idbuf[257];
 	memcpy(idbuf, id, idlen);
 	idbuf[idlen] = '\0';
-	w->eps[w->n] = etcd_parse_endpoint(w->ctx, w->name, key, klen, idbuf, value, vlen);
+	w->eps[w->n] = etcd_parse_endpoint(w->ctx, w->base.name, key, klen, idbuf, value, vlen);
 	if (w->eps[w->n])
 		w->n++;
 drop:
@@ -160,11 +157,11 @@ static void watch_failed(struct etcd_watch *w, const char *why)
 	struct etcd_ctx *ctx = w->ctx;
 	uint64_t ms = etcd_backoff_ms(w->attempt++);
 
-	if (strcmp(w->last_error, why) != 0)
-		bcn_warn(ctx->log, "watch of %s %s failed: %s; retrying", w->kv ? "prefix" : "service",
-			 w->name, why);
-	snprintf(w->last_error, sizeof(w->last_error), "%s", why);
-	w->fresh = false;
+	if (strcmp(w->base.last_error, why) != 0)
+		bcn_warn(ctx->log, "watch of %s %s failed: %s; retrying", w->base.kv ? "prefix" : "service",
+			 w->base.name, why);
+	snprintf(w->base.last_error, sizeof(w->base.last_error), "%s", why);
+	w->base.fresh = false;
 	etcd_timer_ms(w->retry_ev, ms);
 	etcd_report(ctx);
 }
@@ -173,23 +170,23 @@ static void commit(struct etcd_watch *w)
 {
 	struct etcd_ctx *ctx = w->ctx;
 
-	if (!w->kv) {
-		bcn_cache_replace(ctx->core->cache, ctx->ins->src, w->name, w->eps, w->n);
+	if (!w->base.kv) {
+		bcn_cache_replace(ctx->core->cache, ctx->ins->src, w->base.name, w->eps, w->n);
 		w->n = 0; /* the cache owns the endpoints now */
 	} else {
-		bcn_cache_kv_replace(ctx->core->cache, ctx->ins->src, w->name, (const char *const *)w->keys,
+		bcn_cache_kv_replace(ctx->core->cache, ctx->ins->src, w->base.name, (const char *const *)w->keys,
 				     (const char *const *)w->vals, w->lens, w->n);
 	}
-	bcn_debug(ctx->log, "read %s %s at revision %" PRId64, w->kv ? "prefix" : "service", w->name,
+	bcn_debug(ctx->log, "read %s %s at revision %" PRId64, w->base.kv ? "prefix" : "service", w->base.name,
 		  w->range_rev);
 	acc_clear(w);
 	w->revision = w->range_rev;
 	if (w->revision > ctx->revision)
 		ctx->revision = w->revision;
 	w->range_rev = 0;
-	w->fresh = w->synced = true;
+	w->base.fresh = w->base.synced = true;
 	w->attempt = 0;
-	w->last_error[0] = '\0';
+	w->base.last_error[0] = '\0';
 }
 
 static void range_done(struct etcd_ctx *ctx, const struct etcd_reply *r, void *arg)
@@ -211,7 +208,7 @@ static void range_done(struct etcd_ctx *ctx, const struct etcd_reply *r, void *a
 		if (r->code == -2 && w->page > 1) { /* huge values: ask for fewer keys at a time */
 			w->page = w->page / 16 ? w->page / 16 : 1;
 			bcn_info(ctx->log, "reading %s %s %" PRId64 " keys at a time: its values are large",
-				 w->kv ? "prefix" : "service", w->name, w->page);
+				 w->base.kv ? "prefix" : "service", w->base.name, w->page);
 			watch_begin(w);
 			return;
 		}
@@ -287,7 +284,7 @@ static void apply_event(struct etcd_watch *w, json_t *ev)
 	if (rev > w->revision)
 		w->revision = rev;
 	w->events++;
-	if (w->kv) {
+	if (w->base.kv) {
 		if (memchr(key, '\0', klen))
 			etcd_skip(ctx, key, klen, "the key contains a NUL byte");
 		else if (del)
@@ -305,13 +302,13 @@ static void apply_event(struct etcd_watch *w, json_t *ev)
 	memcpy(idbuf, id, idlen);
 	idbuf[idlen] = '\0';
 	if (!del) {
-		struct bcn_endpoint *ep = etcd_parse_endpoint(w->ctx, w->name, key, klen, idbuf, value, vlen);
+		struct bcn_endpoint *ep = etcd_parse_endpoint(w->ctx, w->base.name, key, klen, idbuf, value, vlen);
 		if (ep) {
-			bcn_cache_put(ctx->core->cache, ctx->ins->src, w->name, ep);
+			bcn_cache_put(ctx->core->cache, ctx->ins->src, w->base.name, ep);
 			goto out;
 		}
 	}
-	bcn_cache_delete(ctx->core->cache, ctx->ins->src, w->name, idbuf);
+	bcn_cache_delete(ctx->core->cache, ctx->ins->src, w->base.name, idbuf);
 out:
 	free(key);
 	free(value);
@@ -461,8 +458,8 @@ static void stream_done(struct etcd_ctx *ctx, const struct etcd_reply *r, void *
 	}
 	switch (after) {
 	case AFTER_RESYNC:
-		bcn_info(ctx->log, "watch of %s %s: %s; reading it again", w->kv ? "prefix" : "service",
-			 w->name, why);
+		bcn_info(ctx->log, "watch of %s %s: %s; reading it again", w->base.kv ? "prefix" : "service",
+			 w->base.name, why);
 		watch_begin(w);
 		break;
 	case AFTER_REAUTH:
@@ -515,108 +512,85 @@ static void retry_tick(evutil_socket_t fd, short what, void *arg)
 	watch_begin(arg);
 }
 
-static void watch_free(struct etcd_watch *w)
+static void watch_free(struct bcn_watch *b)
 {
+	struct etcd_watch *w = (struct etcd_watch *)b;
+
 	if (!w)
 		return;
 	watch_cancel(w);
 	if (w->retry_ev)
 		event_free(w->retry_ev);
-	free(w->name);
+	free(w->base.name);
 	free(w->key);
 	free(w->end);
 	free(w);
 }
 
-static struct etcd_watch *watch_new(struct etcd_ctx *ctx, bool kv, const char *name)
+static struct bcn_watch *watch_new(void *arg, bool kv, const char *name)
 {
+	struct etcd_ctx *ctx = arg;
 	struct etcd_watch *w = calloc(1, sizeof(*w));
 
 	if (!w)
 		return NULL;
 	w->ctx = ctx;
-	w->kv = kv;
+	w->base.kv = kv;
 	w->page = RANGE_PAGE;
-	w->name = strdup(name);
+	w->base.name = strdup(name);
 	if (kv)
 		w->key = strdup(name);
 	else if (asprintf(&w->key, "%s/%s/", ctx->prefix, name) < 0)
 		w->key = NULL;
 	w->retry_ev = evtimer_new(ctx->core->base, retry_tick, w);
-	if (!w->name || !w->key || !w->retry_ev)
+	if (!w->base.name || !w->key || !w->retry_ev)
 		goto fail;
 	w->key_len = strlen(w->key);
 	w->end = etcd_prefix_end(w->key, w->key_len, &w->end_len);
 	if (!w->end)
 		goto fail;
-	return w;
+	return &w->base;
 fail:
-	watch_free(w);
+	watch_free(&w->base);
 	return NULL;
 }
 
-static struct etcd_watch *find(struct etcd_ctx *ctx, bool kv, const char *name)
+static void watch_start(struct bcn_watch *b)
 {
-	for (struct etcd_watch *w = ctx->watches; w; w = w->next) {
-		if (w->kv == kv && strcmp(w->name, name) == 0)
-			return w;
-	}
-	return NULL;
+	watch_begin((struct etcd_watch *)b);
 }
 
-static void add(struct etcd_ctx *ctx, bool kv, const char *name)
+static const char *self_state(const struct bcn_watch *b)
 {
-	struct etcd_watch *w;
+	const struct etcd_watch *w = (const struct etcd_watch *)b;
 
-	if (find(ctx, kv, name))
-		return;
-	if (!kv && (!name[0] || strchr(name, '/'))) {
-		bcn_warn(ctx->log, "not watching service \"%s\": a service name is non-empty and has no \"/\"", name);
-		return;
-	}
-	w = watch_new(ctx, kv, name);
-	if (!w) {
-		bcn_error(ctx->log, "cannot watch %s (out of memory)", name);
-		return;
-	}
-	w->next = ctx->watches;
-	ctx->watches = w;
-	if (kv)
-		bcn_cache_kv_watch(ctx->core->cache, ctx->ins->src, name, true);
-	else
-		bcn_cache_watch(ctx->core->cache, ctx->ins->src, name, true);
-	if (ctx->ever_up)
-		bcn_info(ctx->log, "watching %s %s", kv ? "prefix" : "service", name);
-	watch_begin(w);
+	return w->streaming ? "watching" : w->req ? "reading" : "waiting";
 }
+
+static json_t *self_fields(const struct bcn_watch *b)
+{
+	const struct etcd_watch *w = (const struct etcd_watch *)b;
+
+	return json_pack("{sIsI}", "revision", (json_int_t)w->revision, "events", (json_int_t)w->events);
+}
+
+static const struct bcn_watch_ops watch_ops = {
+	.create = watch_new,
+	.start = watch_start,
+	.destroy = watch_free,
+	.self_state = self_state,
+	.self_fields = self_fields,
+};
 
 void etcd_watch_apply(struct etcd_ctx *ctx)
 {
-	const struct bcn_watch_conf *wc = &ctx->core->config->watch;
-	struct etcd_watch **pw = &ctx->watches, *w;
-
-	while ((w = *pw) != NULL) {
-		if (bcn_strlist_has(w->kv ? &wc->kv : &wc->services, w->name)) {
-			pw = &w->next;
-			continue;
-		}
-		*pw = w->next;
-		bcn_info(ctx->log, "stopped watching %s %s", w->kv ? "prefix" : "service", w->name);
-		if (w->kv)
-			bcn_cache_kv_watch(ctx->core->cache, ctx->ins->src, w->name, false);
-		else
-			bcn_cache_watch(ctx->core->cache, ctx->ins->src, w->name, false);
-		watch_free(w);
-	}
-	for (size_t i = 0; i < wc->services.n; i++)
-		add(ctx, false, wc->services.v[i]);
-	for (size_t i = 0; i < wc->kv.n; i++)
-		add(ctx, true, wc->kv.v[i]);
+	bcn_watchset_apply(&ctx->watches, ctx->ins, &watch_ops, ctx, ctx->ever_up);
 }
 
 void etcd_watch_up(struct etcd_ctx *ctx)
 {
-	for (struct etcd_watch *w = ctx->watches; w; w = w->next) {
+	for (struct bcn_watch *b = ctx->watches; b; b = b->next) {
+		struct etcd_watch *w = (struct etcd_watch *)b;
 		w->attempt = 0;
 		watch_begin(w);
 	}
@@ -624,45 +598,18 @@ void etcd_watch_up(struct etcd_ctx *ctx)
 
 void etcd_watch_down(struct etcd_ctx *ctx)
 {
-	for (struct etcd_watch *w = ctx->watches; w; w = w->next) {
-		watch_cancel(w);
-		w->fresh = false;
+	for (struct bcn_watch *b = ctx->watches; b; b = b->next) {
+		watch_cancel((struct etcd_watch *)b);
+		b->fresh = false;
 	}
 }
 
 void etcd_watch_free_all(struct etcd_ctx *ctx)
 {
-	while (ctx->watches) {
-		struct etcd_watch *w = ctx->watches;
-		ctx->watches = w->next;
-		watch_free(w);
-	}
-}
-
-void etcd_watch_counts(const struct etcd_ctx *ctx, size_t *total, size_t *synced, size_t *fresh,
-		       const char **error)
-{
-	*total = *synced = *fresh = 0;
-	*error = NULL;
-	for (const struct etcd_watch *w = ctx->watches; w; w = w->next) {
-		(*total)++;
-		*synced += w->synced;
-		*fresh += w->fresh;
-		if (!*error && w->last_error[0])
-			*error = w->last_error;
-	}
+	bcn_watchset_free_all(&ctx->watches, &watch_ops);
 }
 
 json_t *etcd_watch_self(const struct etcd_ctx *ctx)
 {
-	json_t *a = json_array();
-
-	for (const struct etcd_watch *w = ctx->watches; a && w; w = w->next) {
-		const char *state = w->streaming ? "watching" : w->req ? "reading" : "waiting";
-		json_array_append_new(a, json_pack("{sssssssbsIsIss}", "type", w->kv ? "kv" : "service",
-						   "name", w->name, "state", state, "synced", w->fresh,
-						   "revision", (json_int_t)w->revision,
-						   "events", (json_int_t)w->events, "error", w->last_error));
-	}
-	return a;
+	return bcn_watchset_self(ctx->watches, &watch_ops);
 }
