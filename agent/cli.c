@@ -242,8 +242,20 @@ static int cmd_kv(const char *sock, int argc, char **argv)
 	key = argv[optind];
 	while (*key == '/')
 		key++;
-	/* Keep '/' readable in the path; escape everything else. */
-	snprintf(path, sizeof(path), "/v1/kv/%s%s", key, recurse ? "?recurse" : "");
+	/* Keep '/' readable in the path; escape everything else of each segment. */
+	size_t off = (size_t)snprintf(path, sizeof(path), "/v1/kv/");
+	for (const char *seg = key; off < sizeof(path);) {
+		size_t n = strcspn(seg, "/");
+		char *esc = curl_easy_escape(NULL, seg, (int)n);
+		off += (size_t)snprintf(path + off, sizeof(path) - off, "%s%s", esc ? esc : "",
+					seg[n] ? "/" : "");
+		curl_free(esc);
+		if (!seg[n])
+			break;
+		seg += n + 1;
+	}
+	if (recurse && off < sizeof(path))
+		snprintf(path + off, sizeof(path) - off, "?recurse");
 	st = call(sock, "GET", path, &body);
 	if (st != 200)
 		return fail(st, body);

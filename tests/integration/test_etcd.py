@@ -389,6 +389,12 @@ def test_etcd_watch_kv_recurse():
             etcd.put("/config/web/limits/burst", "5")
             wait_for(lambda: len(a.get("/v1/kv/config/web/?recurse")[2].get("entries", [])) == 3, 5,
                      what="a put under the prefix")
+            # A key with characters that must be escaped in a URL, read with the CLI.
+            etcd.put("/config/web/a b?c", "odd")
+            wait_for(lambda: a.cli("kv", "/config/web/a b?c")[0] == 0, 5, what="an odd key")
+            rc, out, err = a.cli("kv", "/config/web/a b?c")
+            assert rc == 0 and out == "odd\n", (rc, out, err)
+            etcd.delete("/config/web/a b?c")
             etcd.delete("/config/web/", prefix=True)
             wait_for(lambda: a.get("/v1/kv/config/web/?recurse")[0] == 404, 5, what="everything deleted")
 
