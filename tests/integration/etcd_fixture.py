@@ -87,8 +87,6 @@ class Etcd:
             skip("etcd is not installed")
         self.dir = tempfile.mkdtemp(prefix="beacon-etcd-", dir="/tmp")
         self.data = os.path.join(self.dir, "data")
-        self.client_port = free_port()
-        self.peer_port = free_port()
         self.tls = tls
         self.extra = list(extra)
         self.proc = None
@@ -96,12 +94,17 @@ class Etcd:
         self.token = None  # set by as_root() once auth is on
         self.root_password = None
         self.certs = make_certs(self.dir) if tls else None
-        scheme = "https" if tls else "http"
-        self.url = "%s://127.0.0.1:%d" % (scheme, self.client_port)
+        self._pick_ports()
         self._ssl = None
         if tls:
             self._ssl = ssl.create_default_context(cafile=self.certs["ca"])
             self._ssl.load_cert_chain(self.certs["client"], self.certs["client_key"])
+
+    def _pick_ports(self):
+        self.client_port = free_port()
+        self.peer_port = free_port()
+        scheme = "https" if self.tls else "http"
+        self.url = "%s://127.0.0.1:%d" % (scheme, self.client_port)
 
     # -- life --
 
@@ -170,11 +173,22 @@ class Etcd:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
+        # A port found free can be taken (by some client's ephemeral port)
+        # before etcd binds it: on "address already in use", new ports.
+        for attempt in range(3):
+            try:
+                return self.start()
+            except AssertionError as e:
+                if "address already in use" not in str(e) or attempt == 2:
+                    self.close()
+                    raise
+                with contextlib.suppress(Exception):
+                    self.kill9()
+                shutil.rmtree(self.data, ignore_errors=True)
+                self._pick_ports()
+            except BaseException:
+                self.close()
+                raise
 
     def __exit__(self, *exc):
         self.close()
