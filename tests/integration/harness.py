@@ -561,6 +561,22 @@ def endpoint(address, port, **kw):
     return e
 
 
+def registry_config(reg, service=None, services=(), kv=(), check=None, **top):
+    """A config dict for a registry test: debug logs, the registry object reg,
+    optionally this app as service=(name, id, port) with a check, and watches."""
+    cfg = {"log": {"level": "debug"}, "registry": reg}
+    if service:
+        name, sid, port = service
+        cfg["service"] = {"name": name, "id": sid, "address": "10.0.0.1", "port": port,
+                          "tags": ["v1"], "meta": {"zone": "a"}, "weight": 5}
+        if check:
+            cfg["service"]["check"] = check
+    if services or kv:
+        cfg["watch"] = {"services": list(services), "kv": list(kv)}
+    cfg.update(top)
+    return cfg
+
+
 def static(services, **top):
     """A config dict with static services."""
     cfg = {"static": {"services": services}}

@@ -14,7 +14,7 @@ import threading
 import time
 
 from consul_fixture import Consul
-from harness import Agent, log_lines, run_beacon, scale, temp_dir, wait_for
+from harness import Agent, registry_config, log_lines, run_beacon, scale, temp_dir, wait_for
 
 TOKEN = "7f3c2a9e-beacon-root-token-5d1b"
 
@@ -29,17 +29,7 @@ def registry(consul, **kw):
 
 
 def config(consul, service=None, services=(), kv=(), reg=None, check=None, **top):
-    cfg = {"log": {"level": "debug"}, "registry": reg or registry(consul)}
-    if service:
-        name, sid, port = service
-        cfg["service"] = {"name": name, "id": sid, "address": "10.0.0.1", "port": port,
-                          "tags": ["v1"], "meta": {"zone": "a"}, "weight": 5}
-        if check:
-            cfg["service"]["check"] = check
-    if services or kv:
-        cfg["watch"] = {"services": list(services), "kv": list(kv)}
-    cfg.update(top)
-    return cfg
+    return registry_config(reg or registry(consul), service, services, kv, check, **top)
 
 
 def endpoints(a, service, any_status=True):

@@ -13,7 +13,7 @@ import threading
 import time
 
 from etcd_fixture import Etcd
-from harness import Agent, free_port, log_lines, metric, scale, wait_for, wrapped
+from harness import Agent, registry_config, free_port, log_lines, metric, scale, wait_for, wrapped
 
 PREFIX = "/beacon/services"
 
@@ -28,17 +28,7 @@ def registry(etcd, **kw):
 
 
 def config(etcd, service=None, services=(), kv=(), reg=None, check=None, **top):
-    cfg = {"log": {"level": "debug"}, "registry": reg or registry(etcd)}
-    if service:
-        name, sid, port = service
-        cfg["service"] = {"name": name, "id": sid, "address": "10.0.0.1", "port": port,
-                          "tags": ["v1"], "meta": {"zone": "a"}, "weight": 5}
-        if check:
-            cfg["service"]["check"] = check
-    if services or kv:
-        cfg["watch"] = {"services": list(services), "kv": list(kv)}
-    cfg.update(top)
-    return cfg
+    return registry_config(reg or registry(etcd), service, services, kv, check, **top)
 
 
 def key(service, sid):
