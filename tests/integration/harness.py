@@ -15,6 +15,7 @@ import errno
 import http.client
 import json
 import os
+import random
 import re
 import shlex
 import shutil
@@ -57,8 +58,31 @@ def scale(seconds):
     return seconds * 4 if wrapped() else seconds
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port():
-    """A loopback TCP port that was free a moment ago."""
+    """A loopback TCP port that was free a moment ago.
+
+    Chosen below the kernel's ephemeral range when there is room: a port
+    handed out by bind(0) can be taken by any outgoing connection before the
+    process under test binds it; one outside the range cannot."""
+    lo, _ = _ephemeral_range()
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(10000, lo) if lo > 11000 else 0
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -564,6 +564,8 @@ def test_etcd_rotates_across_endpoints():
         with Agent(config(etcd, service=("web", "web-1", 8080), services=["web"], reg=reg)) as a:
             wait_for(lambda: ready(a), 10, what="ready through the second endpoint")
             assert backend(a)["endpoint"] == etcd.url, backend(a)
-            assert ids(a, "web") == ["web-1"]
+            # Ready follows the first sync and the registration; the agent sees
+            # its own key when the watch delivers the put, a moment later.
+            wait_for(lambda: ids(a, "web") == ["web-1"], 5, what="its own registration discovered")
             a.wait_log(r"cannot connect to %s" % re.escape(dead))
             assert a.stop() == 0
