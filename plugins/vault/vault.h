@@ -150,6 +150,8 @@ struct vault_ctx {
 	/* Authentication (vault_auth.c). */
 	enum vault_method method;
 	char *mount, *role;            /* auth mount path; Kubernetes role name */
+	char *cred_path;               /* token_file (token and kubernetes methods) */
+	bool token_from_file_new;      /* token_file held a new token: lookup-self it as fresh */
 	struct bcn_sealed token, role_id, secret_id, jwt;
 	enum vault_auth auth;          /* state of the token in `token` */
 	bool token_ours;               /* from a login (revoked at stop), not token_file */

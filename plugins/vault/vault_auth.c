@@ -5,10 +5,15 @@
  *   approle     POST auth/<mount>/login {role_id, secret_id}
  *   kubernetes  POST auth/<mount>/login {role, jwt} with the service-account JWT
  *
- * Credential files are read once, at init (no file I/O on the loop later),
- * and sealed by the secret store; like Vault Agent, the secret_id file is
- * removed after reading when remove_secret_id_file_after_reading is set
- * (the default), so the secret_id only lives sealed in memory.
+ * Credential files are read at init and sealed by the secret store; like
+ * Vault Agent, the secret_id file is removed after reading when
+ * remove_secret_id_file_after_reading is set (the default), so the secret_id
+ * only lives sealed in memory. Two files are read again later, as Vault
+ * Agent does: the Kubernetes JWT before every login (kubelet rotates
+ * projected service-account tokens, which expire), and token_file whenever
+ * its token stopped working (an operator or another agent wrote a new one).
+ * Both are small local files (tmpfs in a pod); an unreadable file keeps the
+ * value read before.
  *
  * A renewable token is renewed (auth/token/renew-self, asking for its first
  * TTL again) at 2/3 of each TTL granted. A renewal that comes back capped
@@ -78,6 +83,39 @@ static int read_sealed(struct vault_ctx *v, const char *path, struct bcn_sealed 
 
 static void auth_tick(evutil_socket_t fd, short what, void *arg);
 
+/* Where token_file's content lives: the token itself, or the JWT to log in with. */
+static struct bcn_sealed *cred_of(struct vault_ctx *v)
+{
+	return v->method == VAULT_TOKEN ? &v->token : &v->jwt;
+}
+
+/* Read token_file again. 1 when it now holds something else, 0 when it is
+ * the same or could not be read (the old value stays; the error is logged). */
+static int reread_cred(struct vault_ctx *v)
+{
+	struct bcn_sealed fresh = { 0 }, *cur = cred_of(v);
+	size_t mark = bcn_secrets_mark(v->store), l1 = 0, l2 = 0;
+	const char *a, *b;
+	int changed = 0;
+
+	if (read_sealed(v, v->cred_path, &fresh, "token_file") < 0)
+		return 0;
+	a = bcn_secrets_unseal(v->store, &fresh, &l1);
+	b = cur->box ? bcn_secrets_unseal(v->store, cur, &l2) : NULL;
+	if (a && (!b || l1 != l2 || sodium_memcmp(a, b, l1) != 0))
+		changed = 1;
+	bcn_secrets_release(v->store, mark);
+	if (changed) {
+		bcn_sealed_clear(cur);
+		*cur = fresh;
+		bcn_info(v->log, "read a new %s from %s", v->method == VAULT_TOKEN ? "token" : "service-account JWT",
+			 v->cred_path);
+	} else {
+		bcn_sealed_clear(&fresh);
+	}
+	return changed;
+}
+
 int vault_auth_init(struct vault_ctx *v, const struct vault_auth_conf *c)
 {
 	if (strcmp(c->method, "approle") == 0)
@@ -98,9 +136,13 @@ int vault_auth_init(struct vault_ctx *v, const struct vault_auth_conf *c)
 
 	switch (v->method) {
 	case VAULT_TOKEN:
-		return read_sealed(v, c->token_file, &v->token, "token_file");
 	case VAULT_KUBERNETES:
-		return read_sealed(v, c->token_file[0] ? c->token_file : VAULT_SA_TOKEN, &v->jwt, "token_file");
+		v->cred_path = strdup(v->method == VAULT_TOKEN || c->token_file[0] ? c->token_file : VAULT_SA_TOKEN);
+		if (!v->cred_path) {
+			bcn_error(v->log, "out of memory");
+			return -1;
+		}
+		return read_sealed(v, v->cred_path, cred_of(v), "token_file");
 	case VAULT_APPROLE:
 		if (read_sealed(v, c->role_id_file, &v->role_id, "role_id_file") < 0)
 			return -1;
@@ -242,7 +284,8 @@ static void lookup_done(struct vault_ctx *v, const struct vault_reply *r, void *
 	}
 	data = json_object_get(r->body, "data");
 	got_token(v, json_integer_value(json_object_get(data, "ttl")),
-		  json_is_true(json_object_get(data, "renewable")), false);
+		  json_is_true(json_object_get(data, "renewable")), v->token_from_file_new);
+	v->token_from_file_new = false;
 }
 
 /* Build {"k1":"v1","k2":"v2"} in the arena from up to two sealed values. */
@@ -289,6 +332,10 @@ static void login(struct vault_ctx *v)
 	if (v->stopping || v->auth_req)
 		return;
 	evtimer_del(v->auth_ev);
+	if (v->method == VAULT_KUBERNETES || (v->method == VAULT_TOKEN && v->auth != AUTH_OK)) {
+		if (reread_cred(v) && v->method == VAULT_TOKEN)
+			v->token_from_file_new = true;
+	}
 	if (v->method == VAULT_TOKEN) {
 		v->auth_req = vault_request(v, "GET", "auth/token/lookup-self", NULL, 0, VREQ_TOKEN,
 					    lookup_done, v);
@@ -336,7 +383,8 @@ static void renew_done(struct vault_ctx *v, const struct vault_reply *r, void *a
 				 "before it expires", (long long)ttl);
 		else if (v->token_capped)
 			bcn_warn(v->log, "the token in token_file reaches its max TTL in %llds and cannot be "
-				 "renewed further; replace it and restart beacon", (long long)ttl);
+				 "renewed further; write a new token into token_file (it is read again when "
+				 "this one stops working)", (long long)ttl);
 		else
 			bcn_debug(v->log, "renewed the Vault token for %llds", (long long)ttl);
 		plan_next(v, (uint64_t)ttl);
@@ -487,6 +535,7 @@ void vault_auth_free(struct vault_ctx *v)
 	bcn_sealed_clear(&v->role_id);
 	bcn_sealed_clear(&v->secret_id);
 	bcn_sealed_clear(&v->jwt);
+	free(v->cred_path);
 	free(v->mount);
 	free(v->role);
 }

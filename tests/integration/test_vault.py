@@ -29,10 +29,14 @@ def rand(prefix="S3cr3t", n=28):
 
 
 def write(d, name, text, mode=0o600):
+    """Write a credential file the way kubelet and careful tools do: a new file
+    renamed over the old one, so a reader never sees it half written."""
     path = os.path.join(d, name)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "w") as f:
         f.write(text)
+    os.replace(tmp, path)
     return path
 
 
@@ -214,6 +218,60 @@ def test_vault_kubernetes_auth():
             assert not ready(bad)
             assert secret(bad, "db")[0] == 503
             assert_clean(bad.log(), [jwt])
+
+
+def test_vault_kubernetes_jwt_is_read_again_for_each_login():
+    # kubelet rotates projected service-account tokens and the old ones expire:
+    # a login after the rotation must send the JWT now in the file.
+    with Vault() as v:
+        v.require_sim("the Kubernetes auth method")
+        jwt1 = "eyJhbGciOiJSUzI1NiJ9." + rand("k8s1", 40)
+        jwt2 = "eyJhbGciOiJSUzI1NiJ9." + rand("k8s2", 40)
+        v.k8s_role("web", jwt1, ttl="3s", max_ttl="3s")
+        pw = rand()
+        v.kv2_put("web/db", {"password": pw})
+        a = Agent(config(v, {"method": "kubernetes", "role": "web", "token_file": "@DIR@/sa"},
+                         [{"name": "db", "path": "secret/data/web/db"}]))
+        write(a.dir, "sa", jwt1)
+        with a:
+            wait_ready(a)
+            assert v.state()["counts"]["kubernetes_logins"] == 1
+            # The cluster now accepts only the new JWT, and kubelet wrote it.
+            v.k8s_role("web", jwt2, ttl="3s", max_ttl="3s")
+            write(a.dir, "sa", jwt2)
+            wait_for(lambda: v.state()["counts"]["kubernetes_logins"] >= 2, 6,
+                     what="a login past the first token's max TTL")
+            a.wait_log(r"read a new service-account JWT from ")
+            assert v.state()["counts"]["login_failures"] == 0, v.state()["counts"]
+            b = backend(a)
+            assert b["auth"]["authenticated"] and b["state"] == "synced", b
+            assert data(a, "db") == {"password": pw}
+            assert_clean(a.log(), [pw, jwt1, jwt2])
+
+
+def test_vault_token_file_is_read_again_when_its_token_stops_working():
+    with Vault() as v:
+        tok1, tok2 = v.create_token(ttl="1h"), v.create_token(ttl="1h")
+        pw = rand()
+        v.kv2_put("web/db", {"password": pw})
+        a = Agent(config(v, {"method": "token", "token_file": "@DIR@/token"},
+                         [{"name": "db", "path": "secret/data/web/db", "refresh": "1s"}]))
+        write(a.dir, "token", tok1 + "\n")
+        with a:
+            wait_ready(a)
+            # The operator writes a new token and revokes the old one.
+            write(a.dir, "token", tok2 + "\n")
+            v.revoke_token(tok1)
+            a.wait_log(r"read a new token from ", timeout=10)
+            pw2 = rand()
+            v.kv2_put("web/db", {"password": pw2})
+            wait_for(lambda: data(a, "db") == {"password": pw2}, 6, what="reads with the new token")
+            b = backend(a)
+            assert b["auth"]["authenticated"] and b["state"] == "synced", b
+            assert secret(a, "db")[2]["stale"] is False
+            assert a.stop() == 0
+            assert_clean(a.log(), [pw, pw2, tok1, tok2])
+        assert v.token_valid(tok2), "the agent revoked the operator's token"
 
 
 # ---- renewal and re-login ---------------------------------------------------------

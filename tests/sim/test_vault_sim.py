@@ -269,6 +269,16 @@ def test_revoke_self():
     eq((lease["revoked"], lease["credentials_valid"]), ("token-revoke-self", False), "child lease revoked")
 
 
+def test_revoke_other_token():
+    fresh()
+    a = login()
+    eq(call("POST", "/v1/auth/token/revoke", {}, token="root")[0], 400, "no token given")
+    eq(call("POST", "/v1/auth/token/revoke", {"token": a["client_token"]}, token="root"), (204, None), "revoke")
+    eq(call("GET", "/v1/auth/token/lookup-self", token=a["client_token"])[0], 403, "revoked token")
+    eq(call("POST", "/v1/auth/token/revoke", {"token": "s.unknown"}, token="root"), (204, None), "unknown token")
+    eq(state()["counts"]["token_revocations"], 1, "one revocation counted")
+
+
 def test_kv2_versions_metadata_delete():
     fresh()
     path = "/v1/secret/data/web/db"

@@ -17,7 +17,7 @@ approle and kubernetes auth, a database engine at database/.  Error bodies, stat
 warning strings are copied from Vault's docs/source; each handler cites what it imitates.
 Vault endpoints: GET|HEAD sys/health, GET sys/seal-status, PUT sys/seal, PUT sys/unseal,
 POST auth/approle/login, POST auth/kubernetes/login, GET auth/token/lookup-self,
-POST auth/token/{lookup,renew-self,revoke-self,create}, GET|POST|PUT|DELETE secret/data/:p,
+POST auth/token/{lookup,renew-self,revoke-self,revoke,create}, GET|POST|PUT|DELETE secret/data/:p,
 GET|LIST|DELETE secret/metadata/:p, GET|PUT|POST|DELETE|LIST kv/:p, GET database/creds/:role,
 PUT|POST sys/leases/{renew,revoke,lookup} (+ sys/renew/:id, sys/revoke/:id).
 
@@ -516,7 +516,7 @@ class Sim:
                                     "kubernetes-%s-%s" % (role["sa_namespace"], role["sa"]), meta, ns)
 
     # api-docs/auth/token.mdx: lookup-self (GET), lookup (POST {token}), renew-self (POST
-    # {increment}), revoke-self (POST -> 204), create (POST).
+    # {increment}), revoke-self (POST -> 204), revoke (POST {token} -> 204), create (POST).
     def token_api(self, op, sub, body, t, ns):
         now = time.time()
         if sub == "lookup-self" and op == "read" or sub == "lookup" and op in ("read", "write"):
@@ -531,6 +531,16 @@ class Sim:
         if sub == "revoke-self" and op == "write":
             self.revoke_token(t, "revoke-self")
             self.counts["token_revocations"] += 1
+            return 204, None, None
+        # "Revoke a token": POST {token} -> 204; the token and its children and
+        # leases go (token_store.go handleRevokeTree: an unknown token is no error).
+        if sub == "revoke" and op == "write":
+            if not body.get("token"):
+                raise VaultError(400, ["missing token"])
+            target = self.tokens.get(body["token"])
+            if target is not None and target["revoked"] is None:
+                self.revoke_token(target, "revoke")
+                self.counts["token_revocations"] += 1
             return 204, None, None
         if sub in ("create", "create-orphan") and op == "write":
             return self.create_token(t, body, now, ns)
