@@ -82,9 +82,11 @@ class Etcd:
     extra: more command-line flags (e.g. ["--max-txn-ops", "10000"]).
     """
 
-    def __init__(self, tls=False, extra=()):
+    def __init__(self, tls=False, extra=(), name="beacon-test"):
         if not os.access(ETCD, os.X_OK):
             skip("etcd is not installed")
+        self.name = name
+        self.cluster = None  # "n1=peer1,n2=peer2,...": a member of EtcdCluster
         self.dir = tempfile.mkdtemp(prefix="beacon-etcd-", dir="/tmp")
         self.data = os.path.join(self.dir, "data")
         self.tls = tls
@@ -105,15 +107,19 @@ class Etcd:
         self.peer_port = free_port()
         scheme = "https" if self.tls else "http"
         self.url = "%s://127.0.0.1:%d" % (scheme, self.client_port)
+        self.peer_url = "http://127.0.0.1:%d" % self.peer_port
 
     # -- life --
 
+    def spawn(self):
+        """Start the process without waiting (cluster members wait for each other)."""
+        self.start(timeout=None)
+
     def start(self, timeout=15):
-        peer = "http://127.0.0.1:%d" % self.peer_port
-        argv = [ETCD, "--name", "beacon-test", "--data-dir", self.data,
+        argv = [ETCD, "--name", self.name, "--data-dir", self.data,
                 "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
-                "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                "--initial-cluster", "beacon-test=" + peer,
+                "--listen-peer-urls", self.peer_url, "--initial-advertise-peer-urls", self.peer_url,
+                "--initial-cluster", self.cluster or "%s=%s" % (self.name, self.peer_url),
                 "--initial-cluster-state", "new", "--log-level", "warn", "--logger", "zap"]
         if self.tls:
             argv += ["--cert-file", self.certs["server"], "--key-file", self.certs["server_key"],
@@ -123,6 +129,11 @@ class Etcd:
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.log_file,
                                      stderr=self.log_file)
         self.stopped = False
+        if timeout is None:
+            return self
+        return self.wait_healthy(timeout)
+
+    def wait_healthy(self, timeout=15):
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
@@ -297,3 +308,72 @@ class Etcd:
         self.token = self.call("/v3/auth/authenticate", {"name": "root", "password": password},
                                _retry=False)["token"]
 
+
+
+class EtcdCluster:
+    """Several etcd members on loopback forming one cluster.
+
+        with EtcdCluster(3) as c:
+            c.members[0].put(...); c.urls; c.member_at(url).kill9()
+
+    Short heartbeat and election timeouts, so losing the leader costs well
+    under a second.
+    """
+
+    def __init__(self, size=3):
+        timing = ["--heartbeat-interval", "50", "--election-timeout", "500"]
+        self.members = [Etcd(extra=timing, name="m%d" % i) for i in range(size)]
+
+    @property
+    def urls(self):
+        return [m.url for m in self.members]
+
+    def member_at(self, url):
+        return next(m for m in self.members if m.url == url)
+
+    def others(self, url):
+        return [m for m in self.members if m.url != url]
+
+    def _start(self):
+        spec = ",".join("%s=%s" % (m.name, m.peer_url) for m in self.members)
+        for m in self.members:
+            m.cluster = spec
+            m.spawn()
+        for m in self.members:
+            m.wait_healthy(20)
+        # Healthy members may still be electing: wait until a write goes through.
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                self.members[0].put("/beacon-test/leader-check", "1")
+                return self
+            except (OSError, AssertionError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def __enter__(self):
+        for attempt in range(3):
+            try:
+                return self._start()
+            except AssertionError as e:
+                for m in self.members:
+                    with contextlib.suppress(Exception):
+                        m.kill9()
+                if "address already in use" not in str(e) or attempt == 2:
+                    self.close()
+                    raise
+                for m in self.members:
+                    shutil.rmtree(m.data, ignore_errors=True)
+                    m._pick_ports()
+            except BaseException:
+                self.close()
+                raise
+
+    def close(self):
+        for m in self.members:
+            m.close()
+
+    def __exit__(self, *exc):
+        self.close()
+        return False

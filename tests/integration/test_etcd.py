@@ -12,7 +12,7 @@ import statistics
 import threading
 import time
 
-from etcd_fixture import Etcd
+from etcd_fixture import Etcd, EtcdCluster
 from harness import Agent, registry_config, free_port, log_lines, metric, scale, wait_for, wrapped
 
 PREFIX = "/beacon/services"
@@ -555,6 +555,69 @@ def test_etcd_reload_changes_watch_lists():
             a.wait_log(r"changes to ttl take effect after a restart")
             assert ready(a)
             assert a.stop() == 0
+
+
+def attempt(fn, *args):
+    """fn(*args), or None when etcd refused it (a cluster electing a leader)."""
+    try:
+        return fn(*args) or True
+    except (AssertionError, OSError):
+        return None
+
+
+def test_etcd_cluster_member_killed_agent_moves_on():
+    # A three-member cluster; the member the agent talks to is killed twice over
+    # (the second time it is the one the agent moved to). The agent moves to a
+    # live member, keeps its registration alive there and keeps watching.
+    with EtcdCluster(3) as c:
+        reg = registry(c.members[0], endpoints=c.urls)
+        with Agent(config(c.members[0], service=("web", "web-1", 8080), services=["web"], reg=reg)) as a:
+            wait_for(lambda: ready(a) and ids(a, "web") == ["web-1"], 10, what="registered and discovered")
+            killed = []
+            for n in range(2):
+                first = backend(a)["endpoint"]
+                assert first in c.urls and first not in killed, (first, killed)
+                c.member_at(first).kill9()
+                t_kill = time.monotonic()
+                killed.append(first)
+                b = wait_for(lambda: (lambda b: b["endpoint"] not in killed and b["state"] == "registered" and b)
+                             (backend(a)), 10, what="the agent registered on a live member")
+                print("killed %s; the agent was registered on %s %.2fs later"
+                      % (first, b["endpoint"], time.monotonic() - t_kill))
+                live = c.member_at(b["endpoint"])
+                # A put may time out while the members elect a new leader: retried.
+                wait_for(lambda: attempt(put_endpoint, live, "web", "web-%d" % (n + 2)), 15,
+                         what="a put accepted by the remaining members")
+                want = ["web-%d" % i for i in range(1, n + 3)]
+                wait_for(lambda: ids(a, "web") == want, 10, what="a put on another member after the kill")
+                assert fresh(a, "web"), endpoints(a, "web")
+                if n == 0:
+                    # The lease lives in the cluster: longer than the TTL later the key is
+                    # still there, kept alive through the new member.
+                    lease = live.get(key("web", "web-1"))["lease"]
+                    time.sleep(scale(2.5))
+                    kv = live.get(key("web", "web-1"))
+                    assert kv and live.lease_ttl(kv["lease"]) > 0, kv
+                    print("lease %x before, %x after the TTL" % (lease, kv["lease"]))
+                    # The member comes back and rejoins; the agent stays where it is.
+                    c.member_at(first).start()
+                    killed.clear()
+            # Two members down of three: no quorum. Answers go stale, the last state stays.
+            assert ready(a)
+            survivor = [m for m in c.members if m.url == backend(a)["endpoint"]][0]
+            for m in c.others(survivor.url):
+                m.kill9()
+            t0 = time.monotonic()
+            wait_for(lambda: stale(a, "web"), 15, what="stale answers without a quorum")
+            print("stale %.2fs after the quorum was lost" % (time.monotonic() - t0))
+            assert ids(a, "web") == ["web-1", "web-2", "web-3"]
+            t0 = time.monotonic()
+            for m in c.others(survivor.url):
+                m.start()
+            wait_for(lambda: fresh(a, "web"), 20, what="fresh answers once the quorum is back")
+            print("fresh %.2fs after the members were started again" % (time.monotonic() - t0))
+            assert a.stop() == 0
+            assert survivor.get(key("web", "web-1")) is None
 
 
 def test_etcd_rotates_across_endpoints():
