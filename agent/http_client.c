@@ -83,6 +83,20 @@ struct bcn_http_call {
 	char msg[CURL_ERROR_SIZE + 64];
 };
 
+/*
+ * Debian's libcurl loads gnutls (through librtmp and libldap) although beacon
+ * only speaks HTTP(S) through OpenSSL (CURLOPT_PROTOCOLS_STR below). gnutls
+ * initialises itself when loaded (PKCS#11, ASN.1 trees: ~1 MiB of memory)
+ * unless the program defines this symbol, as gnutls.h documents
+ * (GNUTLS_SKIP_GLOBAL_INIT). A library that does use gnutls still calls
+ * gnutls_global_init() itself first.
+ */
+int _gnutls_global_init_skip(void);
+int _gnutls_global_init_skip(void)
+{
+	return 1;
+}
+
 /* The one place libcurl is initialised: with the zero-on-free allocator, so
  * the token headers and bodies curl copies are wiped when it frees them. */
 static int http_global_init(void)
