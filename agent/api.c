@@ -71,7 +71,7 @@ static void finish(struct req_ctx *rc, int code, const char *reason)
 		evhttp_add_header(h, "X-Beacon-Index", num);
 	}
 	bcn_metrics_request(&rc->a->metrics, rc->route, code, now_us() - rc->start_us);
-	evhttp_send_reply(rc->req, code, reason, NULL);
+	bcn_server_reply(rc->req, code, reason);
 }
 
 static const char *reason_for(int code)

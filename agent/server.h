@@ -47,4 +47,11 @@ uint64_t bcn_server_rejected(const struct bcn_server *s);
 /* Peer credentials of a Unix-socket request (SO_PEERCRED). 0, or -1 when unknown. */
 int bcn_server_peer(struct evhttp_request *req, uid_t *uid, pid_t *pid);
 
+/*
+ * evhttp_send_reply(req, code, reason, NULL), then write the answer to the
+ * socket at once when it fits, instead of a loop turn later (see server.c).
+ * req is gone afterwards, as with evhttp_send_reply.
+ */
+void bcn_server_reply(struct evhttp_request *req, int code, const char *reason);
+
 #endif
