@@ -13,6 +13,7 @@
  * so one bad value cannot flood a terminal or a log line.
  */
 #include "cfgmap.h"
+#include "cfgtext.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -22,12 +23,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define PATH_LEN 512       /* longer paths are cut, never overflowed */
-#define QUOTE_CHARS 40     /* characters of a value shown in a message */
-#define QUOTE_LEN 256      /* QUOTE_CHARS escaped (6 bytes at most each), quotes, "..." */
-#define DESC_LEN 384       /* "a string <quote> (expanded to <quote>)" */
-#define SUGGEST_DISTANCE 2 /* farther keys are not offered as "did you mean" */
-#define SUGGEST_KEY_MAX 64 /* longer keys are not typos of a table key */
 
 /* Go's time.Duration limit: every accepted duration converts to ns without overflow. */
 #define DURATION_MAX_MS (INT64_MAX / 1000000)
@@ -145,200 +140,13 @@ static void problem(struct walk *w, const char *path, const char *fmt, ...)
 	free(text);
 }
 
-/* ---- describing values ------------------------------------------------- */
-
-/* s as a JSON string literal, cut after QUOTE_CHARS characters (UTF-8 aware). */
-static const char *quote(const char *s, char *buf, size_t len)
-{
-	size_t o = 0, chars = 0;
-
-	buf[o++] = '"';
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		bool starts_char = (c & 0xC0) != 0x80;
-
-		if ((starts_char && chars++ == QUOTE_CHARS) || o + 12 >= len) {
-			memcpy(buf + o, "...", 3);
-			o += 3;
-			break;
-		}
-		if (c == '"' || c == '\\') {
-			buf[o++] = '\\';
-			buf[o++] = (char)c;
-		} else if (c == '\n') {
-			memcpy(buf + o, "\\n", 2);
-			o += 2;
-		} else if (c == '\t') {
-			memcpy(buf + o, "\\t", 2);
-			o += 2;
-		} else if (c < 0x20 || c == 0x7f) {
-			o += (size_t)snprintf(buf + o, len - o, "\\u%04x", c);
-		} else {
-			buf[o++] = (char)c;
-		}
-	}
-	buf[o++] = '"';
-	buf[o] = '\0';
-	return buf;
-}
-
-/* "8080.0" must not print as "8080": the reader would see no fault in it. */
-static void describe_real(double d, char *buf, size_t len)
-{
-	int n = snprintf(buf, len, "a number %.15g", d);
-
-	if (n > 0 && (size_t)n + 2 < len && !strpbrk(buf + 9, ".eni"))
-		memcpy(buf + n, ".0", 3);
-}
-
-/* What was found, for "expected X, got <this>". */
-static const char *describe(const json_t *v, char *buf, size_t len)
-{
-	char q[QUOTE_LEN];
-
-	switch (json_typeof(v)) {
-	case JSON_STRING:
-		snprintf(buf, len, "a string %s", quote(json_string_value(v), q, sizeof(q)));
-		break;
-	case JSON_INTEGER:
-		snprintf(buf, len, "a number %" JSON_INTEGER_FORMAT, json_integer_value(v));
-		break;
-	case JSON_REAL:
-		describe_real(json_real_value(v), buf, len);
-		break;
-	case JSON_TRUE:
-		snprintf(buf, len, "true");
-		break;
-	case JSON_FALSE:
-		snprintf(buf, len, "false");
-		break;
-	case JSON_NULL:
-		snprintf(buf, len, "null");
-		break;
-	case JSON_ARRAY:
-		snprintf(buf, len, "an array");
-		break;
-	case JSON_OBJECT:
-		snprintf(buf, len, "an object");
-		break;
-	}
-	return buf;
-}
-
-/* A string value as found, plus what it expanded to when ${VAR} changed it:
- * "${PORT}" expanding to "" is the usual cause of a bad number. */
-static const char *describe_expanded(const json_t *raw, const char *expanded, char *buf,
-				     size_t len)
-{
-	char q1[QUOTE_LEN], q2[QUOTE_LEN];
-	const char *s = json_string_value(raw);
-
-	if (strcmp(s, expanded) == 0)
-		snprintf(buf, len, "a string %s", quote(s, q1, sizeof(q1)));
-	else
-		snprintf(buf, len, "a string %s (expanded to %s)", quote(s, q1, sizeof(q1)),
-			 quote(expanded, q2, sizeof(q2)));
-	return buf;
-}
-
-/* ---- paths -------------------------------------------------------------- */
-
-static bool is_ident_char(char c, bool first)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-	       (!first && c >= '0' && c <= '9');
-}
-
-static bool is_ident(const char *s)
-{
-	if (!is_ident_char(*s, true))
-		return false;
-	while (*++s)
-		if (!is_ident_char(*s, false))
-			return false;
-	return true;
-}
-
-static void path_key(char *out, const char *parent, const char *key)
-{
-	char q[QUOTE_LEN];
-
-	if (!is_ident(key))
-		snprintf(out, PATH_LEN, "%s[%s]", parent, quote(key, q, sizeof(q)));
-	else if (strlen(key) > QUOTE_CHARS)
-		snprintf(out, PATH_LEN, "%s.%.*s...", parent, QUOTE_CHARS, key);
-	else
-		snprintf(out, PATH_LEN, "%s.%s", parent, key);
-}
-
-void bcn_cfg_path_key(char *out, size_t len, const char *parent, const char *key)
-{
-	char tmp[PATH_LEN];
-	path_key(tmp, parent, key);
-	snprintf(out, len, "%s", tmp);
-}
-
-static void path_index(char *out, const char *parent, size_t i)
-{
-	snprintf(out, PATH_LEN, "%s[%zu]", parent, i);
-}
-
-/* ---- "did you mean" ----------------------------------------------------- */
-
-/* Optimal string alignment distance: a swapped pair ("chekc") counts as one edit. */
-static size_t edit_distance(const char *a, const char *b)
-{
-	unsigned char d[SUGGEST_KEY_MAX + 1][SUGGEST_KEY_MAX + 1];
-	size_t la = strlen(a), lb = strlen(b);
-
-	if (la > SUGGEST_KEY_MAX || lb > SUGGEST_KEY_MAX)
-		return SIZE_MAX;
-	for (size_t i = 0; i <= la; i++)
-		d[i][0] = (unsigned char)i;
-	for (size_t j = 0; j <= lb; j++)
-		d[0][j] = (unsigned char)j;
-	for (size_t i = 1; i <= la; i++) {
-		for (size_t j = 1; j <= lb; j++) {
-			unsigned best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-
-			if (d[i - 1][j] + 1u < best)
-				best = d[i - 1][j] + 1u;
-			if (d[i][j - 1] + 1u < best)
-				best = d[i][j - 1] + 1u;
-			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-			    d[i - 2][j - 2] + 1u < best)
-				best = d[i - 2][j - 2] + 1u;
-			d[i][j] = (unsigned char)best;
-		}
-	}
-	return d[la][lb];
-}
-
-/* The closest table key within SUGGEST_DISTANCE; the first one wins a tie. A
- * key of 4 characters or fewer gets 1 edit, else "x" would suggest "kv". */
-static const char *suggest(const struct bcn_cfg_field *table, const char *key)
-{
-	const char *best = NULL;
-	size_t best_d = (strlen(key) <= 4 ? 1 : SUGGEST_DISTANCE) + 1;
-
-	for (const struct bcn_cfg_field *f = table; f->key; f++) {
-		size_t d = edit_distance(key, f->key);
-
-		if (d < best_d) {
-			best = f->key;
-			best_d = d;
-		}
-	}
-	return best;
-}
-
 /* ---- scalar conversions ------------------------------------------------- */
 
 static void wrong_type(struct walk *w, const char *path, const char *expected, const json_t *v)
 {
-	char d[DESC_LEN];
+	char d[BCN_CFG_DESC_LEN];
 
-	problem(w, path, "expected %s, got %s", expected, describe(v, d, sizeof(d)));
+	problem(w, path, "expected %s, got %s", expected, bcn_cfg_describe(v, d, sizeof(d)));
 }
 
 /* Expanded copy of the JSON string v, or NULL once the problem is recorded. */
@@ -419,7 +227,7 @@ static const char *duration_range(const struct bcn_cfg_field *f, char *buf, size
 static void conv_str(struct walk *w, const struct bcn_cfg_field *f, const json_t *v,
 		     char **slot, const char *path)
 {
-	char d[DESC_LEN];
+	char d[BCN_CFG_DESC_LEN];
 	char *s;
 
 	if (!json_is_string(v)) {
@@ -429,7 +237,7 @@ static void conv_str(struct walk *w, const struct bcn_cfg_field *f, const json_t
 	s = expand_at(w, v, path);
 	if (s && (f->flags & BCN_CFG_NONEMPTY) && !*s) {
 		problem(w, path, "expected a non-empty string, got %s",
-			describe_expanded(v, s, d, sizeof(d)));
+			bcn_cfg_describe_expanded(v, s, d, sizeof(d)));
 		free(s);
 		s = NULL;
 	}
@@ -439,7 +247,7 @@ static void conv_str(struct walk *w, const struct bcn_cfg_field *f, const json_t
 static void conv_int(struct walk *w, const struct bcn_cfg_field *f, const json_t *v,
 		     int64_t *slot, const char *path)
 {
-	char d[DESC_LEN];
+	char d[BCN_CFG_DESC_LEN];
 	int64_t n;
 
 	if (json_is_integer(v)) {
@@ -450,7 +258,7 @@ static void conv_int(struct walk *w, const struct bcn_cfg_field *f, const json_t
 
 		if (s && !ok)
 			problem(w, path, "expected an integer, got %s",
-				describe_expanded(v, s, d, sizeof(d)));
+				bcn_cfg_describe_expanded(v, s, d, sizeof(d)));
 		free(s);
 		if (!ok)
 			return;
@@ -474,7 +282,7 @@ static bool all_digits(const char *s)
 static void conv_duration(struct walk *w, const struct bcn_cfg_field *f, const json_t *v,
 			  uint64_t *slot, const char *path)
 {
-	char d[DESC_LEN], got[32];
+	char d[BCN_CFG_DESC_LEN], got[32];
 	uint64_t ms;
 	char *s;
 	int rc;
@@ -489,7 +297,7 @@ static void conv_duration(struct walk *w, const struct bcn_cfg_field *f, const j
 	rc = bcn_duration_parse(s, &ms);
 	if (rc != 0)
 		problem(w, path, "expected " EXPECT_DURATION ", got %s%s",
-			describe_expanded(v, s, d, sizeof(d)),
+			bcn_cfg_describe_expanded(v, s, d, sizeof(d)),
 			all_digits(s) ? " (add a unit: ms, s, m or h)" : "");
 	free(s);
 	if (rc != 0)
@@ -506,7 +314,7 @@ static void conv_duration(struct walk *w, const struct bcn_cfg_field *f, const j
 
 static void conv_mode(struct walk *w, const json_t *v, unsigned *slot, const char *path)
 {
-	char d[DESC_LEN];
+	char d[BCN_CFG_DESC_LEN];
 	unsigned mode;
 	char *s;
 
@@ -521,7 +329,7 @@ static void conv_mode(struct walk *w, const json_t *v, unsigned *slot, const cha
 		*slot = mode;
 	else
 		problem(w, path, "expected " EXPECT_MODE ", got %s",
-			describe_expanded(v, s, d, sizeof(d)));
+			bcn_cfg_describe_expanded(v, s, d, sizeof(d)));
 	free(s);
 }
 
@@ -533,7 +341,7 @@ static void fill_object(struct walk *w, const struct bcn_cfg_field *table, json_
 static void conv_strlist(struct walk *w, const struct bcn_cfg_field *f, const json_t *v,
 			 struct bcn_strlist *l, const char *path)
 {
-	char ep[PATH_LEN], d[DESC_LEN];
+	char ep[BCN_CFG_PATH_LEN], d[BCN_CFG_DESC_LEN];
 	size_t n = json_array_size(v);
 
 	if (!json_is_array(v)) {
@@ -556,7 +364,7 @@ static void conv_strlist(struct walk *w, const struct bcn_cfg_field *f, const js
 		const json_t *el = json_array_get(v, i);
 		char *s;
 
-		path_index(ep, path, i);
+		bcn_cfg_path_index(ep, path, i);
 		if (!json_is_string(el)) {
 			wrong_type(w, ep, "a string", el);
 			continue;
@@ -564,7 +372,7 @@ static void conv_strlist(struct walk *w, const struct bcn_cfg_field *f, const js
 		s = expand_at(w, el, ep);
 		if (s && (f->flags & BCN_CFG_NONEMPTY) && !*s) {
 			problem(w, ep, "expected a non-empty string, got %s",
-				describe_expanded(el, s, d, sizeof(d)));
+				bcn_cfg_describe_expanded(el, s, d, sizeof(d)));
 			free(s);
 			s = NULL;
 		}
@@ -597,7 +405,7 @@ static void strmap_put(struct walk *w, json_t *map, const char *key, const json_
 static void conv_strmap(struct walk *w, const struct bcn_cfg_field *f, json_t *v,
 			json_t **slot, const char *path)
 {
-	char kp[PATH_LEN];
+	char kp[BCN_CFG_PATH_LEN];
 	const char *key;
 	json_t *el;
 
@@ -615,7 +423,7 @@ static void conv_strmap(struct walk *w, const struct bcn_cfg_field *f, json_t *v
 		return;
 	}
 	json_object_foreach(v, key, el) {
-		path_key(kp, path, key);
+		bcn_cfg_path_key_at(kp, path, key);
 		strmap_put(w, *slot, key, el, kp);
 	}
 }
@@ -638,7 +446,7 @@ static void conv_objptr(struct walk *w, const struct bcn_cfg_field *f, json_t *v
 static void conv_objlist(struct walk *w, const struct bcn_cfg_field *f, json_t *v,
 			 struct bcn_objlist *l, const char *path)
 {
-	char ep[PATH_LEN];
+	char ep[BCN_CFG_PATH_LEN];
 	size_t n = json_array_size(v);
 
 	if (!json_is_array(v)) {
@@ -661,7 +469,7 @@ static void conv_objlist(struct walk *w, const struct bcn_cfg_field *f, json_t *
 	for (size_t i = 0; i < n; i++) {
 		json_t *el = json_array_get(v, i);
 
-		path_index(ep, path, i);
+		bcn_cfg_path_index(ep, path, i);
 		if (json_is_object(el))
 			fill_object(w, f->sub, el, (char *)l->v + i * f->sub_size, ep);
 		else
@@ -737,14 +545,14 @@ static const struct bcn_cfg_field *find_field(const struct bcn_cfg_field *table,
 static void unknown_key(struct walk *w, const struct bcn_cfg_field *table, const char *key,
 			const char *path)
 {
-	const char *near = suggest(table, key);
-	char q[QUOTE_LEN];
+	const char *near = bcn_cfg_suggest(table, key);
+	char q[BCN_CFG_QUOTE_LEN];
 
 	if (near)
-		problem(w, path, "unknown key %s (did you mean \"%s\"?)", quote(key, q, sizeof(q)),
+		problem(w, path, "unknown key %s (did you mean \"%s\"?)", bcn_cfg_quote(key, q, sizeof(q)),
 			near);
 	else
-		problem(w, path, "unknown key %s", quote(key, q, sizeof(q)));
+		problem(w, path, "unknown key %s", bcn_cfg_quote(key, q, sizeof(q)));
 }
 
 /* Defaults are written as in the config: scalars in their string form (so
@@ -753,7 +561,7 @@ static void unknown_key(struct walk *w, const struct bcn_cfg_field *table, const
 static void apply_default(struct walk *w, const struct bcn_cfg_field *f, char *base,
 			  const char *path)
 {
-	char dpath[PATH_LEN + sizeof(" (default)")];
+	char dpath[BCN_CFG_PATH_LEN + sizeof(" (default)")];
 	json_error_t jerr;
 	json_t *d;
 
@@ -802,7 +610,7 @@ static void fill_absent(struct walk *w, const struct bcn_cfg_field *f, char *bas
 static void fill_object(struct walk *w, const struct bcn_cfg_field *table, json_t *obj,
 			char *base, const char *path)
 {
-	char kp[PATH_LEN];
+	char kp[BCN_CFG_PATH_LEN];
 	const char *key;
 	json_t *v;
 
@@ -813,7 +621,7 @@ static void fill_object(struct walk *w, const struct bcn_cfg_field *table, json_
 		json_object_foreach(obj, key, v) {
 			const struct bcn_cfg_field *f = find_field(table, key);
 
-			path_key(kp, path, key);
+			bcn_cfg_path_key_at(kp, path, key);
 			if (f)
 				convert(w, f, v, base, kp);
 			else
@@ -822,7 +630,7 @@ static void fill_object(struct walk *w, const struct bcn_cfg_field *table, json_
 	}
 	for (const struct bcn_cfg_field *f = table; f->key; f++) {
 		if (!obj || !json_object_get(obj, f->key)) {
-			path_key(kp, path, f->key);
+			bcn_cfg_path_key_at(kp, path, f->key);
 			fill_absent(w, f, base, kp);
 		}
 	}
@@ -919,7 +727,7 @@ static void parse_error(struct bcn_cfg_errs *errs, const char *file, const json_
 
 json_t *bcn_cfg_load_file(const char *file, struct bcn_cfg_errs *errs)
 {
-	char d[DESC_LEN];
+	char d[BCN_CFG_DESC_LEN];
 	json_error_t jerr;
 	json_t *root = NULL;
 	struct stat st;
@@ -948,7 +756,7 @@ json_t *bcn_cfg_load_file(const char *file, struct bcn_cfg_errs *errs)
 	}
 	if (!json_is_object(root)) {
 		bcn_cfg_err(errs, file, "expected a JSON object at the top level, got %s",
-			    describe(root, d, sizeof(d)));
+			    bcn_cfg_describe(root, d, sizeof(d)));
 		json_decref(root);
 		root = NULL;
 	}
