@@ -14,7 +14,7 @@ picked. Consul-style flags are accepted too (-http-port, -client, -node, -datace
 -bind, -hcl, and ignored -dns-port/-grpc-port/-serf-lan-port/-serf-wan-port/-server-port/
 -log-level), so a harness can build one argv and swap the binary. -hcl understands the subset
 `acl { enabled = true default_policy = "deny" tokens { initial_management = "T" } }` (or
-`master = "T"`) and `check_update_interval = "0s"`.
+`master = "T"`), `check_update_interval = "0s"` and `addresses { http = "127.0.0.1 unix:///p" }`.
 
 Running against real Consul (CONSUL_BIN set) - pick free ports and start
     $CONSUL_BIN agent -dev -node beacon-sim -datacenter dc1 -bind 127.0.0.1 -client 127.0.0.1 \
@@ -1428,6 +1428,13 @@ def build_config(argv):
         m = re.search(r'check_update_interval\s*=\s*"([^"]+)"', h)
         if m:
             cfg.check_update_interval = m.group(1)
+        # addresses { http = "127.0.0.1 unix:///path" }: Consul's space-separated
+        # list of listen addresses (docs "addresses"; go-sockaddr templates aside).
+        m = re.search(r'\baddresses\s*\{[^}]*\bhttp\s*=\s*"([^"]*)"', h)
+        if m:
+            for addr in m.group(1).split():
+                if addr.startswith("unix://"):
+                    cfg.unix = addr[len("unix://"):]
     for k in ("check_update_interval", "reap_interval", "dereg_min"):
         try:
             setattr(cfg, k, parse_duration(getattr(cfg, k)))
