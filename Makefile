@@ -35,7 +35,7 @@ TEST_SRC   := $(wildcard tests/unit/test_*.c)
 TEST_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 TEST_HELPERS := $(BUILD)/tests/http_fixture
 
-.PHONY: all check test unit sims integration integration-consul-argv asan valgrind demo bench install clean deps
+.PHONY: all check test unit sims integration integration-cli-fronts asan valgrind demo bench install clean deps
 
 all: $(BUILD)/beacon
 
@@ -70,13 +70,15 @@ sims:
 	python3 tests/sim/test_consul_sim.py
 	python3 tests/sim/test_vault_sim.py
 
-# The Consul tests once more through their CONSUL_BIN path, with the simulator
-# behind the consul CLI's argv (tests/sim/consul-cli): keeps the real-server path
-# of the fixtures working. Not a run against real Consul.
-integration-consul-argv: $(BUILD)/beacon
+# The Consul and Vault tests once more through their CONSUL_BIN / VAULT_BIN
+# path, with the simulators behind the argv of `consul agent -dev` and `vault
+# server -dev` (tests/sim/consul-cli, tests/sim/vault-cli): keeps the fixtures'
+# real-server path working. Not a run against real Consul or Vault.
+integration-cli-fronts: $(BUILD)/beacon
 	CONSUL_BIN=$(CURDIR)/tests/sim/consul-cli python3 tests/integration/run.py --beacon $(BUILD)/beacon -k test_consul $(if $(TEST_WRAP),--wrap "$(TEST_WRAP)")
+	VAULT_BIN=$(CURDIR)/tests/sim/vault-cli python3 tests/integration/run.py --beacon $(BUILD)/beacon -k test_vault $(if $(TEST_WRAP),--wrap "$(TEST_WRAP)")
 
-test: unit sims integration integration-consul-argv
+test: unit sims integration integration-cli-fronts
 
 check: deps
 	$(MAKE) all $(TEST_BIN)

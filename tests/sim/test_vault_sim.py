@@ -279,6 +279,35 @@ def test_revoke_other_token():
     eq(state()["counts"]["token_revocations"], 1, "one revocation counted")
 
 
+def test_setup_through_vault_api():
+    # What a harness does on a fresh `vault server -dev` (tests/sim/vault-cli uses it).
+    fresh()
+    a = login()
+    eq(call("POST", "/v1/sys/auth/approle", {"type": "approle"}, token=a["client_token"]),
+       (403, {"errors": [ACL_DENIED]}), "non-root enable")
+    eq(call("POST", "/v1/auth/approle/role/web", {}, token="root")[0], 404, "role API before enable")
+    eq(call("POST", "/v1/sys/auth/approle", {"type": "approle"}, token="root"), (204, None), "enable approle")
+    eq(call("POST", "/v1/sys/auth/approle", {"type": "approle"}, token="root"),
+       (400, {"errors": ["path is already in use at approle/"]}), "enable twice")
+    eq(call("POST", "/v1/auth/approle/role/nope/role-id", {"role_id": "x"}, token="root"),
+       (400, {"errors": ['role "nope" does not exist']}), "unknown role")
+    eq(call("POST", "/v1/auth/approle/role/web", {"token_ttl": "30s", "token_max_ttl": "1m",
+                                                  "token_policies": ["default"]}, token="root"),
+       (204, None), "create role")
+    eq(call("POST", "/v1/auth/approle/role/web/role-id", {"role_id": "web-rid"}, token="root"),
+       (204, None), "role-id")
+    st, b = call("POST", "/v1/auth/approle/role/web/custom-secret-id", {"secret_id": "web-sid"}, token="root")
+    eq((st, b["data"]["secret_id"]), (200, "web-sid"), "custom-secret-id")
+    auth = login("web-rid", "web-sid")
+    eq((auth["lease_duration"], auth["metadata"]), (30, {"role_name": "web"}), "login with the API-made role")
+    eq(call("POST", "/v1/sys/mounts/kv", {"type": "kv", "options": {"version": "1"}}, token="root"),
+       (400, {"errors": ["path is already in use at kv/"]}), "mount in use")
+    eq(call("POST", "/v1/sys/mounts/kv1b", {"type": "kv", "options": {"version": "1"}}, token="root"),
+       (204, None), "mount kv v1")
+    eq(call("POST", "/v1/kv1b/app", {"k": "v"}, token="root"), (204, None), "write to the new mount")
+    eq(call("GET", "/v1/kv1b/app", token="root")[1]["data"], {"k": "v"}, "read from the new mount")
+
+
 def test_kv2_versions_metadata_delete():
     fresh()
     path = "/v1/secret/data/web/db"

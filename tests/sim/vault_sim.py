@@ -19,7 +19,10 @@ Vault endpoints: GET|HEAD sys/health, GET sys/seal-status, PUT sys/seal, PUT sys
 POST auth/approle/login, POST auth/kubernetes/login, GET auth/token/lookup-self,
 POST auth/token/{lookup,renew-self,revoke-self,revoke,create}, GET|POST|PUT|DELETE secret/data/:p,
 GET|LIST|DELETE secret/metadata/:p, GET|PUT|POST|DELETE|LIST kv/:p, GET database/creds/:role,
-PUT|POST sys/leases/{renew,revoke,lookup} (+ sys/renew/:id, sys/revoke/:id).
+PUT|POST sys/leases/{renew,revoke,lookup} (+ sys/renew/:id, sys/revoke/:id); for setup as on a
+real dev server (root only): POST sys/auth/approle, POST sys/mounts/:path (KV v1),
+POST auth/approle/role/:name, .../role-id, .../custom-secret-id. tests/sim/vault-cli starts
+this simulator from the argv of `vault server -dev`, without the kv/ mount, as Vault would.
 
 Fault/inspection controls under /sim/ (not part of Vault, no token needed):
   POST /sim/seal, /sim/unseal            seal state (real Vault: PUT /v1/sys/seal, /v1/sys/unseal
@@ -224,6 +227,9 @@ class Sim:
             self.tokens, self.leases, self.kv1, self.kv2 = {}, {}, {}, {}
             self.approles = {r["role_id"]: dict(r, uses_left=r["num_uses"]) for r in
                              (parse_spec("approle", s) for s in c.approle or [])}
+            self.role_defs = {}        # AppRoles made through the role API, by name
+            self.auth_enabled = set()  # auth methods enabled through sys/auth
+            self.kv1_mount = c.kv1_mount
             self.k8s_roles = {r["name"]: r for r in (parse_spec("k8s", s) for s in c.k8s_role or [])}
             self.db_roles = {r["name"]: r for r in (parse_spec("db", s) for s in c.db_role or [])}
             self.lockouts = {}
@@ -374,7 +380,11 @@ class Sim:
         t = self.check_token(hdrs, ns)
         self.check_acl(t, rel)
         kv2 = self.cfg.kv2_mount.strip("/") + "/"
-        kv1 = self.cfg.kv1_mount.strip("/") + "/" if self.cfg.kv1_mount else None
+        kv1 = self.kv1_mount.strip("/") + "/" if self.kv1_mount else None
+        if rel.startswith(("sys/auth/", "sys/mounts/")) and op == "write":
+            return self.sys_enable(rel, body, t)
+        if rel.startswith("auth/approle/role/") and op == "write":
+            return self.approle_role_api(rel[len("auth/approle/role/"):], body, t)
         if rel == "sys/seal" and op == "write":
             if "root" not in t["policies"]:
                 raise VaultError(403, [ACL_DENIED])
@@ -493,6 +503,80 @@ class Sim:
         self.counts["approle_logins"] += 1
         return self.new_login_token("approle", role, role["policies"], "auth/approle/login",
                                     "approle", {"role_name": role["name"]}, ns)
+
+    # ------------------------------------------------- setup through Vault's own API
+    # The subset a harness uses on a fresh `vault server -dev` (see the module text), so the
+    # same harness code can drive this simulator (tests/sim/vault-cli) and a real Vault.
+    # api-docs/system/auth.mdx "Enable auth method": POST sys/auth/:path {type} -> 204; a path
+    # in use -> 400 "path is already in use at approle/". api-docs/system/mounts.mdx "Enable
+    # secrets engine": POST sys/mounts/:path {type, options} -> 204, same 400 when in use.
+    # Only approle auth and a KV v1 mount at a new path are simulated; root only.
+    def sys_enable(self, rel, body, t):
+        if "root" not in t["policies"]:
+            raise VaultError(403, [ACL_DENIED])
+        kind, _, path = rel.partition("/")[2].partition("/")
+        path = path.strip("/")
+        if kind == "auth":
+            if body.get("type") != "approle" or path != "approle":
+                raise VaultError(400, ["only the approle auth method at approle/ is simulated"])
+            if path in self.auth_enabled:
+                raise VaultError(400, ["path is already in use at %s/" % path])
+            self.auth_enabled.add(path)
+            return 204, None, None
+        opts = body.get("options") or {}
+        if body.get("type") != "kv" or str(opts.get("version", "1")) != "1":
+            raise VaultError(400, ["only a KV version 1 mount is simulated"])
+        if path in (self.kv1_mount.strip("/"), self.cfg.kv2_mount.strip("/")):
+            raise VaultError(400, ["path is already in use at %s/" % path])
+        self.kv1_mount = path
+        return 204, None, None
+
+    # api-docs/auth/approle.mdx: POST role/:name {token_ttl, token_max_ttl, token_policies,
+    # secret_id_num_uses} -> 204; POST role/:name/role-id {role_id} -> 204; POST
+    # role/:name/custom-secret-id {secret_id} -> 200 {data: {secret_id, secret_id_accessor,
+    # secret_id_ttl, secret_id_num_uses}}; an unknown role -> 400 `role "x" does not exist`.
+    # One secret_id per role here (a new one replaces the old).
+    def approle_role_api(self, sub, body, t):
+        if "root" not in t["policies"]:
+            raise VaultError(403, [ACL_DENIED])
+        if "approle" not in self.auth_enabled:
+            raise VaultError(404, ['no handler for route "auth/approle/role/%s". route entry not found.' % sub])
+        name, _, action = sub.partition("/")
+        if not action:
+            try:
+                d = self.role_defs.setdefault(name, {"name": name, "role_id": str(uuid.uuid4()),
+                                                     "secret_id": None})
+                d.update(ttl=int(parse_duration(body.get("token_ttl"))),
+                         max_ttl=int(parse_duration(body.get("token_max_ttl"))),
+                         policies=list(body.get("token_policies") or []),
+                         num_uses=int(body.get("secret_id_num_uses") or 0))
+            except (TypeError, ValueError) as e:
+                raise VaultError(400, [str(e)])
+            self.publish_role(d)
+            return 204, None, None
+        d = self.role_defs.get(name)
+        if d is None:
+            raise VaultError(400, ['role "%s" does not exist' % name])
+        if action == "role-id":
+            if not body.get("role_id"):
+                raise VaultError(400, ["missing role_id"])
+            self.approles.pop(d["role_id"], None)
+            d["role_id"] = str(body["role_id"])
+            self.publish_role(d)
+            return 204, None, None
+        if action == "custom-secret-id":
+            if not body.get("secret_id"):
+                raise VaultError(400, ["missing secret_id"])
+            d["secret_id"] = str(body["secret_id"])
+            self.publish_role(d)
+            return 200, self.envelope(data={"secret_id": d["secret_id"], "secret_id_accessor": str(uuid.uuid4()),
+                                            "secret_id_ttl": 0, "secret_id_num_uses": d["num_uses"]}), None
+        raise VaultError(405, ["unsupported operation"])
+
+    def publish_role(self, d):
+        """Make a role defined through the API usable for login, as the flag-made ones are."""
+        if d["secret_id"] is not None:
+            self.approles[d["role_id"]] = dict(d, uses_left=d["num_uses"])
 
     # api-docs/auth/kubernetes.mdx "Login" + vault-plugin-auth-kubernetes path_login.go:
     # missing field -> 400 "missing role"/"missing jwt"; unknown role -> 400 `invalid role name "x"`;
