@@ -156,10 +156,9 @@ def main():
                 print("    " + "\n    ".join(extra))
         sys.stdout.flush()
 
-    summary = "%d passed, %d failed" % (passed, failed)
     if skipped:
-        summary += ", %d skipped" % skipped
-    print(summary)
+        print("%d skipped (see the SKIP lines above)" % skipped)
+    print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 
 
