@@ -19,6 +19,7 @@
 #include "http_client.h"
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <limits.h>
@@ -97,6 +98,57 @@ int _gnutls_global_init_skip(void)
 	return 1;
 }
 
+/*
+ * OpenSSL, libcurl's TLS, keeps decrypted records and key material in buffers
+ * of its own. It gets the zero-on-free allocator too, so those are wiped when
+ * freed. beacon does not link libcrypto itself (libcurl does), so the hook is
+ * looked up at run time; OpenSSL accepts it only before its first allocation,
+ * which curl_global_init makes.
+ */
+typedef int (*crypto_set_mem_fn)(void *(*m)(size_t, const char *, int),
+				 void *(*r)(void *, size_t, const char *, int),
+				 void (*f)(void *, const char *, int));
+
+static bool tls_wiped;
+
+static void *ossl_malloc(size_t n, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	return bcn_zmalloc(n);
+}
+
+static void *ossl_realloc(void *p, size_t n, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	return bcn_zrealloc(p, n);
+}
+
+static void ossl_free(void *p, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	bcn_zfree(p);
+}
+
+static void wipe_openssl_buffers(void)
+{
+	crypto_set_mem_fn set;
+
+	*(void **)&set = dlsym(RTLD_DEFAULT, "CRYPTO_set_mem_functions");
+	if (set && set(ossl_malloc, ossl_realloc, ossl_free))
+		tls_wiped = true;
+	else
+		bcn_debug("http", "OpenSSL's allocator could not be replaced (%s): its TLS buffers are "
+			  "not wiped when freed", set ? "it had allocated already" : "no libcrypto");
+}
+
+bool bcn_http_tls_buffers_wiped(void)
+{
+	return tls_wiped;
+}
+
 /* The one place libcurl is initialised: with the zero-on-free allocator, so
  * the token headers and bodies curl copies are wiped when it frees them. */
 static int http_global_init(void)
@@ -106,6 +158,7 @@ static int http_global_init(void)
 
 	if (ready)
 		return 0;
+	wipe_openssl_buffers();
 	rc = curl_global_init_mem(CURL_GLOBAL_DEFAULT, bcn_zmalloc, bcn_zfree, bcn_zrealloc,
 				 bcn_zstrdup, bcn_zcalloc);
 	if (rc != CURLE_OK) {

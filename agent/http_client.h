@@ -11,6 +11,7 @@
 #ifndef BCN_HTTP_CLIENT_H
 #define BCN_HTTP_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,6 +67,10 @@ struct bcn_http_opts {
 
 /* Create the client on `base`. NULL on failure (logged). */
 struct bcn_http *bcn_http_new(struct event_base *base);
+
+/* True once OpenSSL (TLS under libcurl) allocates through the zero-on-free
+ * allocator, so its buffers are wiped when freed (set up by bcn_http_new). */
+bool bcn_http_tls_buffers_wiped(void);
 /* Cancel every request without calling its on_done and free the client. NULL-safe.
  * Must be called before event_base_free(base). */
 void bcn_http_free(struct bcn_http *h);

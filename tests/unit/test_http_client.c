@@ -1028,6 +1028,8 @@ START_TEST(test_tls_errors)
 	o.key_file = "";
 	ck_assert_ptr_nonnull(bcn_http_start(T.h, &o));
 
+	/* OpenSSL runs on the zero-on-free allocator (wiped TLS buffers). */
+	ck_assert(bcn_http_tls_buffers_wiped());
 	T.expect = 2;
 	run_loop(25000);
 	ck_assert_int_eq(plain.error, BCN_HTTP_ETLS);
