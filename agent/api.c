@@ -24,6 +24,7 @@
 #include "config.h"
 #include "secrets.h"
 #include "server.h"
+#include "timing.h"
 
 #define MAX_WAIT_MS (5ULL * 60 * 1000)
 #define DEFAULT_WAIT_MS (5ULL * 60 * 1000)
@@ -303,7 +304,6 @@ static void park(struct req_ctx *rc, const char *service)
 	struct bcn_api_wait *w = calloc(1, sizeof(*w));
 	struct req_ctx *copy = malloc(sizeof(*copy));
 	uint64_t ms = rc->wait_ms ? rc->wait_ms : DEFAULT_WAIT_MS;
-	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
 
 	if (!w || !copy)
 		goto fail;
@@ -322,7 +322,7 @@ static void park(struct req_ctx *rc, const char *service)
 		w->cw = bcn_cache_wait(a->core.cache, service, rc->index, wait_wake_cb, w);
 	if (!w->cw && !w->sw)
 		goto fail;
-	evtimer_add(w->timer, &tv);
+	bcn_timer_ms(w->timer, ms);
 	w->next = a->waits;
 	if (a->waits)
 		a->waits->prev = w;

@@ -27,6 +27,7 @@
 #include "http_client.h"
 #include "log.h"
 #include "plugin.h"
+#include "timing.h"
 
 #define OUTPUT_MAX 512
 
@@ -62,8 +63,7 @@ struct bcn_check {
 
 static void schedule_next(struct bcn_check *c)
 {
-	struct timeval tv = { (time_t)(c->conf->interval_ms / 1000), (suseconds_t)(c->conf->interval_ms % 1000) * 1000 };
-	evtimer_add(c->tick, &tv);
+	bcn_timer_ms(c->tick, c->conf->interval_ms);
 }
 
 /* Keep printable output only: it lands in /v1/self JSON and in logs. */
@@ -369,14 +369,13 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	struct bcn_check *c = arg;
 	/* HTTP has its own timeout; others get ours (plus slack for HTTP). */
 	uint64_t ms = c->conf->timeout_ms + (c->kind == CK_HTTP ? 1000 : 0);
-	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
 	(void)fd;
 	(void)what;
 	if (c->running)
 		return;
 	c->running = true;
 	clock_gettime(CLOCK_MONOTONIC, &c->last_run);
-	evtimer_add(c->deadline, &tv);
+	bcn_timer_ms(c->deadline, ms);
 	switch (c->kind) {
 	case CK_HTTP: run_http(c); break;
 	case CK_TCP:  run_tcp(c); break;

@@ -19,6 +19,7 @@
 #include "cfgmap.h"
 #include "http_client.h"
 #include "log.h"
+#include "timing.h"
 #include "watchset.h"
 
 struct event_base;

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "timing.h"
 
 struct bcn_server {
 	struct event_base *base;
@@ -212,7 +213,7 @@ fail:
 
 static void apply_limits(struct bcn_server *s, const struct bcn_server_opts *o)
 {
-	struct timeval tv = { (time_t)(o->timeout_ms / 1000), (suseconds_t)(o->timeout_ms % 1000) * 1000 };
+	struct timeval tv = bcn_tv_ms(o->timeout_ms);
 
 	evhttp_set_max_headers_size(s->http, o->max_header_size);
 	evhttp_set_max_body_size(s->http, o->max_body_size);

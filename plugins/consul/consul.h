@@ -28,7 +28,9 @@
 struct event;
 
 #define CONSUL_MIN_QUERY_GAP_MS 200  /* rate limit: one query per watch per this */
-#define CONSUL_BACKOFF_MAX_MS 5000 /* a local agent: come back quickly after its restart */
+/* Retry delays (bcn_backoff_ms): a local agent, so come back quickly after its restart. */
+#define CONSUL_RETRY_BASE_MS 100
+#define CONSUL_RETRY_MAX_MS 5000
 
 /* The "registry" object (backend "consul"); see the table in consul.c. */
 struct consul_conf {
@@ -76,8 +78,6 @@ void consul_req_cancel_all(struct consul_ctx *ctx);
  * URL path (keep_slash) or a query value. Returns -1 when it does not fit. */
 int consul_escape(char *out, size_t cap, const char *s, bool keep_slash);
 /* Delay of retry number `attempt` (0-based): 100 ms doubling to 5 s, +-20%. */
-uint64_t consul_backoff_ms(unsigned attempt);
-void consul_timer_ms(struct event *ev, uint64_t ms);
 uint64_t consul_now_ms(void);
 
 /* ---- Consul's data (consul_data.c) ---- */

@@ -41,12 +41,12 @@ static void schedule_update(struct consul_ctx *ctx)
 {
 	uint64_t ms = ctx->ttl_ms / 2;
 	evtimer_del(ctx->reg.ttl_ev);
-	consul_timer_ms(ctx->reg.ttl_ev, ms < 200 ? 200 : ms);
+	bcn_timer_ms(ctx->reg.ttl_ev, ms < 200 ? 200 : ms);
 }
 
 static void retry_later(struct consul_ctx *ctx)
 {
-	consul_timer_ms(ctx->reg.retry_ev, consul_backoff_ms(ctx->reg.attempt++));
+	bcn_timer_ms(ctx->reg.retry_ev, bcn_backoff_ms(ctx->reg.attempt++, CONSUL_RETRY_BASE_MS, CONSUL_RETRY_MAX_MS));
 }
 
 /* Consul refused or did not answer: remember why and try again later. */

@@ -44,23 +44,6 @@ uint64_t consul_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-uint64_t consul_backoff_ms(unsigned attempt)
-{
-	uint64_t ms = 100;
-	for (unsigned i = 0; i < attempt && ms < CONSUL_BACKOFF_MAX_MS; i++)
-		ms *= 2;
-	if (ms > CONSUL_BACKOFF_MAX_MS)
-		ms = CONSUL_BACKOFF_MAX_MS;
-	/* +-20%: agents that lost Consul together should not all return together. */
-	return ms * (80 + randombytes_uniform(41)) / 100;
-}
-
-void consul_timer_ms(struct event *ev, uint64_t ms)
-{
-	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
-	evtimer_add(ev, &tv);
-}
-
 int consul_escape(char *out, size_t cap, const char *s, bool keep_slash)
 {
 	static const char hex[] = "0123456789ABCDEF";

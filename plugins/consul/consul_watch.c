@@ -74,7 +74,7 @@ static void watch_failed(struct consul_watch *w, const struct consul_reply *r, c
 	w->base.fresh = false;
 	w->reread = true;
 	evtimer_del(w->next_ev);
-	consul_timer_ms(w->next_ev, consul_backoff_ms(w->attempt++));
+	bcn_timer_ms(w->next_ev, bcn_backoff_ms(w->attempt++, CONSUL_RETRY_BASE_MS, CONSUL_RETRY_MAX_MS));
 	if (!r || r->outcome == CONSUL_ANSWERED)
 		consul_report(ctx); /* else consul_lost() reports right after */
 }
@@ -177,7 +177,7 @@ static void query_done(struct consul_ctx *ctx, const struct consul_reply *r, voi
 
 	gap = consul_now_ms() - w->started_ms;
 	if (gap < CONSUL_MIN_QUERY_GAP_MS)
-		consul_timer_ms(w->next_ev, CONSUL_MIN_QUERY_GAP_MS - gap);
+		bcn_timer_ms(w->next_ev, CONSUL_MIN_QUERY_GAP_MS - gap);
 	else
 		query(w);
 }
@@ -310,7 +310,7 @@ void consul_watch_lost(struct consul_ctx *ctx)
 		if (!w->req)
 			continue;
 		watch_cancel(w);
-		consul_timer_ms(w->next_ev, consul_backoff_ms(w->attempt++));
+		bcn_timer_ms(w->next_ev, bcn_backoff_ms(w->attempt++, CONSUL_RETRY_BASE_MS, CONSUL_RETRY_MAX_MS));
 	}
 }
 

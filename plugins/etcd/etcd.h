@@ -29,6 +29,8 @@
 struct event;
 
 #define ETCD_MAX_VALUE (64 * 1024)   /* larger endpoint values are skipped */
+#define ETCD_RETRY_BASE_MS 100       /* retry delays (bcn_backoff_ms) ... */
+#define ETCD_RETRY_MAX_MS 10000      /* ... capped at 10 s */
 #define ETCD_PROBE_INTERVAL_MS 2000  /* liveness request while connected */
 #define ETCD_TOKEN_MAX 2048          /* size of the Authorization header buffer */
 
@@ -88,8 +90,6 @@ void etcd_conn_stop(struct etcd_ctx *ctx);
 void etcd_conn_cancel_all(struct etcd_ctx *ctx);
 const char *etcd_conn_endpoint(const struct etcd_ctx *ctx);
 /* Delay of retry number `attempt` (0-based): 100 ms doubling to 10 s, +-20%. */
-uint64_t etcd_backoff_ms(unsigned attempt);
-void etcd_timer_ms(struct event *ev, uint64_t ms);
 
 /* ---- etcd's data (etcd_data.c) ---- */
 

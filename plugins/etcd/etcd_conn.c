@@ -51,23 +51,6 @@ static void auth_start(struct etcd_ctx *ctx);
 
 /* ---- small helpers ------------------------------------------------------- */
 
-uint64_t etcd_backoff_ms(unsigned attempt)
-{
-	uint64_t ms = 100;
-	for (unsigned i = 0; i < attempt && ms < 10000; i++)
-		ms *= 2;
-	if (ms > 10000)
-		ms = 10000;
-	/* +-20% so that many agents that lost etcd together do not return together. */
-	return ms * (80 + randombytes_uniform(41)) / 100;
-}
-
-void etcd_timer_ms(struct event *ev, uint64_t ms)
-{
-	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
-	evtimer_add(ev, &tv);
-}
-
 const char *etcd_conn_endpoint(const struct etcd_ctx *ctx)
 {
 	return ctx->endpoints[ctx->cur];
@@ -355,10 +338,10 @@ static void retry_cb(evutil_socket_t fd, short what, void *arg)
 
 static void schedule_connect(struct etcd_ctx *ctx)
 {
-	uint64_t ms = etcd_backoff_ms(ctx->attempt++);
+	uint64_t ms = bcn_backoff_ms(ctx->attempt++, ETCD_RETRY_BASE_MS, ETCD_RETRY_MAX_MS);
 	ctx->cur = (ctx->cur + 1) % ctx->nendpoints;
 	bcn_debug(ctx->log, "next attempt on %s in %llu ms", etcd_conn_endpoint(ctx), (unsigned long long)ms);
-	etcd_timer_ms(ctx->retry_ev, ms);
+	bcn_timer_ms(ctx->retry_ev, ms);
 }
 
 static void connect_failed(struct etcd_ctx *ctx, const char *why)
@@ -383,7 +366,7 @@ static void session_up(struct etcd_ctx *ctx)
 	bcn_info(ctx->log, "%s etcd at %s", ctx->ever_up ? "reconnected to" : "connected to",
 		 etcd_conn_endpoint(ctx));
 	ctx->ever_up = true;
-	etcd_timer_ms(ctx->probe_ev, ETCD_PROBE_INTERVAL_MS);
+	bcn_timer_ms(ctx->probe_ev, ETCD_PROBE_INTERVAL_MS);
 	etcd_watch_up(ctx);
 	etcd_reg_up(ctx);
 	etcd_report(ctx);
@@ -416,7 +399,7 @@ static void probe_done(struct etcd_ctx *ctx, const struct etcd_reply *r, void *a
 		return; /* session_lost follows */
 	if (r->outcome == ETCD_OK)
 		ctx->attempt = 0; /* connected for a whole interval: a later loss starts at 100 ms */
-	etcd_timer_ms(ctx->probe_ev, ETCD_PROBE_INTERVAL_MS);
+	bcn_timer_ms(ctx->probe_ev, ETCD_PROBE_INTERVAL_MS);
 }
 
 static void probe_tick(evutil_socket_t fd, short what, void *arg)
@@ -429,7 +412,7 @@ static void probe_tick(evutil_socket_t fd, short what, void *arg)
 	ctx->probe = etcd_request(ctx, "/v3/maintenance/status", json_object(), ETCD_REQ_SHORT | REQ_NOAUTH,
 				  probe_done, NULL);
 	if (!ctx->probe)
-		etcd_timer_ms(ctx->probe_ev, ETCD_PROBE_INTERVAL_MS);
+		bcn_timer_ms(ctx->probe_ev, ETCD_PROBE_INTERVAL_MS);
 }
 
 static void connect_probe_done(struct etcd_ctx *ctx, const struct etcd_reply *r, void *arg)

@@ -46,7 +46,7 @@ static json_t *key_body(const struct etcd_reg *reg)
 static void schedule_keepalive(struct etcd_ctx *ctx, uint64_t ms)
 {
 	evtimer_del(ctx->reg.ka_ev);
-	etcd_timer_ms(ctx->reg.ka_ev, ms);
+	bcn_timer_ms(ctx->reg.ka_ev, ms);
 }
 
 static uint64_t keepalive_interval(const struct etcd_reg *reg)
@@ -87,7 +87,7 @@ static void op_failed(struct etcd_ctx *ctx, const char *what, const struct etcd_
 	if (strcmp(err, reg->err) != 0)
 		bcn_warn(ctx->log, "%s; retrying", err);
 	memcpy(reg->err, err, sizeof(err));
-	etcd_timer_ms(reg->retry_ev, etcd_backoff_ms(reg->attempt++));
+	bcn_timer_ms(reg->retry_ev, bcn_backoff_ms(reg->attempt++, ETCD_RETRY_BASE_MS, ETCD_RETRY_MAX_MS));
 	etcd_report(ctx);
 }
 

@@ -155,14 +155,14 @@ static void start_stream(struct etcd_watch *w);
 static void watch_failed(struct etcd_watch *w, const char *why)
 {
 	struct etcd_ctx *ctx = w->ctx;
-	uint64_t ms = etcd_backoff_ms(w->attempt++);
+	uint64_t ms = bcn_backoff_ms(w->attempt++, ETCD_RETRY_BASE_MS, ETCD_RETRY_MAX_MS);
 
 	if (strcmp(w->base.last_error, why) != 0)
 		bcn_warn(ctx->log, "watch of %s %s failed: %s; retrying", w->base.kv ? "prefix" : "service",
 			 w->base.name, why);
 	snprintf(w->base.last_error, sizeof(w->base.last_error), "%s", why);
 	w->base.fresh = false;
-	etcd_timer_ms(w->retry_ev, ms);
+	bcn_timer_ms(w->retry_ev, ms);
 	etcd_report(ctx);
 }
 

@@ -32,6 +32,8 @@ struct event;
 
 #define VAULT_SA_TOKEN "/var/run/secrets/kubernetes.io/serviceaccount/token"
 #define VAULT_TOKEN_MAX 8192 /* longest token accepted from Vault or a file */
+#define VAULT_RETRY_BASE_MS 250 /* retry delays (bcn_backoff_ms) ... */
+#define VAULT_RETRY_MAX_MS 10000 /* ... capped at 10 s */
 
 /* ---- configuration (vault.c) ---- */
 
@@ -94,8 +96,6 @@ struct vault_req *vault_request(struct vault_ctx *v, const char *method, const c
 void vault_req_cancel(struct vault_req *r); /* NULL-safe; cb is not called */
 void vault_cancel_all(struct vault_ctx *v);
 /* Retry number `attempt` (0-based): 250 ms doubling to 10 s, +-20%. */
-uint64_t vault_backoff_ms(unsigned attempt);
-void vault_timer_ms(struct event *ev, uint64_t ms);
 /* Write src as a quoted JSON string into dst (room for 6 * len + 3); returns its length. */
 size_t vault_json_string(char *dst, const char *src, size_t len);
 /* A renewal point: 2/3 of ttl_ms, minus up to 3% jitter. */

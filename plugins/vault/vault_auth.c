@@ -170,7 +170,7 @@ static void schedule(struct vault_ctx *v, int what, uint64_t ms)
 		return;
 	evtimer_del(v->auth_ev);
 	v->auth_next = what;
-	vault_timer_ms(v->auth_ev, ms);
+	bcn_timer_ms(v->auth_ev, ms);
 }
 
 static bool token_expired(const struct vault_ctx *v)
@@ -208,7 +208,7 @@ static void auth_failed(struct vault_ctx *v, const struct vault_reply *r, const 
 		if (v->auth != AUTH_OK || token_expired(v))
 			v->auth = AUTH_FAILED;
 	}
-	schedule(v, NEXT_LOGIN, vault_backoff_ms(v->auth_attempt++));
+	schedule(v, NEXT_LOGIN, bcn_backoff_ms(v->auth_attempt++, VAULT_RETRY_BASE_MS, VAULT_RETRY_MAX_MS));
 }
 
 /* A usable token arrived (login) or was confirmed (token_file). */
@@ -354,7 +354,7 @@ static void login(struct vault_ctx *v)
 		return;
 	}
 	snprintf(v->auth_err, sizeof(v->auth_err), "could not send the login request");
-	schedule(v, NEXT_LOGIN, vault_backoff_ms(v->auth_attempt++));
+	schedule(v, NEXT_LOGIN, bcn_backoff_ms(v->auth_attempt++, VAULT_RETRY_BASE_MS, VAULT_RETRY_MAX_MS));
 }
 
 /* ---- renewal ------------------------------------------------------------- */
@@ -393,7 +393,7 @@ static void renew_done(struct vault_ctx *v, const struct vault_reply *r, void *a
 	if (r->outcome == VAULT_UNREACHABLE && !(r->status >= 500 && r->body && !r->sealed)) {
 		/* Vault did not answer: try again while the token lives. */
 		if (!token_expired(v)) {
-			uint64_t ms = vault_backoff_ms(v->auth_attempt++), left = left_ms(v);
+			uint64_t ms = bcn_backoff_ms(v->auth_attempt++, VAULT_RETRY_BASE_MS, VAULT_RETRY_MAX_MS), left = left_ms(v);
 			schedule(v, NEXT_RENEW, ms < left ? ms : left);
 			return;
 		}
@@ -421,7 +421,7 @@ static void renew(struct vault_ctx *v)
 	if (v->auth_req)
 		v->auth_busy = BUSY_RENEW;
 	else
-		schedule(v, NEXT_RENEW, vault_backoff_ms(v->auth_attempt++));
+		schedule(v, NEXT_RENEW, bcn_backoff_ms(v->auth_attempt++, VAULT_RETRY_BASE_MS, VAULT_RETRY_MAX_MS));
 }
 
 static void auth_tick(evutil_socket_t fd, short what, void *arg)

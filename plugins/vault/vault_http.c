@@ -32,30 +32,11 @@ struct vault_req {
 	void *arg;
 };
 
-uint64_t vault_backoff_ms(unsigned attempt)
-{
-	uint64_t ms = 250;
-
-	for (unsigned i = 0; i < attempt && ms < 10000; i++)
-		ms *= 2;
-	if (ms > 10000)
-		ms = 10000;
-	/* +-20%: agents that lost Vault together do not all return together. */
-	return ms * (80 + randombytes_uniform(41)) / 100;
-}
-
 uint64_t vault_two_thirds(uint64_t ttl_ms)
 {
 	uint64_t at = ttl_ms * 2 / 3;
 
 	return at - at * randombytes_uniform(4) / 100;
-}
-
-void vault_timer_ms(struct event *ev, uint64_t ms)
-{
-	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
-
-	evtimer_add(ev, &tv);
 }
 
 size_t vault_json_string(char *dst, const char *src, size_t len)

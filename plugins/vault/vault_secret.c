@@ -66,7 +66,7 @@ static void schedule(struct vault_secret *s, enum vs_next next, uint64_t ms)
 		return;
 	evtimer_del(s->timer);
 	s->next = next;
-	vault_timer_ms(s->timer, ms);
+	bcn_timer_ms(s->timer, ms);
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -124,7 +124,7 @@ static void failed(struct vault_secret *s, const struct vault_reply *r, const ch
 				return;
 		}
 	}
-	schedule(s, next, vault_backoff_ms(s->attempt++));
+	schedule(s, next, bcn_backoff_ms(s->attempt++, VAULT_RETRY_BASE_MS, VAULT_RETRY_MAX_MS));
 }
 
 /* Take a successful read. 0, or -1 with why set. */
@@ -190,7 +190,7 @@ static int take_answer(struct vault_secret *s, json_t *body, char *why, size_t l
 	s->lease_s = s->lease_increment_s = (uint64_t)dur;
 	s->lease_expires_ms = expires;
 	s->token_gen = v->token_gen;
-	vault_timer_ms(s->expire_ev, expires - now);
+	bcn_timer_ms(s->expire_ev, expires - now);
 	if (s->renewable && s->lease_id) {
 		schedule(s, VS_RENEW, vault_two_thirds((uint64_t)dur * 1000));
 	} else {
@@ -273,7 +273,7 @@ static void renew_done(struct vault_ctx *v, const struct vault_reply *r, void *a
 	s->lease_expires_ms = now + (uint64_t)dur * 1000;
 	bcn_secret_set_expiry(s->sec, s->lease_expires_ms);
 	evtimer_del(s->expire_ev);
-	vault_timer_ms(s->expire_ev, (uint64_t)dur * 1000);
+	bcn_timer_ms(s->expire_ev, (uint64_t)dur * 1000);
 	s->capped = (uint64_t)dur < s->lease_increment_s;
 	if (s->capped) {
 		bcn_info(v->log, "the lease of secret %s reaches its max TTL in %llds; reading a new "
