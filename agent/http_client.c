@@ -30,6 +30,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "timing.h"
 #include "zalloc.h"
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000
@@ -347,14 +348,11 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
 static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 {
 	struct bcn_http *h = userp;
-	struct timeval tv;
 
 	(void)multi;
 	if (timeout_ms < 0)
 		return event_del(h->timer) == 0 ? 0 : -1;
-	tv.tv_sec = timeout_ms / 1000;
-	tv.tv_usec = (timeout_ms % 1000) * 1000;
-	return evtimer_add(h->timer, &tv) == 0 ? 0 : -1;
+	return bcn_timer_ms(h->timer, (uint64_t)timeout_ms) == 0 ? 0 : -1;
 }
 
 /* ---- completion: runs with curl off the stack ---- */
