@@ -75,6 +75,29 @@ def make_certs(d):
         {k + "_key": os.path.join(d, k + ".key") for k in ("server", "client")}
 
 
+def start_on_free_ports(start, members, close):
+    """start() the etcd members. A port found free can still be taken (by some
+    client's ephemeral port) before etcd binds it: on "address already in use"
+    the members get new ports and a fresh data dir, up to 3 tries. Anything
+    else closes them and raises."""
+    for attempt in range(3):
+        try:
+            return start()
+        except AssertionError as e:
+            for m in members:
+                with contextlib.suppress(Exception):
+                    m.kill9()
+            if "address already in use" not in str(e) or attempt == 2:
+                close()
+                raise
+            for m in members:
+                shutil.rmtree(m.data, ignore_errors=True)
+                m._pick_ports()
+        except BaseException:
+            close()
+            raise
+
+
 class Etcd:
     """One etcd member on loopback.
 
@@ -184,22 +207,7 @@ class Etcd:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):
-        # A port found free can be taken (by some client's ephemeral port)
-        # before etcd binds it: on "address already in use", new ports.
-        for attempt in range(3):
-            try:
-                return self.start()
-            except AssertionError as e:
-                if "address already in use" not in str(e) or attempt == 2:
-                    self.close()
-                    raise
-                with contextlib.suppress(Exception):
-                    self.kill9()
-                shutil.rmtree(self.data, ignore_errors=True)
-                self._pick_ports()
-            except BaseException:
-                self.close()
-                raise
+        return start_on_free_ports(self.start, [self], self.close)
 
     def __exit__(self, *exc):
         self.close()
@@ -353,22 +361,7 @@ class EtcdCluster:
                 time.sleep(0.05)
 
     def __enter__(self):
-        for attempt in range(3):
-            try:
-                return self._start()
-            except AssertionError as e:
-                for m in self.members:
-                    with contextlib.suppress(Exception):
-                        m.kill9()
-                if "address already in use" not in str(e) or attempt == 2:
-                    self.close()
-                    raise
-                for m in self.members:
-                    shutil.rmtree(m.data, ignore_errors=True)
-                    m._pick_ports()
-            except BaseException:
-                self.close()
-                raise
+        return start_on_free_ports(self._start, self.members, self.close)
 
     def close(self):
         for m in self.members:
