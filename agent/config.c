@@ -305,6 +305,32 @@ static void check_socket(struct bcn_config *c, struct bcn_cfg_errs *errs)
 		bcn_cfg_err(errs, "$.socket.mode", "a socket needs no execute bits (use e.g. \"0660\")");
 }
 
+/*
+ * "config/api/" (as Consul users write it) and "/config/api/" are the same
+ * prefix. Every plugin and the cache keep keys with a leading "/" (etcd's
+ * form; Consul's plugin drops it on the wire), so add it here, once, and no
+ * plugin ever sees the other form. An empty prefix is more likely an unset
+ * ${VAR} than a wish to watch every key, so it stays an error.
+ */
+static void normalise_kv_prefix(char **prefix, size_t i, struct bcn_cfg_errs *errs)
+{
+	char path[48], *p;
+
+	snprintf(path, sizeof(path), "$.watch.kv[%zu]", i);
+	if (!*prefix || (*prefix)[0] == '/')
+		return;
+	if (!(*prefix)[0]) {
+		bcn_cfg_err(errs, path, "an empty key prefix (use \"/\" to watch every key)");
+		return;
+	}
+	if (asprintf(&p, "/%s", *prefix) < 0) {
+		bcn_cfg_err(errs, path, "out of memory");
+		return;
+	}
+	free(*prefix);
+	*prefix = p;
+}
+
 static void check_rules(struct bcn_config *c, struct bcn_cfg_errs *errs)
 {
 	bool have_registry = c->registry || c->registries;
@@ -330,13 +356,8 @@ static void check_rules(struct bcn_config *c, struct bcn_cfg_errs *errs)
 		check_service(c, have_registry, errs);
 	if ((c->watch.services.n || c->watch.kv.n) && !have_registry)
 		bcn_cfg_err(errs, "$.watch", "watching services or keys needs a \"registry\"");
-	for (size_t i = 0; i < c->watch.kv.n; i++) {
-		if (str(c->watch.kv.v[i])[0] != '/') {
-			char path[48];
-			snprintf(path, sizeof(path), "$.watch.kv[%zu]", i);
-			bcn_cfg_err(errs, path, "a key prefix starts with \"/\"");
-		}
-	}
+	for (size_t i = 0; i < c->watch.kv.n; i++)
+		normalise_kv_prefix(&c->watch.kv.v[i], i, errs);
 }
 
 static void build_instances(struct bcn_config *c, struct bcn_cfg_errs *errs)

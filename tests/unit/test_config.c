@@ -116,7 +116,7 @@ START_TEST(test_cross_field_rules)
 		" \"service\": {\"name\": \"web\", \"address\": \"10.0.0.1\", \"port\": 8080,"
 		"   \"check\": {\"http\": \"http://127.0.0.1:8080/\", \"tcp\": \"127.0.0.1:8080\","
 		"               \"interval\": \"1s\", \"timeout\": \"2s\"}},"
-		" \"watch\": {\"services\": [\"payments\"], \"kv\": [\"config/\"]}}", &e);
+		" \"watch\": {\"services\": [\"payments\"], \"kv\": [\"\"]}}", &e);
 	ck_assert_ptr_null(c);
 	dump(&e);
 	ck_assert(has_err(&e, "$.log.level", "loud"));
@@ -127,7 +127,7 @@ START_TEST(test_cross_field_rules)
 	ck_assert(has_err(&e, "$.service.check", "exactly one"));
 	ck_assert(has_err(&e, "$.service.check.timeout", "interval"));
 	ck_assert(has_err(&e, "$.watch", "needs a \"registry\""));
-	ck_assert(has_err(&e, "$.watch.kv[0]", "starts with \"/\""));
+	ck_assert(has_err(&e, "$.watch.kv[0]", "empty key prefix"));
 	bcn_cfg_errs_free(&e);
 }
 END_TEST
@@ -234,6 +234,26 @@ START_TEST(test_check_timeout_default_follows_interval)
 }
 END_TEST
 
+START_TEST(test_kv_prefix_without_slash)
+{
+	/* Consul users write "config/api/"; it is the same prefix as "/config/api/". */
+	struct bcn_cfg_errs e = { 0 };
+	struct bcn_config *c = load(
+		"{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"http://127.0.0.1:2379\"]},"
+		" \"watch\": {\"kv\": [\"config/api/\", \"/config/web/\", \"/\", \"a\"]}}", &e);
+	dump(&e);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_uint_eq(c->watch.kv.n, 4);
+	ck_assert_str_eq(c->watch.kv.v[0], "/config/api/");
+	ck_assert_str_eq(c->watch.kv.v[1], "/config/web/");
+	ck_assert_str_eq(c->watch.kv.v[2], "/");
+	ck_assert_str_eq(c->watch.kv.v[3], "/a");
+	ck_assert(bcn_strlist_has(&c->watch.kv, "/config/api/"));
+	bcn_config_free(c);
+	bcn_cfg_errs_free(&e);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -243,6 +263,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_static_endpoint_errors_have_paths);
 	tcase_add_test(tc, test_cross_field_rules);
 	tcase_add_test(tc, test_check_timeout_default_follows_interval);
+	tcase_add_test(tc, test_kv_prefix_without_slash);
 	tcase_add_test(tc, test_registry_selection);
 	tcase_add_test(tc, test_unknown_keys_and_json_errors);
 	tcase_add_test(tc, test_secret_file);
