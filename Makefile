@@ -5,7 +5,8 @@
 #   make asan         the whole suite under AddressSanitizer + UBSan (build-asan/)
 #   make valgrind     unit and integration tests under valgrind --leak-check=full
 #   make demo         local etcd + example app + agents, shows discovery
-#   make install PREFIX=/usr/local
+#   make install PREFIX=/usr/local   (the binary and the man page man/beacon.1)
+#   make man-check    groff must format man/beacon.1 without a warning (part of check)
 #   make clean
 
 CC       ?= cc
@@ -35,7 +36,7 @@ TEST_SRC   := $(wildcard tests/unit/test_*.c)
 TEST_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 TEST_HELPERS := $(BUILD)/tests/http_fixture
 
-.PHONY: all check test unit sims integration integration-cli-fronts asan valgrind demo bench install clean deps
+.PHONY: all check test unit sims integration integration-cli-fronts asan valgrind demo bench install clean deps man-check
 
 all: $(BUILD)/beacon
 
@@ -82,6 +83,7 @@ test: unit sims integration integration-cli-fronts
 
 check: deps
 	$(MAKE) all $(TEST_BIN)
+	$(MAKE) man-check
 	$(MAKE) test
 
 asan:
@@ -108,6 +110,13 @@ bench: all $(BUILD)/loadgen
 
 install: $(BUILD)/beacon
 	install -D -m 0755 $(BUILD)/beacon $(DESTDIR)$(PREFIX)/bin/beacon
+	install -D -m 0644 man/beacon.1 $(DESTDIR)$(PREFIX)/share/man/man1/beacon.1
+
+# groff exits 0 on warnings, so any output at all fails the check.
+man-check:
+	@out=$$(groff -man -Tutf8 -z -ww man/beacon.1 2>&1); \
+	if [ -n "$$out" ]; then printf '%s\n' "$$out"; echo "man/beacon.1: groff warnings" >&2; exit 1; fi; \
+	echo "man/beacon.1: no groff warnings"
 
 clean:
 	rm -rf build build-asan

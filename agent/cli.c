@@ -37,18 +37,9 @@ static size_t collect(char *p, size_t size, size_t n, void *arg)
 	return add;
 }
 
-static int usage(const char *msg)
+static bool is_help(const char *arg)
 {
-	if (msg)
-		fprintf(stderr, "beacon: %s\n", msg);
-	fprintf(stderr,
-		"usage: beacon [--socket PATH] COMMAND ...\n"
-		"  endpoints SERVICE [--tag T] [--all] [--json]\n"
-		"  pick SERVICE [--policy round_robin|random|weighted|hash] [--key K]\n"
-		"  kv KEY [--recurse]\n"
-		"  secret NAME [--field F]\n"
-		"  status | drain | resume\n");
-	return 2;
+	return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
 }
 
 /*
@@ -125,7 +116,7 @@ static int cmd_endpoints(const char *sock, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "tag", required_argument, NULL, 't' }, { "all", no_argument, NULL, 'a' },
-		{ "json", no_argument, NULL, 'j' }, { NULL, 0, NULL, 0 },
+		{ "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	const char *tag = NULL;
 	bool all = false, as_json = false;
@@ -135,14 +126,15 @@ static int cmd_endpoints(const char *sock, int argc, char **argv)
 	long st;
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "t:aj", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "t:ajh", opts, NULL)) != -1) {
 		if (ch == 't') tag = optarg;
 		else if (ch == 'a') all = true;
 		else if (ch == 'j') as_json = true;
-		else return usage(NULL);
+		else if (ch == 'h') return bcn_cli_help("endpoints");
+		else return bcn_cli_usage_error("endpoints", NULL);
 	}
 	if (optind != argc - 1)
-		return usage("endpoints takes one SERVICE");
+		return bcn_cli_usage_error("endpoints", "endpoints takes one SERVICE");
 	svc = escape(argv[optind]);
 	if (tag)
 		etag = escape(tag);
@@ -187,7 +179,7 @@ static int cmd_pick(const char *sock, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "policy", required_argument, NULL, 'p' }, { "key", required_argument, NULL, 'k' },
-		{ NULL, 0, NULL, 0 },
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	const char *policy = NULL, *key = NULL;
 	char path[1024], *svc, *epol = NULL, *ekey = NULL;
@@ -195,13 +187,14 @@ static int cmd_pick(const char *sock, int argc, char **argv)
 	long st;
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "p:k:", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "p:k:h", opts, NULL)) != -1) {
 		if (ch == 'p') policy = optarg;
 		else if (ch == 'k') key = optarg;
-		else return usage(NULL);
+		else if (ch == 'h') return bcn_cli_help("pick");
+		else return bcn_cli_usage_error("pick", NULL);
 	}
 	if (optind != argc - 1)
-		return usage("pick takes one SERVICE");
+		return bcn_cli_usage_error("pick", "pick takes one SERVICE");
 	svc = escape(argv[optind]);
 	if (policy)
 		epol = escape(policy);
@@ -224,7 +217,7 @@ static int cmd_pick(const char *sock, int argc, char **argv)
 static int cmd_kv(const char *sock, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "recurse", no_argument, NULL, 'r' }, { NULL, 0, NULL, 0 },
+		{ "recurse", no_argument, NULL, 'r' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	bool recurse = false;
 	char path[2048], *key;
@@ -233,12 +226,13 @@ static int cmd_kv(const char *sock, int argc, char **argv)
 	long st;
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "r", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "rh", opts, NULL)) != -1) {
 		if (ch == 'r') recurse = true;
-		else return usage(NULL);
+		else if (ch == 'h') return bcn_cli_help("kv");
+		else return bcn_cli_usage_error("kv", NULL);
 	}
 	if (optind != argc - 1)
-		return usage("kv takes one KEY");
+		return bcn_cli_usage_error("kv", "kv takes one KEY");
 	key = argv[optind];
 	while (*key == '/')
 		key++;
@@ -273,7 +267,7 @@ static int cmd_kv(const char *sock, int argc, char **argv)
 static int cmd_secret(const char *sock, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "field", required_argument, NULL, 'f' }, { NULL, 0, NULL, 0 },
+		{ "field", required_argument, NULL, 'f' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	const char *field = NULL;
 	char path[1024], *name;
@@ -281,12 +275,13 @@ static int cmd_secret(const char *sock, int argc, char **argv)
 	long st;
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "f:", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "f:h", opts, NULL)) != -1) {
 		if (ch == 'f') field = optarg;
-		else return usage(NULL);
+		else if (ch == 'h') return bcn_cli_help("secret");
+		else return bcn_cli_usage_error("secret", NULL);
 	}
 	if (optind != argc - 1)
-		return usage("secret takes one NAME");
+		return bcn_cli_usage_error("secret", "secret takes one NAME");
 	name = escape(argv[optind]);
 	snprintf(path, sizeof(path), "/v1/secrets/%s", name);
 	curl_free(name);
@@ -368,10 +363,37 @@ static int cmd_drain(const char *sock, bool drain)
 	return 0;
 }
 
+/* `beacon help [COMMAND]`, also written `--help` / `-h` in the command's place. */
+static int help_cmd(int argc, char **argv)
+{
+	char msg[128];
+
+	if (argc < 2)
+		return bcn_cli_help(NULL);
+	if (bcn_cli_has_usage(argv[1]))
+		return bcn_cli_help(argv[1]);
+	snprintf(msg, sizeof(msg), "no help for \"%.40s\": not a command", argv[1]);
+	return bcn_cli_usage_error(NULL, msg);
+}
+
+/* status, drain and resume take no arguments but --help; -1 means run the command. */
+static int no_arguments(const char *cmd, int argc, char **argv)
+{
+	char msg[128];
+
+	if (argc == 1)
+		return -1;
+	if (argc == 2 && is_help(argv[1]))
+		return bcn_cli_help(cmd);
+	snprintf(msg, sizeof(msg), "%s takes no arguments (got \"%.40s\")", cmd, argv[1]);
+	return bcn_cli_usage_error(cmd, msg);
+}
+
 int bcn_cli_main(int argc, char **argv)
 {
 	const char *sock = getenv("BEACON_SOCKET");
 	const char *cmd;
+	char prog[32];
 	int rc;
 
 	if (!sock || !sock[0])
@@ -394,8 +416,18 @@ int bcn_cli_main(int argc, char **argv)
 		}
 	}
 	if (argc < 1)
-		return usage("missing command");
+		return bcn_cli_usage_error(NULL, "missing command");
 	cmd = argv[0];
+	if (is_help(cmd) || strcmp(cmd, "help") == 0)
+		return help_cmd(argc, argv);
+	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "drain") == 0 || strcmp(cmd, "resume") == 0) {
+		rc = no_arguments(cmd, argc, argv);
+		if (rc >= 0)
+			return rc;
+	}
+	/* getopt names argv[0] in its messages ("beacon pick: option requires an argument"). */
+	snprintf(prog, sizeof(prog), "beacon %.20s", cmd);
+	argv[0] = prog;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	optind = 1;
 	if (strcmp(cmd, "endpoints") == 0)
@@ -407,13 +439,13 @@ int bcn_cli_main(int argc, char **argv)
 	else if (strcmp(cmd, "secret") == 0)
 		rc = cmd_secret(sock, argc, argv);
 	else if (strcmp(cmd, "status") == 0)
-		rc = argc == 1 ? cmd_status(sock) : usage("status takes no arguments");
+		rc = cmd_status(sock);
 	else if (strcmp(cmd, "drain") == 0 || strcmp(cmd, "resume") == 0)
-		rc = argc == 1 ? cmd_drain(sock, cmd[0] == 'd') : usage("drain and resume take no arguments");
+		rc = cmd_drain(sock, cmd[0] == 'd');
 	else {
 		char msg[128];
 		snprintf(msg, sizeof(msg), "unknown command \"%.40s\"", cmd);
-		rc = usage(msg);
+		rc = bcn_cli_usage_error(NULL, msg);
 	}
 	curl_global_cleanup();
 	return rc;

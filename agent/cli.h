@@ -4,7 +4,19 @@
 #ifndef BCN_CLI_H
 #define BCN_CLI_H
 
+#include <stdbool.h>
+#include <stdio.h>
+
 /* Run a client subcommand (argv[0] is its name). Returns the exit code (0, 1, 2). */
 int bcn_cli_main(int argc, char **argv);
+
+/* True when `cmd` is a subcommand with its own usage text (agent included). */
+bool bcn_cli_has_usage(const char *cmd);
+
+/* `--help`: the usage of `cmd` (NULL or unknown: of beacon itself) on stdout. Returns 0. */
+int bcn_cli_help(const char *cmd);
+
+/* A usage error: "beacon: msg" (when msg) and cmd's synopsis on stderr. Returns 2. */
+int bcn_cli_usage_error(const char *cmd, const char *msg);
 
 #endif

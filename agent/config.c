@@ -76,12 +76,15 @@ fail:
 	return NULL;
 }
 
+#define CHECK_TIMEOUT_MS 2000 /* service.check.timeout when absent, unless the interval is shorter */
+
 static const struct bcn_cfg_field check_fields[] = {
 	{ "http", F(STR, bcn_check_conf, http), NULL, 0, 0, 0, NULL, 0, "URL polled; 2xx passing, 429 warning" },
 	{ "tcp", F(STR, bcn_check_conf, tcp), NULL, 0, 0, 0, NULL, 0, "host:port that must accept a connection" },
 	{ "exec", F(STRLIST, bcn_check_conf, exec), NULL, 0, 0, 0, NULL, 0, "argv; exit 0 passing, 1 warning" },
 	{ "interval", F(DURATION, bcn_check_conf, interval_ms), "10s", 0, 100, 86400000, NULL, 0, "time between checks" },
-	{ "timeout", F(DURATION, bcn_check_conf, timeout_ms), "2s", 0, 10, 3600000, NULL, 0, "limit for one check" },
+	/* No table default: absent means the smaller of 2s and the interval (check_service). */
+	{ "timeout", F(DURATION, bcn_check_conf, timeout_ms), NULL, 0, 10, 3600000, NULL, 0, "limit for one check" },
 	{ "rise", F(INT, bcn_check_conf, rise), "1", 0, 1, 100, NULL, 0, "successes before passing" },
 	{ "fall", F(INT, bcn_check_conf, fall), "1", 0, 1, 100, NULL, 0, "failures before critical" },
 	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
@@ -268,7 +271,13 @@ static void check_service(struct bcn_config *c, bool have_registry, struct bcn_c
 	int kinds = (str(k->http)[0] != 0) + (str(k->tcp)[0] != 0) + (k->exec.n != 0);
 	if (kinds != 1)
 		bcn_cfg_err(errs, "$.service.check", "give exactly one of \"http\", \"tcp\" or \"exec\"");
-	if (k->timeout_ms > k->interval_ms && k->interval_ms)
+	/* A default must never make a valid config invalid: "interval": "300ms"
+	 * alone gets a 300ms timeout. An explicit timeout is never below 10ms, so
+	 * 0 means absent (or unconvertible, already reported). */
+	if (k->timeout_ms == 0)
+		k->timeout_ms = k->interval_ms && k->interval_ms < CHECK_TIMEOUT_MS ? k->interval_ms
+										 : CHECK_TIMEOUT_MS;
+	else if (k->timeout_ms > k->interval_ms && k->interval_ms)
 		bcn_cfg_err(errs, "$.service.check.timeout", "must not be longer than the interval");
 	if (str(k->http)[0] && strncmp(k->http, "http://", 7) && strncmp(k->http, "https://", 8))
 		bcn_cfg_err(errs, "$.service.check.http", "expected an http:// or https:// URL");
@@ -296,6 +305,32 @@ static void check_socket(struct bcn_config *c, struct bcn_cfg_errs *errs)
 		bcn_cfg_err(errs, "$.socket.mode", "a socket needs no execute bits (use e.g. \"0660\")");
 }
 
+/*
+ * "config/api/" (as Consul users write it) and "/config/api/" are the same
+ * prefix. Every plugin and the cache keep keys with a leading "/" (etcd's
+ * form; Consul's plugin drops it on the wire), so add it here, once, and no
+ * plugin ever sees the other form. An empty prefix is more likely an unset
+ * ${VAR} than a wish to watch every key, so it stays an error.
+ */
+static void normalise_kv_prefix(char **prefix, size_t i, struct bcn_cfg_errs *errs)
+{
+	char path[48], *p;
+
+	snprintf(path, sizeof(path), "$.watch.kv[%zu]", i);
+	if (!*prefix || (*prefix)[0] == '/')
+		return;
+	if (!(*prefix)[0]) {
+		bcn_cfg_err(errs, path, "an empty key prefix (use \"/\" to watch every key)");
+		return;
+	}
+	if (asprintf(&p, "/%s", *prefix) < 0) {
+		bcn_cfg_err(errs, path, "out of memory");
+		return;
+	}
+	free(*prefix);
+	*prefix = p;
+}
+
 static void check_rules(struct bcn_config *c, struct bcn_cfg_errs *errs)
 {
 	bool have_registry = c->registry || c->registries;
@@ -321,13 +356,8 @@ static void check_rules(struct bcn_config *c, struct bcn_cfg_errs *errs)
 		check_service(c, have_registry, errs);
 	if ((c->watch.services.n || c->watch.kv.n) && !have_registry)
 		bcn_cfg_err(errs, "$.watch", "watching services or keys needs a \"registry\"");
-	for (size_t i = 0; i < c->watch.kv.n; i++) {
-		if (str(c->watch.kv.v[i])[0] != '/') {
-			char path[48];
-			snprintf(path, sizeof(path), "$.watch.kv[%zu]", i);
-			bcn_cfg_err(errs, path, "a key prefix starts with \"/\"");
-		}
-	}
+	for (size_t i = 0; i < c->watch.kv.n; i++)
+		normalise_kv_prefix(&c->watch.kv.v[i], i, errs);
 }
 
 static void build_instances(struct bcn_config *c, struct bcn_cfg_errs *errs)

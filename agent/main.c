@@ -21,21 +21,6 @@ static void version(void)
 		printf("  %-8s %s\n", bcn_plugins[i]->name, bcn_plugins[i]->description);
 }
 
-static int help(FILE *f)
-{
-	fprintf(f,
-		"usage: beacon COMMAND [options]\n"
-		"  agent --config FILE [--check-config]  run the sidecar (or only validate FILE)\n"
-		"  endpoints SERVICE [--tag T] [--all] [--json]\n"
-		"  pick SERVICE [--policy P] [--key K]\n"
-		"  kv KEY [--recurse]\n"
-		"  secret NAME [--field F]\n"
-		"  status | drain | resume\n"
-		"  --version\n"
-		"client commands take --socket PATH (default $BEACON_SOCKET, else /run/beacon/beacon.sock)\n");
-	return f == stderr ? 2 : 0;
-}
-
 static int check_config(const char *file)
 {
 	struct bcn_cfg_errs errs = { 0 };
@@ -65,15 +50,16 @@ static int agent_cmd(int argc, char **argv)
 			file = argv[i] + 9;
 		else if (strcmp(argv[i], "--check-config") == 0)
 			check = 1;
+		else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return bcn_cli_help("agent");
 		else {
-			fprintf(stderr, "beacon: unknown agent option \"%s\"\n", argv[i]);
-			return 2;
+			char msg[96];
+			snprintf(msg, sizeof(msg), "unknown agent option \"%.40s\"", argv[i]);
+			return bcn_cli_usage_error("agent", msg);
 		}
 	}
-	if (!file) {
-		fprintf(stderr, "beacon: agent needs --config FILE\n");
-		return 2;
-	}
+	if (!file)
+		return bcn_cli_usage_error("agent", "agent needs --config FILE");
 	if (check)
 		return check_config(file);
 	if (sodium_init() < 0) {
@@ -87,13 +73,11 @@ int main(int argc, char **argv)
 {
 	bcn_zalloc_install(); /* before jansson or libevent allocate anything */
 	if (argc < 2)
-		return help(stderr);
+		return bcn_cli_usage_error(NULL, NULL);
 	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
 		version();
 		return 0;
 	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0)
-		return help(stdout);
 	if (strcmp(argv[1], "agent") == 0)
 		return agent_cmd(argc - 1, argv + 1);
 	return bcn_cli_main(argc - 1, argv + 1);

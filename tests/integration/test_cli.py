@@ -1,7 +1,8 @@
-"""The client subcommands: endpoints, pick, status, drain/resume, --version."""
+"""The client subcommands: endpoints, pick, status, drain/resume, --version, --help, man page."""
 
 import json
 import os
+import re
 
 from harness import Agent, endpoint, run_beacon, temp_dir
 
@@ -198,3 +199,77 @@ def test_agent_without_config_is_usage_error():
     assert rc == 2 and "--config" in err, (rc, err)
     rc, _, err = run_beacon("agent", "--bogus")
     assert rc == 2, (rc, err)
+
+
+COMMANDS = ("agent", "endpoints", "pick", "kv", "secret", "status", "drain", "resume")
+MAN_PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "man", "beacon.1")
+# No agent behind this socket: a command that tried to reach one would fail with 1.
+NO_AGENT = {"BEACON_SOCKET": "/nonexistent/beacon-help.sock"}
+
+
+def long_options(text):
+    return set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", text))
+
+
+def test_help_of_every_command_on_stdout_exit_0():
+    for args in (("--help",), ("-h",), ("help",)):
+        rc, out, err = run_beacon(*args, env=NO_AGENT)
+        assert rc == 0 and err == "", (args, rc, err)
+        assert out.startswith("usage: beacon "), (args, out)
+        for cmd in COMMANDS:
+            assert re.search(r"^  %s\b" % cmd, out, re.M), "%r does not list %s:\n%s" % (args, cmd, out)
+    for cmd in COMMANDS:
+        for flag in ("--help", "-h"):
+            rc, out, err = run_beacon(cmd, flag, env=NO_AGENT)
+            assert rc == 0, "`beacon %s %s` exited %d: %r" % (cmd, flag, rc, err)
+            assert err == "", (cmd, flag, err)
+            assert out.startswith("usage: beacon %s" % cmd), (cmd, flag, out)
+            assert "--help" in out, out
+        rc, same, _ = run_beacon("help", cmd, env=NO_AGENT)
+        assert rc == 0 and same == out, (cmd, same)
+    # Every option a command takes is in its help.
+    for cmd, opts in (("agent", {"--config", "--check-config"}),
+                      ("endpoints", {"--tag", "--all", "--json", "--socket"}),
+                      ("pick", {"--policy", "--key", "--socket"}), ("kv", {"--recurse"}),
+                      ("secret", {"--field"})):
+        out = run_beacon(cmd, "--help")[1]
+        assert opts <= long_options(out), (cmd, opts - long_options(out))
+    # --help wins wherever it stands, also after the command's arguments.
+    for args in (("endpoints", "web", "--all", "--help"), ("pick", "web", "-h"),
+                 ("--socket", "/nonexistent/x.sock", "kv", "config/x", "--help"),
+                 ("agent", "--config", "/nonexistent/beacon.json", "--help")):
+        rc, out, err = run_beacon(*args, env=NO_AGENT)
+        assert rc == 0 and out.startswith("usage: "), (args, rc, out, err)
+
+
+def test_unknown_options_exit_2_with_a_message():
+    for cmd in COMMANDS:
+        rc, out, err = run_beacon(cmd, "--bogus", env=NO_AGENT)
+        assert rc == 2, "`beacon %s --bogus` exited %d: %r" % (cmd, rc, err)
+        assert out == "", (cmd, out)
+        first = err.splitlines()[0] if err else ""
+        assert first.startswith("beacon") and "--bogus" in first, (cmd, err)
+        assert "usage: beacon %s" % cmd in err, (cmd, err)
+    rc, out, err = run_beacon("--bogus", env=NO_AGENT)
+    assert rc == 2 and out == "" and "--bogus" in err, (rc, out, err)
+    rc, out, err = run_beacon("help", "frobnicate", env=NO_AGENT)
+    assert rc == 2 and out == "" and "frobnicate" in err, (rc, out, err)
+    rc, out, err = run_beacon("pick", "web", "-x", env=NO_AGENT)
+    assert rc == 2 and out == "" and "'x'" in err.splitlines()[0], (rc, out, err)
+
+
+def test_man_page_covers_every_command_and_option():
+    with open(MAN_PAGE, encoding="utf-8") as f:
+        man = f.read().replace("\\-", "-").replace("\\fB", "").replace("\\fI", "").replace("\\fR", "")
+    th = re.search(r"^\.TH BEACON 1 .*$", man, re.M)
+    assert th, "no .TH BEACON 1 line"
+    version = run_beacon("--version")[1].splitlines()[0]  # "beacon 0.1.0"
+    assert '"%s"' % version in th.group(0), "beacon.1 is not for %s: %s" % (version, th.group(0))
+    for cmd in COMMANDS:
+        assert re.search(r"^\.SS .*\b%s\b" % cmd, man, re.M), "beacon.1 has no section for %s" % cmd
+        documented = long_options(run_beacon(cmd, "--help")[1])
+        missing = documented - long_options(man)
+        assert not missing, "beacon.1 lacks %s of `beacon %s`" % (sorted(missing), cmd)
+    for word in ("BEACON_SOCKET", "SIGHUP", "SIGTERM", "EXIT STATUS", "FILES", "SEE ALSO",
+                 "/run/beacon/beacon.sock"):
+        assert word in man, "beacon.1 does not mention %s" % word

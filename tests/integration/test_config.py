@@ -212,6 +212,22 @@ def test_check_config_check_with_two_types():
         assert_problem(err, "$.service.check", "exactly one")
 
 
+def test_check_config_short_interval_without_timeout_is_valid():
+    # The default timeout (2s) must not make a 300ms interval invalid: it
+    # follows the interval; an explicit longer timeout is still refused.
+    check_of = lambda extra: {
+        "registry": {"backend": "etcd", "endpoints": ["http://127.0.0.1:2379"]},
+        "service": {"name": "web", "address": "10.0.0.1", "port": 8080,
+                    "check": dict({"tcp": "127.0.0.1:8080", "interval": "300ms"}, **extra)}}
+    with temp_dir() as d:
+        rc, out, err, _ = check(d, check_of({}))
+        assert rc == 0, "rc %d, stderr:\n%s" % (rc, err)
+        assert "valid" in out, out
+        rc, _, err, _ = check(d, check_of({"timeout": "2s"}))
+        assert rc == 2, err
+        assert_problem(err, "$.service.check.timeout", "longer than the interval")
+
+
 def test_check_config_unknown_registry_backend():
     rc, out, _ = run_beacon("--version")
     assert rc == 0, out

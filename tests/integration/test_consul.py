@@ -358,6 +358,27 @@ def test_consul_kv_prefix():
             stops_cleanly(a)
 
 
+def test_consul_kv_prefix_without_slash():
+    # Consul's own form "config/web/" is the prefix "/config/web/" (one watch
+    # when written both ways); answers keep keys without the leading "/".
+    with Consul() as c:
+        c.kv_put("config/web/color", "blue")
+        c.kv_put("config/webx/y", "not under config/web/")
+        with Agent(config(c, kv=["config/web/", "/config/web/"])) as a:
+            wait_for(lambda: ready(a), 10, what="ready")
+            kv = [w["name"] for w in backend(a)["watches"] if w["type"] == "kv"]
+            assert kv == ["/config/web/"], kv
+            st, _, body = a.get("/v1/kv/config/web/color")
+            assert st == 200 and body["value"] == "blue" and body["key"] == "config/web/color", body
+            assert a.get("/v1/kv/config/webx/y")[0] == 404
+            c.kv_put("config/web/color", "green")
+            wait_for(lambda: a.get("/v1/kv/config/web/color")[2].get("value") == "green", 5,
+                     what="a change under the prefix")
+            rc, out, err = a.cli("kv", "config/web/", "--recurse")
+            assert rc == 0 and out == "config/web/color=green\n", (rc, out, err)
+            stops_cleanly(a)
+
+
 # ---- drain --------------------------------------------------------------------------
 
 def test_consul_drain_and_resume():

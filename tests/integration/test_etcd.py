@@ -389,6 +389,27 @@ def test_etcd_watch_kv_recurse():
             wait_for(lambda: a.get("/v1/kv/config/web/?recurse")[0] == 404, 5, what="everything deleted")
 
 
+def test_etcd_watch_kv_prefix_without_slash():
+    # "config/web/" (as Consul users write it) is the prefix "/config/web/";
+    # written both ways it is one watch; answers keep keys without the "/".
+    with Etcd() as etcd:
+        etcd.put("/config/web/color", "blue")
+        etcd.put("/config/webx/y", "not under config/web/")
+        with Agent(config(etcd, kv=["config/web/", "/config/web/"])) as a:
+            wait_for(lambda: ready(a), 10, what="ready")
+            kv = [w["name"] for w in backend(a)["watches"] if w["type"] == "kv"]
+            assert kv == ["/config/web/"], kv
+            st, _, body = a.get("/v1/kv/config/web/color")
+            assert st == 200 and body["value"] == "blue" and body["key"] == "config/web/color", body
+            assert a.get("/v1/kv/config/webx/y")[0] == 404
+            etcd.put("/config/web/color", "green")
+            wait_for(lambda: a.get("/v1/kv/config/web/color")[2].get("value") == "green", 5,
+                     what="a change under the prefix")
+            rc, out, err = a.cli("kv", "config/web/", "--recurse")
+            assert rc == 0 and out == "config/web/color=green\n", (rc, out, err)
+            assert a.stop() == 0
+
+
 # ---- drain ---------------------------------------------------------------------------
 
 def test_etcd_drain_and_resume():

@@ -116,7 +116,7 @@ START_TEST(test_cross_field_rules)
 		" \"service\": {\"name\": \"web\", \"address\": \"10.0.0.1\", \"port\": 8080,"
 		"   \"check\": {\"http\": \"http://127.0.0.1:8080/\", \"tcp\": \"127.0.0.1:8080\","
 		"               \"interval\": \"1s\", \"timeout\": \"2s\"}},"
-		" \"watch\": {\"services\": [\"payments\"], \"kv\": [\"config/\"]}}", &e);
+		" \"watch\": {\"services\": [\"payments\"], \"kv\": [\"\"]}}", &e);
 	ck_assert_ptr_null(c);
 	dump(&e);
 	ck_assert(has_err(&e, "$.log.level", "loud"));
@@ -127,7 +127,7 @@ START_TEST(test_cross_field_rules)
 	ck_assert(has_err(&e, "$.service.check", "exactly one"));
 	ck_assert(has_err(&e, "$.service.check.timeout", "interval"));
 	ck_assert(has_err(&e, "$.watch", "needs a \"registry\""));
-	ck_assert(has_err(&e, "$.watch.kv[0]", "starts with \"/\""));
+	ck_assert(has_err(&e, "$.watch.kv[0]", "empty key prefix"));
 	bcn_cfg_errs_free(&e);
 }
 END_TEST
@@ -200,6 +200,60 @@ START_TEST(test_secret_file)
 }
 END_TEST
 
+START_TEST(test_check_timeout_default_follows_interval)
+{
+	static const char *fmt =
+		"{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"http://127.0.0.1:2379\"]},"
+		" \"service\": {\"name\": \"web\", \"address\": \"10.0.0.1\", \"port\": 8080,"
+		"   \"check\": {\"tcp\": \"127.0.0.1:8080\"%s}}}";
+	struct { const char *extra; uint64_t interval, timeout; } ok[] = {
+		{ "", 10000, 2000 },                                          /* both defaults */
+		{ ", \"interval\": \"300ms\"", 300, 300 },                      /* the default follows a short interval */
+		{ ", \"interval\": \"2s\"", 2000, 2000 },
+		{ ", \"interval\": \"5s\"", 5000, 2000 },
+		{ ", \"interval\": \"300ms\", \"timeout\": \"100ms\"", 300, 100 }, /* explicit wins */
+		{ ", \"interval\": \"1m\", \"timeout\": \"30s\"", 60000, 30000 },
+	};
+	struct bcn_cfg_errs e = { 0 };
+	char json[512];
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		snprintf(json, sizeof(json), fmt, ok[i].extra);
+		struct bcn_config *c = load(json, &e);
+		dump(&e);
+		ck_assert_msg(c != NULL, "refused: %s", json);
+		ck_assert_uint_eq(c->service->check->interval_ms, ok[i].interval);
+		ck_assert_uint_eq(c->service->check->timeout_ms, ok[i].timeout);
+		bcn_config_free(c);
+	}
+	/* An explicit timeout longer than the interval is still refused. */
+	snprintf(json, sizeof(json), fmt, ", \"interval\": \"300ms\", \"timeout\": \"2s\"");
+	ck_assert_ptr_null(load(json, &e));
+	ck_assert(has_err(&e, "$.service.check.timeout", "must not be longer than the interval"));
+	bcn_cfg_errs_free(&e);
+}
+END_TEST
+
+START_TEST(test_kv_prefix_without_slash)
+{
+	/* Consul users write "config/api/"; it is the same prefix as "/config/api/". */
+	struct bcn_cfg_errs e = { 0 };
+	struct bcn_config *c = load(
+		"{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"http://127.0.0.1:2379\"]},"
+		" \"watch\": {\"kv\": [\"config/api/\", \"/config/web/\", \"/\", \"a\"]}}", &e);
+	dump(&e);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_uint_eq(c->watch.kv.n, 4);
+	ck_assert_str_eq(c->watch.kv.v[0], "/config/api/");
+	ck_assert_str_eq(c->watch.kv.v[1], "/config/web/");
+	ck_assert_str_eq(c->watch.kv.v[2], "/");
+	ck_assert_str_eq(c->watch.kv.v[3], "/a");
+	ck_assert(bcn_strlist_has(&c->watch.kv, "/config/api/"));
+	bcn_config_free(c);
+	bcn_cfg_errs_free(&e);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -208,6 +262,8 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_static_and_expansion);
 	tcase_add_test(tc, test_static_endpoint_errors_have_paths);
 	tcase_add_test(tc, test_cross_field_rules);
+	tcase_add_test(tc, test_check_timeout_default_follows_interval);
+	tcase_add_test(tc, test_kv_prefix_without_slash);
 	tcase_add_test(tc, test_registry_selection);
 	tcase_add_test(tc, test_unknown_keys_and_json_errors);
 	tcase_add_test(tc, test_secret_file);
