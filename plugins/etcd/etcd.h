@@ -161,7 +161,8 @@ struct etcd_ctx {
 	size_t nendpoints, cur;
 	char *prefix;                  /* without a trailing '/' */
 	uint64_t ttl_ms, timeout_ms, dial_timeout_ms;
-	char *ca_file, *cert_file, *key_file;
+	char *ca_file, *cert_file, *key_file, *server_name;
+	bool insecure_skip_verify;
 	char *username;
 	char *password;                /* sodium_malloc'd; NULL without auth */
 	char *auth_header;             /* sodium_malloc'd "Authorization: <token>"; "" when none */

@@ -224,6 +224,8 @@ static int req_send(struct etcd_req *r)
 	o.ca_file = ctx->ca_file;
 	o.cert_file = ctx->cert_file;
 	o.key_file = ctx->key_file;
+	o.server_name = ctx->server_name;
+	o.insecure_skip_verify = ctx->insecure_skip_verify;
 	o.sensitive = ctx->password != NULL;
 	o.on_data = r->on_data ? req_data : NULL;
 	o.on_done = req_done;
@@ -588,6 +590,8 @@ static void auth_start(struct etcd_ctx *ctx)
 	o.ca_file = ctx->ca_file;
 	o.cert_file = ctx->cert_file;
 	o.key_file = ctx->key_file;
+	o.server_name = ctx->server_name;
+	o.insecure_skip_verify = ctx->insecure_skip_verify;
 	o.sensitive = 1;
 	o.on_done = auth_done;
 	o.arg = ctx;
