@@ -154,10 +154,10 @@ static void classify(struct etcd_req *r, const struct bcn_http_response *res,
 		return;
 	}
 	if (json_is_object(err)) { /* the streaming form: {"error":{"grpc_code","message"}} */
-		rep->code = (int)etcd_int(err, "grpc_code");
+		rep->code = (int)etcd_int(err, "grpc_code", ETCD_MAX_CODE);
 		err = json_object_get(err, "message");
 	} else {
-		rep->code = (int)etcd_int(*body, "code");
+		rep->code = (int)etcd_int(*body, "code", ETCD_MAX_CODE);
 	}
 	snprintf(msg, MSG_LEN, "%.200s", json_is_string(err) ? json_string_value(err) : "unknown error");
 	/* Unavailable, DeadlineExceeded: this member cannot serve now (no leader...). */

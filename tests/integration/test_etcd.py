@@ -550,6 +550,41 @@ def test_etcd_tls_server_name_keeps_the_host_header():
                 assert a.stop() == 0
 
 
+def test_etcd_numbers_at_the_int64_edge_are_clamped():
+    # etcd spells int64 as strings. A member answering 2^63-1 must not make
+    # revision + 1 overflow (undefined, and in practice a negative
+    # start_revision: a watch "from now" that loses every event in between),
+    # nor ttl * 1000. Lease IDs are opaque and kept exactly.
+    top = "9223372036854775807"
+    value = json.dumps({"id": "w1", "address": "10.0.0.1", "port": 80})
+    with FakeEtcd(revision=top, ttl=top, lease_id=top, kvs=[(key("web", "w1"), value)]) as f:
+        reg = {"backend": "etcd", "endpoints": [f.url], "ttl": "2s", "timeout": "2s", "dial_timeout": "1s"}
+        with Agent(registry_config(reg, ("web", "web-1", 8080), ["web"])) as a:
+            wait_for(lambda: ready(a), 10, what="ready; log:\n" + a.log())
+            assert ids(a, "web") == ["w1"]
+            watches = [b["create_request"] for _, b in f.requests("/v3/watch")]
+            assert watches, "no watch was started"
+            for w in watches:
+                assert 2 ** 62 <= int(w["start_revision"]) < 2 ** 63, w
+            b = backend(a)
+            assert b["registered"] is True, b
+            assert b["lease_id"] == 2 ** 63 - 1, b
+            assert b["ttl"] == 9000000000, b  # etcd's MaxLeaseTTL
+            assert 0 < b["revision"] <= 2 ** 62, b
+            assert a.stop() == 0
+    # Below the range: negative numbers read as absent. A lease without a
+    # positive TTL is refused, and the watch starts at a positive revision.
+    with FakeEtcd(revision="-9223372036854775808", ttl="-1", kvs=[(key("web", "w1"), value)]) as f:
+        reg = {"backend": "etcd", "endpoints": [f.url], "ttl": "2s", "timeout": "2s", "dial_timeout": "1s"}
+        with Agent(registry_config(reg, ("web", "web-1", 8080), ["web"])) as a:
+            wait_for(lambda: ids(a, "web") == ["w1"], 10, what="discovery; log:\n" + a.log())
+            a.wait_log(r"granting a lease for .* failed: the answer has no lease ID or TTL")
+            watches = [b["create_request"] for _, b in f.requests("/v3/watch")]
+            assert watches and all(int(w["start_revision"]) > 0 for w in watches), watches
+            assert backend(a)["registered"] is False
+            assert a.stop() == 0
+
+
 def test_etcd_auth_username_password():
     # Tokens expire after 1 s without use, so the agent must authenticate again.
     with Etcd(extra=["--auth-token-ttl", "1"]) as etcd:
