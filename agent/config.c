@@ -25,8 +25,58 @@ const struct bcn_cfg_field bcn_tls_fields[] = {
 	{ "ca_file", F(STR, bcn_tls_conf, ca_file), "", 0, 0, 0, NULL, 0, "CA bundle to verify the server" },
 	{ "cert_file", F(STR, bcn_tls_conf, cert_file), "", 0, 0, 0, NULL, 0, "client certificate" },
 	{ "key_file", F(STR, bcn_tls_conf, key_file), "", 0, 0, 0, NULL, 0, "client key" },
+	{ "server_name", F(STR, bcn_tls_conf, server_name), "", 0, 0, 0, NULL, 0, "name for SNI and the certificate check" },
+	{ "insecure_skip_verify", F(BOOL, bcn_tls_conf, insecure_skip_verify), "false", 0, 0, 0, NULL, 0, "accept any certificate (testing only)" },
 	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
 };
+
+/* A DNS name as a certificate holds it (or an IPv4 address): what curl puts in
+ * SNI. A URL or host:port here is the likely mistake, so it is named. */
+void bcn_tls_conf_check(const struct bcn_tls_conf *t, const char *path, struct bcn_cfg_errs *errs)
+{
+	const char *s = t->server_name, *label = s;
+	char p[256];
+	bool ok = strlen(s) <= 253;
+
+	if (!s[0])
+		return;
+	for (const char *c = s; ok; c++) {
+		if (*c == '.' || *c == '\0') {
+			/* labels of 1 to 63 characters, neither starting nor ending with '-' */
+			ok = c > label && c - label <= 63 && *label != '-' && c[-1] != '-';
+			if (!*c)
+				break;
+			label = c + 1;
+		} else {
+			ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+			     *c == '-' || *c == '_';
+		}
+	}
+	if (ok)
+		return;
+	snprintf(p, sizeof(p), "%s.server_name", path);
+	if (strstr(s, "://") || strchr(s, '/') || strchr(s, ':'))
+		bcn_cfg_err(errs, p, "expected a host name such as \"vault.example.com\" (the name in the "
+			    "server's certificate), not a URL or host:port");
+	else
+		bcn_cfg_err(errs, p, "expected a host name such as \"vault.example.com\" (the name in the "
+			    "server's certificate): letters, digits, '-' and '_' in dot-separated labels");
+}
+
+bool bcn_tls_conf_equal(const struct bcn_tls_conf *a, const struct bcn_tls_conf *b)
+{
+	return !strcmp(a->ca_file, b->ca_file) && !strcmp(a->cert_file, b->cert_file) &&
+	       !strcmp(a->key_file, b->key_file) && !strcmp(a->server_name, b->server_name) &&
+	       a->insecure_skip_verify == b->insecure_skip_verify;
+}
+
+void bcn_tls_warn_insecure(const char *log, bool insecure_skip_verify)
+{
+	if (insecure_skip_verify)
+		bcn_warn(log, "tls.insecure_skip_verify is set: the server's certificate is not checked, so "
+			 "anyone on the network path can pose as the server and read what beacon sends it, "
+			 "tokens included; use it only for testing");
+}
 
 char *bcn_read_secret_file(const char *path, char *err, size_t errlen)
 {

@@ -18,11 +18,20 @@
 
 struct bcn_plugin;
 
-/* "tls": {"ca_file", "cert_file", "key_file"} as every backend takes it. */
+/* "tls": {"ca_file", "cert_file", "key_file", "server_name",
+ * "insecure_skip_verify"} as every backend takes it. */
 struct bcn_tls_conf {
 	char *ca_file, *cert_file, *key_file;
+	char *server_name;          /* SNI and certificate name; "" = the URL's host */
+	bool insecure_skip_verify;
 };
 extern const struct bcn_cfg_field bcn_tls_fields[];
+/* The checks no table can express (server_name is a host name), for a backend's cb_check. */
+void bcn_tls_conf_check(const struct bcn_tls_conf *t, const char *path, struct bcn_cfg_errs *errs);
+bool bcn_tls_conf_equal(const struct bcn_tls_conf *a, const struct bcn_tls_conf *b);
+/* The warning tls.insecure_skip_verify earns, under `log`, at every start and
+ * reload while the running instance uses it. */
+void bcn_tls_warn_insecure(const char *log, bool insecure_skip_verify);
 
 /* Read a secret (token, password) from a file named in the config: the whole
  * file, trailing newlines stripped, into sodium_malloc'd memory. NULL with a

@@ -65,6 +65,8 @@ struct bcn_http_call {
 	struct bcn_http_call *prev, *next;
 	CURL *easy;
 	struct curl_slist *req_headers;
+	struct curl_slist *connect_to; /* tls server_name: where the URL's host really is */
+	char *named_url;               /* the URL with server_name as its host, or NULL */
 	char *req_body;
 	size_t req_body_len;
 	char *body; /* collected response body */
@@ -82,7 +84,7 @@ struct bcn_http_call {
 	int in_done; /* its on_done runs: cancelling it is a no-op */
 	int error;   /* BCN_HTTP_E* decided by our own callbacks */
 	char errbuf[CURL_ERROR_SIZE];
-	char msg[CURL_ERROR_SIZE + 64];
+	char msg[CURL_ERROR_SIZE + 128];
 };
 
 /*
@@ -423,7 +425,11 @@ static void classify(struct bcn_http_call *c, CURLcode rc)
 	}
 	if (is_tls_error(rc)) {
 		c->error = BCN_HTTP_ETLS;
-		snprintf(c->msg, sizeof(c->msg), "TLS failed: %s.", detail);
+		/* The usual surprise: a certificate issued for a name, reached by IP. */
+		snprintf(c->msg, sizeof(c->msg), "TLS failed: %s.%s", detail,
+			 rc == CURLE_PEER_FAILED_VERIFICATION && strstr(detail, "host name") && !c->named_url
+				 ? " Set tls.server_name to the host name the certificate was issued for."
+				 : "");
 	} else {
 		c->error = BCN_HTTP_EOTHER;
 		snprintf(c->msg, sizeof(c->msg), "the request failed: %s.", curl_easy_strerror(rc));
@@ -463,6 +469,8 @@ static void call_destroy(struct bcn_http_call *c)
 		for (l = c->req_headers; l; l = l->next)
 			sodium_memzero(l->data, strlen(l->data));
 	curl_slist_free_all(c->req_headers);
+	curl_slist_free_all(c->connect_to);
+	free(c->named_url);
 	wipe_free(c->req_body, c->req_body_len, c->sensitive);
 	wipe_free(c->body, c->body_cap, c->sensitive);
 	wipe_free(c->hdrs, c->hdrs_cap, c->sensitive);
@@ -661,6 +669,61 @@ static int set_tls_file(CURL *easy, CURLoption opt, const char *path)
 	return curl_easy_setopt(easy, opt, path) == CURLE_OK ? 0 : -1;
 }
 
+/*
+ * tls.server_name. libcurl takes the SNI and the name it checks from the
+ * URL's host, so the URL gets server_name as its host, CONNECT_TO still
+ * connects to the host the user wrote, and a Host header keeps that host for
+ * the server: what Go's tls.Config.ServerName does for Vault's and Consul's
+ * own tls_server_name. CONNECT_TO rather than CURLOPT_RESOLVE: it belongs to
+ * this handle, not the multi's shared DNS cache, and curl keeps connections
+ * to different addresses under one name apart by it. Only https URLs, and
+ * never a Unix socket (no TLS there). Appends to c->req_headers, so it runs
+ * before CURLOPT_HTTPHEADER is set.
+ */
+static int name_server(struct bcn_http_call *c, const struct bcn_http_opts *o)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL, *port = NULL, *url = NULL;
+	char line[1024];
+	struct curl_slist *l;
+	int rc = -1;
+
+	if (!u || curl_url_set(u, CURLUPART_URL, o->url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK)
+		goto out;
+	if (strcasecmp(scheme, "https") != 0) {
+		rc = 0;
+		goto out;
+	}
+	if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+		goto out;
+	if (curl_url_get(u, CURLUPART_PORT, &port, 0) != CURLUE_OK)
+		port = NULL; /* none written: the Host header has none either */
+	if ((size_t)snprintf(line, sizeof(line), "Host: %s%s%s", host, port ? ":" : "", port ? port : "") >=
+	    sizeof(line))
+		goto out;
+	l = curl_slist_append(c->req_headers, line);
+	if (!l)
+		goto out;
+	c->req_headers = l;
+	/* "::HOST:" = any URL host and port go to HOST, at the URL's port. */
+	if ((size_t)snprintf(line, sizeof(line), "::%s:", host) >= sizeof(line))
+		goto out;
+	c->connect_to = curl_slist_append(NULL, line);
+	if (!c->connect_to || curl_url_set(u, CURLUPART_HOST, o->server_name, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_URL, &url, 0) != CURLUE_OK)
+		goto out;
+	c->named_url = strdup(url);
+	rc = c->named_url ? 0 : -1;
+out:
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_free(url);
+	curl_url_cleanup(u);
+	return rc;
+}
+
 /* Everything about the request except adding it to the multi. */
 static int call_setup(struct bcn_http_call *c, const struct bcn_http_opts *o)
 {
@@ -695,8 +758,13 @@ static int call_setup(struct bcn_http_call *c, const struct bcn_http_opts *o)
 		if (c->req_body_len)
 			memcpy(c->req_body, o->body, c->req_body_len);
 	}
+	if (o->server_name && *o->server_name && !(o->unix_socket && *o->unix_socket) &&
+	    name_server(c, o) < 0)
+		return -1;
 
-	ok &= curl_easy_setopt(e, CURLOPT_URL, o->url) == CURLE_OK;
+	ok &= curl_easy_setopt(e, CURLOPT_URL, c->named_url ? c->named_url : o->url) == CURLE_OK;
+	if (c->connect_to)
+		ok &= curl_easy_setopt(e, CURLOPT_CONNECT_TO, c->connect_to) == CURLE_OK;
 	ok &= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK;
 	ok &= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) == CURLE_OK;
 	ok &= curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)c) == CURLE_OK;
@@ -724,6 +792,10 @@ static int call_setup(struct bcn_http_call *c, const struct bcn_http_opts *o)
 	ok &= set_tls_file(e, CURLOPT_CAINFO, o->ca_file) == 0;
 	ok &= set_tls_file(e, CURLOPT_SSLCERT, o->cert_file) == 0;
 	ok &= set_tls_file(e, CURLOPT_SSLKEY, o->key_file) == 0;
+	if (o->insecure_skip_verify) {
+		ok &= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L) == CURLE_OK;
+		ok &= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L) == CURLE_OK;
+	}
 
 	if (strcasecmp(method, "HEAD") == 0) {
 		ok &= curl_easy_setopt(e, CURLOPT_NOBODY, 1L) == CURLE_OK;

@@ -58,6 +58,12 @@ struct bcn_http_opts {
 	uint64_t connect_timeout_ms; /* 0 = 5 s */
 	uint64_t low_speed_ms;       /* abort when nothing arrives for this long (hung peers on streams); 0 = off */
 	const char *ca_file, *cert_file, *key_file; /* TLS; NULL or "" = system defaults / none */
+	/* TLS name for SNI and the certificate check instead of the URL's host (an
+	 * IP address, say); the connection and the Host header keep the URL's
+	 * host, as Go's tls.Config.ServerName does in the Vault and Consul clients.
+	 * NULL or "" = the URL's host. Ignored for http:// and Unix sockets. */
+	const char *server_name;
+	bool insecure_skip_verify;   /* TLS: accept any certificate and name (testing only) */
 	size_t max_body;             /* limit for a collected body; 0 = 64 MiB */
 	int sensitive;               /* headers/body carry a secret: copies are wiped when freed */
 	bcn_http_data_cb on_data;    /* NULL = collect the body */

@@ -8,7 +8,8 @@
  *                                                       or unix:///path/to/consul.sock
  *   token_file                 ""                       file holding the ACL token
  *   datacenter                 ""                       ?dc= of discovery and KV queries
- *   tls                        {}                       ca_file, cert_file, key_file
+ *   tls                        {}                       ca_file, cert_file, key_file,
+ *                                                       server_name, insecure_skip_verify
  *   ttl                        "10s"                    TTL of the check beacon drives;
  *                                                       updated every ttl/2
  *   deregister_critical_after  "1m"                     Consul removes the service after its
@@ -74,6 +75,8 @@ static void consul_check(void *conf, const char *path, struct bcn_cfg_errs *errs
 		snprintf(p, sizeof(p), "%s.tls", path);
 		bcn_cfg_err(errs, p, "give both \"cert_file\" and \"key_file\" for a client certificate, or neither");
 	}
+	snprintf(p, sizeof(p), "%s.tls", path);
+	bcn_tls_conf_check(&c->tls, p, errs);
 	if (c->datacenter[0] && (strlen(c->datacenter) > 64 ||
 				 c->datacenter[strspn(c->datacenter, "abcdefghijklmnopqrstuvwxyz"
 							 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")])) {
@@ -236,6 +239,9 @@ static int consul_init(struct bcn_instance *ins)
 	ctx->ca_file = dup_or_null(c->tls.ca_file);
 	ctx->cert_file = dup_or_null(c->tls.cert_file);
 	ctx->key_file = dup_or_null(c->tls.key_file);
+	ctx->server_name = dup_or_null(c->tls.server_name);
+	ctx->insecure_skip_verify = c->tls.insecure_skip_verify;
+	bcn_tls_warn_insecure(ins->name, ctx->insecure_skip_verify);
 	ctx->ttl_ms = c->ttl_ms;
 	ctx->dereg_ms = c->dereg_ms;
 	ctx->wait_ms = c->wait_ms;
@@ -270,8 +276,7 @@ static void consul_reload(struct bcn_instance *ins, void *new_conf)
 	CHANGED(strcmp(o->address, n->address), "address");
 	CHANGED(strcmp(o->token_file, n->token_file), "token_file");
 	CHANGED(strcmp(o->datacenter, n->datacenter), "datacenter");
-	CHANGED(strcmp(o->tls.ca_file, n->tls.ca_file) || strcmp(o->tls.cert_file, n->tls.cert_file) ||
-		strcmp(o->tls.key_file, n->tls.key_file), "tls");
+	CHANGED(!bcn_tls_conf_equal(&o->tls, &n->tls), "tls");
 	CHANGED(o->ttl_ms != n->ttl_ms, "ttl");
 	CHANGED(o->dereg_ms != n->dereg_ms, "deregister_critical_after");
 	CHANGED(o->wait_ms != n->wait_ms, "wait");
@@ -279,6 +284,7 @@ static void consul_reload(struct bcn_instance *ins, void *new_conf)
 #undef CHANGED
 	if (changed[0])
 		bcn_warn(ctx->log, "changes to %s take effect after a restart", changed);
+	bcn_tls_warn_insecure(ctx->log, ctx->insecure_skip_verify); /* what runs until a restart */
 	consul_watch_apply(ctx);
 	consul_report(ctx);
 }
@@ -315,6 +321,7 @@ static void consul_exit(struct bcn_instance *ins)
 	free(ctx->ca_file);
 	free(ctx->cert_file);
 	free(ctx->key_file);
+	free(ctx->server_name);
 	if (ctx->token_header)
 		sodium_free(ctx->token_header);
 	free(ctx);

@@ -163,7 +163,8 @@ struct consul_ctx {
 	char *unix_path;               /* NULL for TCP */
 	char *address;                 /* as configured, for logs and /v1/self */
 	char *dc_param;                /* "dc=<escaped>" or "" */
-	char *ca_file, *cert_file, *key_file;
+	char *ca_file, *cert_file, *key_file, *server_name;
+	bool insecure_skip_verify;
 	char *token_header;            /* sodium_malloc'd "X-Consul-Token: <token>"; NULL without */
 	uint64_t ttl_ms, dereg_ms, wait_ms, timeout_ms;
 

@@ -237,6 +237,8 @@ struct consul_req *consul_request(struct consul_ctx *ctx, const char *method, co
 	o.ca_file = ctx->ca_file;
 	o.cert_file = ctx->cert_file;
 	o.key_file = ctx->key_file;
+	o.server_name = ctx->server_name;
+	o.insecure_skip_verify = ctx->insecure_skip_verify;
 	o.sensitive = ctx->token_header != NULL;
 	o.on_done = req_done;
 	o.arg = r;

@@ -8,7 +8,8 @@
  *   prefix         "/beacon/services"          keys are <prefix>/<service>/<id>
  *   ttl            "10s"                       lease TTL asked for; etcd may grant
  *                                              more (its minimum, ~2 s), which wins
- *   tls            {}                          ca_file, cert_file, key_file
+ *   tls            {}                          ca_file, cert_file, key_file,
+ *                                              server_name, insecure_skip_verify
  *   username       ""                          etcd user; needs password_file
  *   password_file  ""                          file holding the password
  *   timeout        "5s"                        limit of one request
@@ -66,6 +67,8 @@ static void etcd_check(void *conf, const char *path, struct bcn_cfg_errs *errs)
 		snprintf(p, sizeof(p), "%s.tls", path);
 		bcn_cfg_err(errs, p, "give both \"cert_file\" and \"key_file\" for a client certificate, or neither");
 	}
+	snprintf(p, sizeof(p), "%s.tls", path);
+	bcn_tls_conf_check(&c->tls, p, errs);
 	if (!c->username[0] != !c->password_file[0]) {
 		snprintf(p, sizeof(p), "%s.%s", path, c->username[0] ? "password_file" : "username");
 		bcn_cfg_err(errs, p, "\"username\" and \"password_file\" go together");
@@ -170,6 +173,9 @@ static int etcd_init(struct bcn_instance *ins)
 	ctx->ca_file = dup_or_null(c->tls.ca_file);
 	ctx->cert_file = dup_or_null(c->tls.cert_file);
 	ctx->key_file = dup_or_null(c->tls.key_file);
+	ctx->server_name = dup_or_null(c->tls.server_name);
+	ctx->insecure_skip_verify = c->tls.insecure_skip_verify;
+	bcn_tls_warn_insecure(ins->name, ctx->insecure_skip_verify);
 	if (c->username[0]) {
 		ctx->password = bcn_read_secret_file(c->password_file, err, sizeof(err));
 		if (!ctx->password) {
@@ -218,13 +224,13 @@ static void etcd_reload(struct bcn_instance *ins, void *new_conf)
 	CHANGED(!strlist_equal(&o->endpoints, &n->endpoints), "endpoints");
 	CHANGED(strcmp(o->prefix, n->prefix), "prefix");
 	CHANGED(o->ttl_ms != n->ttl_ms, "ttl");
-	CHANGED(strcmp(o->tls.ca_file, n->tls.ca_file) || strcmp(o->tls.cert_file, n->tls.cert_file) ||
-		strcmp(o->tls.key_file, n->tls.key_file), "tls");
+	CHANGED(!bcn_tls_conf_equal(&o->tls, &n->tls), "tls");
 	CHANGED(strcmp(o->username, n->username) || strcmp(o->password_file, n->password_file), "auth");
 	CHANGED(o->timeout_ms != n->timeout_ms || o->dial_timeout_ms != n->dial_timeout_ms, "timeouts");
 #undef CHANGED
 	if (changed[0])
 		bcn_warn(ctx->log, "changes to %s take effect after a restart", changed);
+	bcn_tls_warn_insecure(ctx->log, ctx->insecure_skip_verify); /* what runs until a restart */
 	etcd_watch_apply(ctx);
 	etcd_report(ctx);
 }
@@ -268,6 +274,7 @@ static void etcd_exit(struct bcn_instance *ins)
 	free(ctx->ca_file);
 	free(ctx->cert_file);
 	free(ctx->key_file);
+	free(ctx->server_name);
 	if (ctx->password)
 		sodium_free(ctx->password);
 	if (ctx->auth_header)

@@ -98,8 +98,18 @@ json_t *etcd_b64(const void *data, size_t len);
 /* Decode a base64 member of obj into a malloc'd NUL-terminated buffer.
  * Absent member = empty. -1 when malformed or OOM. */
 int etcd_b64_member(const json_t *obj, const char *name, char **out, size_t *len);
-/* int64 fields come as decimal strings ("revision": "12"); absent = 0. */
-int64_t etcd_int(const json_t *obj, const char *name);
+/*
+ * int64 fields come as decimal strings ("revision": "12"). Read as a number
+ * in [0, max]: absent, negative or not a number = 0, above max = max. Every
+ * number etcd sends goes through here before any arithmetic, so a broken or
+ * hostile member cannot overflow revision + 1 or ttl * 1000.
+ */
+int64_t etcd_int(const json_t *obj, const char *name, int64_t max);
+/* The ranges, far beyond what a real cluster reaches: */
+#define ETCD_MAX_REVISION ((int64_t)1 << 62) /* a write per ns for 146 years */
+#define ETCD_MAX_TTL INT64_C(9000000000)     /* s, etcd's MaxLeaseTTL (server/lease/lessor.go) */
+#define ETCD_MAX_ID INT64_MAX                /* lease IDs: opaque positive int64, never computed with */
+#define ETCD_MAX_CODE 1000                   /* gRPC status codes (0-16) */
 /* The key just after every key starting with prefix (etcd's range_end). */
 char *etcd_prefix_end(const char *prefix, size_t len, size_t *out_len);
 /* The <id> of key base<id>, or NULL with *why when the key is outside the layout. */
@@ -161,7 +171,8 @@ struct etcd_ctx {
 	size_t nendpoints, cur;
 	char *prefix;                  /* without a trailing '/' */
 	uint64_t ttl_ms, timeout_ms, dial_timeout_ms;
-	char *ca_file, *cert_file, *key_file;
+	char *ca_file, *cert_file, *key_file, *server_name;
+	bool insecure_skip_verify;
 	char *username;
 	char *password;                /* sodium_malloc'd; NULL without auth */
 	char *auth_header;             /* sodium_malloc'd "Authorization: <token>"; "" when none */

@@ -154,10 +154,10 @@ static void classify(struct etcd_req *r, const struct bcn_http_response *res,
 		return;
 	}
 	if (json_is_object(err)) { /* the streaming form: {"error":{"grpc_code","message"}} */
-		rep->code = (int)etcd_int(err, "grpc_code");
+		rep->code = (int)etcd_int(err, "grpc_code", ETCD_MAX_CODE);
 		err = json_object_get(err, "message");
 	} else {
-		rep->code = (int)etcd_int(*body, "code");
+		rep->code = (int)etcd_int(*body, "code", ETCD_MAX_CODE);
 	}
 	snprintf(msg, MSG_LEN, "%.200s", json_is_string(err) ? json_string_value(err) : "unknown error");
 	/* Unavailable, DeadlineExceeded: this member cannot serve now (no leader...). */
@@ -224,6 +224,8 @@ static int req_send(struct etcd_req *r)
 	o.ca_file = ctx->ca_file;
 	o.cert_file = ctx->cert_file;
 	o.key_file = ctx->key_file;
+	o.server_name = ctx->server_name;
+	o.insecure_skip_verify = ctx->insecure_skip_verify;
 	o.sensitive = ctx->password != NULL;
 	o.on_data = r->on_data ? req_data : NULL;
 	o.on_done = req_done;
@@ -588,6 +590,8 @@ static void auth_start(struct etcd_ctx *ctx)
 	o.ca_file = ctx->ca_file;
 	o.cert_file = ctx->cert_file;
 	o.key_file = ctx->key_file;
+	o.server_name = ctx->server_name;
+	o.insecure_skip_verify = ctx->insecure_skip_verify;
 	o.sensitive = 1;
 	o.on_done = auth_done;
 	o.arg = ctx;

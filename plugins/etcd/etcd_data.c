@@ -55,14 +55,22 @@ int etcd_b64_member(const json_t *obj, const char *name, char **out, size_t *len
 	return 0;
 }
 
-int64_t etcd_int(const json_t *obj, const char *name)
+int64_t etcd_int(const json_t *obj, const char *name, int64_t max)
 {
 	const json_t *v = json_object_get(obj, name);
-	if (json_is_integer(v))
-		return (int64_t)json_integer_value(v);
-	if (json_is_string(v))
-		return strtoll(json_string_value(v), NULL, 10);
-	return 0;
+	const char *s;
+	char *end;
+	int64_t n = 0;
+
+	if (json_is_integer(v)) {
+		n = (int64_t)json_integer_value(v);
+	} else if (json_is_string(v)) {
+		s = json_string_value(v);
+		n = strtoll(s, &end, 10); /* out of range saturates, and is clamped below */
+		if (end == s || *end)
+			return 0;
+	}
+	return n < 0 ? 0 : n > max ? max : n;
 }
 
 char *etcd_prefix_end(const char *prefix, size_t len, size_t *out_len)

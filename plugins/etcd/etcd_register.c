@@ -108,8 +108,8 @@ static void grant_done(struct etcd_ctx *ctx, const struct etcd_reply *r, void *a
 		op_failed(ctx, "granting a lease for", r);
 		return;
 	}
-	id = etcd_int(r->body, "ID");
-	ttl = etcd_int(r->body, "TTL");
+	id = etcd_int(r->body, "ID", ETCD_MAX_ID);
+	ttl = etcd_int(r->body, "TTL", ETCD_MAX_TTL);
 	if (id == 0 || ttl <= 0) {
 		struct etcd_reply bad = { .outcome = ETCD_FAILED, .msg = "the answer has no lease ID or TTL" };
 		op_failed(ctx, "granting a lease for", &bad);
@@ -247,13 +247,13 @@ static void keepalive_done(struct etcd_ctx *ctx, const struct etcd_reply *r, voi
 		return;
 	}
 	res = json_object_get(r->body, "result");
-	if (etcd_int(res, "ID") != reg->lease_id) {
+	if (etcd_int(res, "ID", ETCD_MAX_ID) != reg->lease_id) {
 		/* Malformed, or about a lease we already gave up: keep the current one alive. */
 		if (reg->lease_id)
 			schedule_keepalive(ctx, keepalive_interval(reg));
 		return;
 	}
-	if (etcd_int(res, "TTL") <= 0) {
+	if (etcd_int(res, "TTL", ETCD_MAX_TTL) <= 0) {
 		lease_lost(ctx, reg->lease_id, "the keepalive answered TTL 0: it expired or was revoked");
 		reg_step(ctx);
 		return;

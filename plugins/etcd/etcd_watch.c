@@ -216,7 +216,7 @@ static void range_done(struct etcd_ctx *ctx, const struct etcd_reply *r, void *a
 		return;
 	}
 	if (!w->range_rev)
-		w->range_rev = etcd_int(json_object_get(r->body, "header"), "revision");
+		w->range_rev = etcd_int(json_object_get(r->body, "header"), "revision", ETCD_MAX_REVISION);
 	kvs = json_object_get(r->body, "kvs");
 	more = json_is_true(json_object_get(r->body, "more")) && json_array_size(kvs) > 0;
 	free(w->next_key);
@@ -280,7 +280,7 @@ static void apply_event(struct etcd_watch *w, json_t *ev)
 
 	if (etcd_b64_member(kv, "key", &key, &klen) < 0 || etcd_b64_member(kv, "value", &value, &vlen) < 0)
 		goto out;
-	int64_t rev = etcd_int(kv, "mod_revision");
+	int64_t rev = etcd_int(kv, "mod_revision", ETCD_MAX_REVISION);
 	if (rev > w->revision)
 		w->revision = rev;
 	w->events++;
@@ -330,7 +330,7 @@ static int handle_message(struct etcd_watch *w, json_t *msg)
 	}
 	if (!json_is_object(res))
 		return 0;
-	crev = etcd_int(res, "compact_revision");
+	crev = etcd_int(res, "compact_revision", ETCD_MAX_REVISION);
 	if (crev > 0) {
 		snprintf(w->why, sizeof(w->why), "history was compacted at revision %" PRId64, crev);
 		w->after = AFTER_RESYNC;
@@ -346,7 +346,7 @@ static int handle_message(struct etcd_watch *w, json_t *msg)
 	}
 	json_array_foreach(json_object_get(res, "events"), i, ev)
 		apply_event(w, ev);
-	int64_t rev = etcd_int(json_object_get(res, "header"), "revision");
+	int64_t rev = etcd_int(json_object_get(res, "header"), "revision", ETCD_MAX_REVISION);
 	if (rev > ctx->revision)
 		ctx->revision = rev;
 	return 0;

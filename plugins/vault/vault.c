@@ -19,7 +19,8 @@
  *                                                 allow_uids (the agent's uid),
  *                                                 version (KV v2 pin), kv_version
  *                                                 (0 detect, 1, 2)}
- *   tls                 {}                        ca_file, cert_file, key_file
+ *   tls                 {}                        ca_file, cert_file, key_file,
+ *                                                 server_name, insecure_skip_verify
  *   timeout             "10s"                     limit of one request
  *   revoke_on_shutdown  true                      revoke a token beacon logged in for
  *                                                 (never token_file's) on SIGTERM
@@ -158,6 +159,8 @@ static void vault_check(void *conf, const char *path, struct bcn_cfg_errs *errs)
 		snprintf(p, sizeof(p), "%s.tls", path);
 		bcn_cfg_err(errs, p, "give both \"cert_file\" and \"key_file\" for a client certificate, or neither");
 	}
+	snprintf(p, sizeof(p), "%s.tls", path);
+	bcn_tls_conf_check(&c->tls, p, errs);
 	check_auth(&c->auth, path, errs);
 	for (size_t i = 0; i < c->secrets.n; i++) {
 		char sp[128];
@@ -283,6 +286,9 @@ static int vault_init(struct bcn_instance *ins)
 	v->ca_file = dup_or_null(c->tls.ca_file);
 	v->cert_file = dup_or_null(c->tls.cert_file);
 	v->key_file = dup_or_null(c->tls.key_file);
+	v->server_name = dup_or_null(c->tls.server_name);
+	v->insecure_skip_verify = c->tls.insecure_skip_verify;
+	bcn_tls_warn_insecure(ins->name, v->insecure_skip_verify);
 	v->timeout_ms = c->timeout_ms;
 	v->revoke_on_shutdown = c->revoke_on_shutdown;
 	if (vault_auth_init(v, &c->auth) < 0)
@@ -312,11 +318,11 @@ static void vault_reload(struct bcn_instance *ins, void *new_conf)
 	    strcmp(a->method, b->method) || strcmp(a->token_file, b->token_file) ||
 	    strcmp(a->role_id_file, b->role_id_file) || strcmp(a->secret_id_file, b->secret_id_file) ||
 	    strcmp(a->role, b->role) || strcmp(a->mount, b->mount) ||
-	    strcmp(o->tls.ca_file, n->tls.ca_file) || strcmp(o->tls.cert_file, n->tls.cert_file) ||
-	    strcmp(o->tls.key_file, n->tls.key_file) || o->timeout_ms != n->timeout_ms ||
+	    !bcn_tls_conf_equal(&o->tls, &n->tls) || o->timeout_ms != n->timeout_ms ||
 	    o->revoke_on_shutdown != n->revoke_on_shutdown)
 		bcn_warn(v->log, "changes to the Vault address, namespace, auth, tls, timeout or "
 			 "revoke_on_shutdown take effect after a restart");
+	bcn_tls_warn_insecure(v->log, v->insecure_skip_verify); /* what runs until a restart */
 	vault_secrets_reload(v, n);
 	vault_report(v);
 }
@@ -347,6 +353,7 @@ static void vault_exit(struct bcn_instance *ins)
 	free(v->ca_file);
 	free(v->cert_file);
 	free(v->key_file);
+	free(v->server_name);
 	free(v);
 	ins->ctx = NULL;
 }

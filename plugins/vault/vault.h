@@ -143,7 +143,8 @@ struct vault_ctx {
 	/* Copied from the config at init: changing them needs a restart. */
 	char *address;                 /* without a trailing '/' */
 	char *ns_header;               /* "X-Vault-Namespace: ns", NULL without */
-	char *ca_file, *cert_file, *key_file;
+	char *ca_file, *cert_file, *key_file, *server_name;
+	bool insecure_skip_verify;
 	uint64_t timeout_ms;
 	bool revoke_on_shutdown;
 

@@ -268,6 +268,8 @@ struct vault_req *vault_request(struct vault_ctx *v, const char *method, const c
 	o.ca_file = v->ca_file;
 	o.cert_file = v->cert_file;
 	o.key_file = v->key_file;
+	o.server_name = v->server_name;
+	o.insecure_skip_verify = v->insecure_skip_verify;
 	o.max_body = 4 * BCN_SECRET_MAX_DATA;
 	o.sensitive = 1; /* tokens in headers, secrets in bodies */
 	o.on_done = req_done;

@@ -44,18 +44,27 @@ class Consul:
 
     acl_token: management token; enables ACLs with default policy deny.
     unix: also serve the HTTP API on DIR/consul.sock (self.unix_path).
+    tls: files from etcd_fixture.make_certs: serve https (simulator only).
     """
 
-    def __init__(self, acl_token=None, unix=False):
+    def __init__(self, acl_token=None, unix=False, tls=None):
         self.real = real_consul()
         if self.real and not os.access(CONSUL_BIN, os.X_OK):
             skip("CONSUL_BIN=%s is not an executable" % CONSUL_BIN)
+        if self.real and tls:
+            skip("the https listener is the simulator's (tls=)")
         self.dir = tempfile.mkdtemp(prefix="beacon-consul-", dir="/tmp")
         self.port = free_port()
         self.extra_ports = [free_port() for _ in range(3)] if self.real else []
         self.acl_token = acl_token
         self.unix_path = os.path.join(self.dir, "consul.sock") if unix else None
-        self.url = "http://127.0.0.1:%d" % self.port
+        self.url = "%s://127.0.0.1:%d" % ("https" if tls else "http", self.port)
+        self.tls = tls
+        self._ssl = None
+        if tls:
+            import ssl
+            self._ssl = ssl.create_default_context(cafile=tls["ca"])
+            self._ssl.check_hostname = False  # the CA is still checked
         self.proc = None
         self.log_file = None
 
@@ -68,6 +77,8 @@ class Consul:
                 argv += ["--acl-token", self.acl_token]
             if self.unix_path:
                 argv += ["--unix", self.unix_path]
+            if self.tls:
+                argv += ["--tls-cert", self.tls["server"], "--tls-key", self.tls["server_key"]]
             return argv
         p1, p2, p3 = self.extra_ports
         argv = [CONSUL_BIN, "agent", "-dev", "-node", "beacon-sim", "-datacenter", "dc1",
@@ -173,7 +184,7 @@ class Consul:
         if tok:
             req.add_header("X-Consul-Token", tok)
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
+            with urllib.request.urlopen(req, timeout=timeout, context=self._ssl) as r:
                 status, headers, raw = r.status, dict(r.headers), r.read()
         except urllib.error.HTTPError as e:
             status, headers, raw = e.code, dict(e.headers), e.read()

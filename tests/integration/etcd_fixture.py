@@ -52,8 +52,10 @@ def prefix_end(prefix):
     return bytes(p)
 
 
-def make_certs(d):
-    """A CA, a server certificate for 127.0.0.1 and a client certificate (openssl)."""
+def make_certs(d, server_name=None):
+    """A CA, a server certificate for 127.0.0.1 and a client certificate (openssl).
+    With server_name, the server certificate holds only that DNS name, as one
+    issued for a cluster-internal or load-balancer name and reached by IP."""
     def run(*args):
         subprocess.run(["openssl"] + list(args), cwd=d, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -62,13 +64,13 @@ def make_certs(d):
         "-days", "2", "-subj", "/CN=beacon-test-ca")
     # The 3.4 gateway dials etcd with the server certificate: it needs clientAuth too.
     with open(os.path.join(d, "server.ext"), "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+        f.write("subjectAltName=%s\n" % ("DNS:" + server_name if server_name else "IP:127.0.0.1,DNS:localhost") +
                 "extendedKeyUsage=serverAuth,clientAuth\n")
     with open(os.path.join(d, "client.ext"), "w") as f:
         f.write("extendedKeyUsage=clientAuth\n")
     for name, ext in (("server", "server.ext"), ("client", "client.ext")):
         run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out", name + ".csr",
-            "-subj", "/CN=" + ("127.0.0.1" if name == "server" else "beacon-client"))
+            "-subj", "/CN=" + ((server_name or "127.0.0.1") if name == "server" else "beacon-client"))
         run("x509", "-req", "-in", name + ".csr", "-CA", "ca.crt", "-CAkey", "ca.key",
             "-CAcreateserial", "-out", name + ".crt", "-days", "2", "-extfile", ext)
     return {k: os.path.join(d, k + ".crt") for k in ("ca", "server", "client")} | \
@@ -102,10 +104,12 @@ class Etcd:
     """One etcd member on loopback.
 
     tls: serve https with a generated CA and require client certificates.
+    server_name: with tls, the server certificate names only this DNS name
+    (still served on 127.0.0.1); the fixture's own calls then skip the name check.
     extra: more command-line flags (e.g. ["--max-txn-ops", "10000"]).
     """
 
-    def __init__(self, tls=False, extra=(), name="beacon-test"):
+    def __init__(self, tls=False, extra=(), name="beacon-test", server_name=None):
         if not os.access(ETCD, os.X_OK):
             skip("etcd is not installed")
         self.name = name
@@ -118,12 +122,13 @@ class Etcd:
         self.stopped = False
         self.token = None  # set by as_root() once auth is on
         self.root_password = None
-        self.certs = make_certs(self.dir) if tls else None
+        self.certs = make_certs(self.dir, server_name) if tls else None
         self._pick_ports()
         self._ssl = None
         if tls:
             self._ssl = ssl.create_default_context(cafile=self.certs["ca"])
             self._ssl.load_cert_chain(self.certs["client"], self.certs["client_key"])
+            self._ssl.check_hostname = not server_name  # the CA is still checked
 
     def _pick_ports(self):
         self.client_port = free_port()

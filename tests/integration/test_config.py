@@ -228,6 +228,41 @@ def test_check_config_short_interval_without_timeout_is_valid():
         assert_problem(err, "$.service.check.timeout", "longer than the interval")
 
 
+def test_check_config_tls_server_name_and_insecure_skip_verify():
+    # The tls object every backend takes: server_name is the host name the
+    # certificate holds (a URL or host:port there is the likely mistake), and
+    # insecure_skip_verify a boolean.
+    auth = {"method": "token", "token_file": "/t"}
+    with temp_dir() as d:
+        for name, bad in (("url", "https://vault.example.com:8200"), ("hostport", "vault.example.com:8200"),
+                          ("space", "vault example"), ("dots", "vault..example"), ("dash", "-vault.example")):
+            cfg = {"registries": [{"backend": "etcd", "endpoints": ["https://127.0.0.1:2379"],
+                                   "tls": {"server_name": bad}},
+                                  {"backend": "consul", "address": "https://127.0.0.1:8501",
+                                   "tls": {"server_name": bad}}],
+                   "vault": {"address": "https://127.0.0.1:8200", "auth": auth, "tls": {"server_name": bad}}}
+            rc, _, err, _ = check(d, cfg, name + ".json")
+            assert rc == 2, err
+            for p in ("$.registries[0].tls.server_name", "$.registries[1].tls.server_name",
+                      "$.vault.tls.server_name"):
+                assert_problem(err, p, "host name")
+                if name in ("url", "hostport"):
+                    assert_problem(err, p, "not a URL or host:port")
+            assert len(problems(err)) == 3, err
+        cfg = {"registry": {"backend": "etcd", "tls": {"insecure_skip_verify": "yes"}}}
+        rc, _, err, _ = check(d, cfg, "bool.json")
+        assert rc == 2, err
+        assert_problem(err, "$.registry.tls.insecure_skip_verify", "true or false")
+        good = {"server_name": "vault.service.consul", "insecure_skip_verify": False}
+        cfg = {"registries": [{"backend": "etcd", "endpoints": ["https://127.0.0.1:2379"], "tls": good},
+                              {"backend": "consul", "address": "https://127.0.0.1:8501",
+                               "tls": dict(good, server_name="consul_1.example")}],
+               "vault": {"address": "https://10.0.0.5:8200", "auth": auth,
+                         "tls": {"server_name": "10.0.0.5", "insecure_skip_verify": True}}}
+        rc, out, err, _ = check(d, cfg, "good.json")
+        assert rc == 0, (out, err)
+
+
 def test_check_config_unknown_registry_backend():
     rc, out, _ = run_beacon("--version")
     assert rc == 0, out

@@ -446,6 +446,33 @@ def test_consul_unix_socket():
             assert "web-1" not in c.services()
 
 
+def test_consul_tls_server_name_and_insecure_skip_verify():
+    # The simulator's https listener, with a certificate for a DNS name only,
+    # reached by IP: tls.server_name does what Consul's own tls_server_name
+    # (CONSUL_TLS_SERVER_NAME) does.
+    from etcd_fixture import make_certs
+    name = "consul.beacon.test"
+    with temp_dir() as d, Consul(tls=make_certs(d, name)) as c:
+        tls = {"ca_file": os.path.join(d, "ca.crt")}
+        with Agent(config(c, services=["web"], reg=registry(c, tls=tls))) as a:
+            b = wait_for(lambda: (lambda b: b["error"] and b)(backend(a)), 10, what="a TLS error")
+            assert not b["ready"] and "TLS" in b["error"] and "Set tls.server_name" in b["error"], b
+            stops_cleanly(a)
+        reg = registry(c, tls=dict(tls, server_name=name))
+        with Agent(config(c, service=("web", "web-1", 8080), services=["web"], reg=reg)) as a:
+            wait_for(lambda: ready(a), 10, what="ready with server_name; log:\n" + a.log())
+            assert "web-1" in c.services()
+            wait_for(lambda: ids(a, "web") == ["web-1"], 5, what="discovery with server_name")
+            assert "insecure_skip_verify" not in a.log()
+            stops_cleanly(a)
+            assert "web-1" not in c.services()
+        reg = registry(c, tls={"insecure_skip_verify": True})
+        with Agent(config(c, services=["web"], reg=reg)) as a:
+            wait_for(lambda: ready(a), 10, what="ready with insecure_skip_verify; log:\n" + a.log())
+            a.wait_log(r"consul#0.*insecure_skip_verify is set")
+            stops_cleanly(a)
+
+
 def test_consul_reload_changes_watch_lists():
     with Consul() as c:
         c.register({"ID": "o1", "Name": "one", "Address": "10.1.0.1", "Port": 1})

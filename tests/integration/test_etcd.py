@@ -12,6 +12,7 @@ import statistics
 import threading
 import time
 
+from etcd_fake import FakeEtcd
 from etcd_fixture import Etcd, EtcdCluster
 from harness import Agent, registry_config, free_port, log_lines, metric, scale, wait_for, wrapped
 
@@ -499,6 +500,109 @@ def test_etcd_tls_client_certificates():
             b = wait_for(lambda: (lambda b: b["error"] and b)(backend(a)), 10, what="a TLS error")
             assert b["state"] == "connecting" and not b["ready"], b
             print("without a client certificate: %s" % b["error"])
+            assert a.stop() == 0
+
+
+def test_etcd_tls_server_name_and_insecure_skip_verify():
+    # The certificate names only a DNS name, and beacon reaches etcd by IP (a
+    # cluster-internal name, a load balancer's name): as Vault's and Consul's
+    # tls_server_name, tls.server_name is the name to check instead of the IP.
+    name = "etcd.beacon.test"
+    with Etcd(tls=True, server_name=name) as etcd:
+        c = etcd.certs
+        tls = {"ca_file": c["ca"], "cert_file": c["client"], "key_file": c["client_key"]}
+        with Agent(config(etcd, services=["web"], reg=registry(etcd, tls=tls))) as a:
+            b = wait_for(lambda: (lambda b: b["error"] and b)(backend(a)), 10, what="a TLS error")
+            assert b["state"] == "connecting" and not b["ready"], b
+            assert "TLS" in b["error"] and "127.0.0.1" in b["error"], b
+            assert "Set tls.server_name" in b["error"], b
+            print("without server_name: %s" % b["error"])
+            assert a.stop() == 0
+
+        reg = registry(etcd, tls=dict(tls, server_name=name))
+        with Agent(config(etcd, service=("web", "web-1", 8080), services=["web"], reg=reg)) as a:
+            wait_for(lambda: ready(a), 10, what="ready with server_name; log:\n" + a.log())
+            assert etcd.get(key("web", "web-1"))["lease"] != 0
+            wait_for(lambda: ids(a, "web") == ["web-1"], 5, what="discovery with server_name")
+            assert "insecure_skip_verify" not in a.log()
+            assert a.stop() == 0
+            assert etcd.get(key("web", "web-1")) is None, "deregistration with server_name failed"
+
+        # A name the certificate does not hold is refused just the same.
+        reg = registry(etcd, tls=dict(tls, server_name="other.beacon.test"))
+        with Agent(config(etcd, services=["web"], reg=reg)) as a:
+            b = wait_for(lambda: (lambda b: b["error"] and b)(backend(a)), 10, what="a TLS error")
+            assert "TLS" in b["error"] and "other.beacon.test" in b["error"], b
+            assert a.stop() == 0
+
+        # insecure_skip_verify: no CA, no name, yet it connects, and says so at
+        # start and at every reload while it stays on.
+        insecure = {"cert_file": c["client"], "key_file": c["client_key"], "insecure_skip_verify": True}
+        cfg = config(etcd, services=["web"], reg=registry(etcd, tls=insecure))
+        warning = r"insecure_skip_verify is set: the server's certificate is not checked"
+        with Agent(cfg) as a:
+            wait_for(lambda: ready(a), 10, what="ready with insecure_skip_verify; log:\n" + a.log())
+            assert len(re.findall(warning, a.log())) == 1, a.log()
+            a.reload(config(etcd, services=["web", "api"], reg=registry(etcd, tls=insecure)))
+            wait_for(lambda: len(re.findall(warning, a.log())) == 2, 5, what="the warning again at reload")
+            # Turning it off needs a restart, as every tls change: still warned.
+            a.reload(config(etcd, services=["web"], reg=registry(etcd, tls=dict(tls, server_name=name))))
+            a.wait_log(r"changes to tls take effect after a restart")
+            wait_for(lambda: len(re.findall(warning, a.log())) == 3, 5, what="the warning while still in use")
+            assert ready(a)
+            assert a.stop() == 0
+
+
+def test_etcd_tls_server_name_keeps_the_host_header():
+    # As Go's tls.Config.ServerName (Vault's and Consul's tls_server_name):
+    # the name goes into SNI and the certificate check only; the request still
+    # goes to, and names in Host, the address the user configured.
+    from etcd_fixture import make_certs
+    from harness import temp_dir
+    with temp_dir() as d:
+        certs = make_certs(d, "etcd.beacon.test")
+        with FakeEtcd(tls=certs) as f:
+            reg = {"backend": "etcd", "endpoints": [f.url], "timeout": "2s", "dial_timeout": "1s",
+                   "tls": {"ca_file": certs["ca"], "server_name": "etcd.beacon.test"}}
+            with Agent(registry_config(reg, None, ["web"])) as a:
+                wait_for(lambda: ready(a), 10, what="ready; log:\n" + a.log())
+                hosts = {h.get("host") for h, _ in f.requests("/v3/kv/range") + f.requests("/v3/watch")}
+                assert hosts == {"127.0.0.1:%d" % f.port}, hosts
+                assert a.stop() == 0
+
+
+def test_etcd_numbers_at_the_int64_edge_are_clamped():
+    # etcd spells int64 as strings. A member answering 2^63-1 must not make
+    # revision + 1 overflow (undefined, and in practice a negative
+    # start_revision: a watch "from now" that loses every event in between),
+    # nor ttl * 1000. Lease IDs are opaque and kept exactly.
+    top = "9223372036854775807"
+    value = json.dumps({"id": "w1", "address": "10.0.0.1", "port": 80})
+    with FakeEtcd(revision=top, ttl=top, lease_id=top, kvs=[(key("web", "w1"), value)]) as f:
+        reg = {"backend": "etcd", "endpoints": [f.url], "ttl": "2s", "timeout": "2s", "dial_timeout": "1s"}
+        with Agent(registry_config(reg, ("web", "web-1", 8080), ["web"])) as a:
+            wait_for(lambda: ready(a), 10, what="ready; log:\n" + a.log())
+            assert ids(a, "web") == ["w1"]
+            watches = [b["create_request"] for _, b in f.requests("/v3/watch")]
+            assert watches, "no watch was started"
+            for w in watches:
+                assert 2 ** 62 <= int(w["start_revision"]) < 2 ** 63, w
+            b = backend(a)
+            assert b["registered"] is True, b
+            assert b["lease_id"] == 2 ** 63 - 1, b
+            assert b["ttl"] == 9000000000, b  # etcd's MaxLeaseTTL
+            assert 0 < b["revision"] <= 2 ** 62, b
+            assert a.stop() == 0
+    # Below the range: negative numbers read as absent. A lease without a
+    # positive TTL is refused, and the watch starts at a positive revision.
+    with FakeEtcd(revision="-9223372036854775808", ttl="-1", kvs=[(key("web", "w1"), value)]) as f:
+        reg = {"backend": "etcd", "endpoints": [f.url], "ttl": "2s", "timeout": "2s", "dial_timeout": "1s"}
+        with Agent(registry_config(reg, ("web", "web-1", 8080), ["web"])) as a:
+            wait_for(lambda: ids(a, "web") == ["w1"], 10, what="discovery; log:\n" + a.log())
+            a.wait_log(r"granting a lease for .* failed: the answer has no lease ID or TTL")
+            watches = [b["create_request"] for _, b in f.requests("/v3/watch")]
+            assert watches and all(int(w["start_revision"]) > 0 for w in watches), watches
+            assert backend(a)["registered"] is False
             assert a.stop() == 0
 
 

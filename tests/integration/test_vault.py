@@ -623,6 +623,36 @@ def test_vault_cli_secret_field():
             assert rc == 1 and "not configured" in err, (rc, err)
 
 
+def test_vault_tls_server_name_and_insecure_skip_verify():
+    # The simulator's https listener, with a certificate for a DNS name only,
+    # reached by IP: tls.server_name does what Vault's own tls_server_name
+    # (VAULT_TLS_SERVER_NAME) does.
+    from etcd_fixture import make_certs
+    from harness import temp_dir
+    name = "vault.beacon.test"
+    with temp_dir() as path, Vault(tls=make_certs(path, name)) as v:
+        v.kv2_put("web/db", {"password": "tls-pw"})
+        secret_list = [{"name": "db", "path": "secret/data/web/db"}]
+        tls = {"ca_file": os.path.join(path, "ca.crt")}
+        a, _ = approle_agent(v, secret_list, vault_extra={"tls": tls})
+        with a:
+            b = wait_for(lambda: (lambda b: b["error"] and b)(backend(a)), 10, what="a TLS error")
+            assert not b["ready"] and "TLS" in b["error"] and "Set tls.server_name" in b["error"], b
+            assert a.stop() == 0
+        a, _ = approle_agent(v, secret_list, vault_extra={"tls": dict(tls, server_name=name)})
+        with a:
+            wait_ready(a)
+            assert data(a, "db") == {"password": "tls-pw"}
+            assert "insecure_skip_verify" not in a.log()
+            assert a.stop() == 0
+        a, _ = approle_agent(v, secret_list, vault_extra={"tls": {"insecure_skip_verify": True}})
+        with a:
+            wait_ready(a)
+            assert data(a, "db") == {"password": "tls-pw"}
+            a.wait_log(r"vault#0.*insecure_skip_verify is set")
+            assert a.stop() == 0
+
+
 def test_vault_namespace_header():
     with Vault(namespaces="team-a") as v:
         v.require_sim("namespaces (Vault Enterprise)")

@@ -38,9 +38,10 @@ class Vault:
     """One Vault on loopback: the simulator, or a real dev server under VAULT_BIN.
 
     namespaces: comma list for the simulator's Enterprise-style namespaces.
+    tls: files from etcd_fixture.make_certs: serve https (simulator only).
     """
 
-    def __init__(self, namespaces=None, extra=()):
+    def __init__(self, namespaces=None, extra=(), tls=None):
         self.bin = os.environ.get("VAULT_BIN", "")
         self.real = bool(self.bin)
         self.namespaces = namespaces
@@ -51,6 +52,8 @@ class Vault:
         self.url = None
         self.unseal_key = None
         self.root_token = ROOT
+        self.tls = tls
+        self._ssl = None
 
     # -- life --
 
@@ -65,6 +68,11 @@ class Vault:
         argv = [sys.executable, SIM, "--port", "0", "--root-token", ROOT] + self.extra
         if self.namespaces:
             argv += ["--namespaces", self.namespaces]
+        if self.tls:
+            import ssl
+            argv += ["--tls-cert", self.tls["server"], "--tls-key", self.tls["server_key"]]
+            self._ssl = ssl.create_default_context(cafile=self.tls["ca"])
+            self._ssl.check_hostname = False  # the CA is still checked
         self._log = open(os.path.join(self.dir, "sim.log"), "wb")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=self._log)
@@ -76,12 +84,14 @@ class Vault:
             self.proc.kill()
             raise AssertionError("the Vault simulator did not start: %r" % (line,))
         self.port = int(line[0].split()[1])
-        self.url = "http://127.0.0.1:%d" % self.port
+        self.url = "%s://127.0.0.1:%d" % ("https" if self.tls else "http", self.port)
         self.unseal_key = "c2ltLXVuc2VhbC1rZXk="
 
     def _start_real(self):
         if self.namespaces:
             skip("namespaces need Vault Enterprise")
+        if self.tls:
+            skip("the https listener is the simulator's (tls=)")
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self._log = open(os.path.join(self.dir, "vault.log"), "wb")
@@ -152,7 +162,7 @@ class Vault:
         if data is not None:
             req.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
+            with urllib.request.urlopen(req, timeout=timeout, context=self._ssl) as r:
                 status, text = r.status, r.read().decode()
         except urllib.error.HTTPError as e:
             status, text = e.code, e.read().decode()

@@ -1399,6 +1399,8 @@ def build_config(argv):
     ap.add_argument("mode", nargs="*", help="ignored ('agent' for consul CLI compatibility)")
     ap.add_argument("--port", "-http-port", type=int, default=0, help="0 = pick a free port")
     ap.add_argument("--host", "-client", default="127.0.0.1")
+    ap.add_argument("--tls-cert", help="serve https with this PEM certificate (with --tls-key)")
+    ap.add_argument("--tls-key")
     ap.add_argument("--unix", help="also serve on this Unix socket path")
     ap.add_argument("--node", "-node", default="consul-sim")
     ap.add_argument("--datacenter", "-datacenter", default="dc1")
@@ -1447,6 +1449,14 @@ def main(argv=None):
     cfg = build_config(argv)
     sim = Sim(cfg)
     servers = [TCPServer((cfg.host, cfg.port), Handler)]
+    if cfg.tls_cert:
+        # The HTTPS listener (Consul docs: agent config "ports.https", "tls.https.cert_file").
+        # The handshake runs in the request's thread, so a stalled client blocks no one.
+        import ssl
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+        servers[0].socket = tls.wrap_socket(servers[0].socket, server_side=True,
+                                            do_handshake_on_connect=False)
     if cfg.unix:
         if os.path.exists(cfg.unix):
             os.unlink(cfg.unix)

@@ -1085,6 +1085,8 @@ for _m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "LIST"):
 def main(argv=None):
     ap = argparse.ArgumentParser(description="HashiCorp Vault dev-server simulator for tests")
     ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--tls-cert", help="serve https with this PEM certificate (with --tls-key)")
+    ap.add_argument("--tls-key")
     ap.add_argument("--port", type=int, default=0, help="0 = pick a free port")
     ap.add_argument("--root-token", default="root")
     ap.add_argument("--approle", action="append", metavar="ROLE_ID:SECRET_ID[:k=v..]")
@@ -1112,6 +1114,13 @@ def main(argv=None):
     ThreadingHTTPServer.daemon_threads = True
     ThreadingHTTPServer.allow_reuse_address = True
     server = ThreadingHTTPServer((cfg.host, cfg.port), Handler)
+    if cfg.tls_cert:
+        # A listener's tls_cert_file / tls_key_file (Vault docs: configuration/listener/tcp).
+        # The handshake runs in the request's thread, so a stalled client blocks no one.
+        import ssl
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+        server.socket = tls.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     stop = threading.Event()
 
     def reaper():
