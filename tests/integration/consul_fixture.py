@@ -44,9 +44,11 @@ class Consul:
 
     acl_token: management token; enables ACLs with default policy deny.
     unix: also serve the HTTP API on DIR/consul.sock (self.unix_path).
+    sim_args: extra simulator flags (modes such as --legacy-unknown-errors);
+    a test that passes them needs the simulator (require_sim).
     """
 
-    def __init__(self, acl_token=None, unix=False):
+    def __init__(self, acl_token=None, unix=False, sim_args=()):
         self.real = real_consul()
         if self.real and not os.access(CONSUL_BIN, os.X_OK):
             skip("CONSUL_BIN=%s is not an executable" % CONSUL_BIN)
@@ -58,6 +60,7 @@ class Consul:
         self.url = "http://127.0.0.1:%d" % self.port
         self.proc = None
         self.log_file = None
+        self.sim_args = list(sim_args)
 
     # -- life --
 
@@ -68,7 +71,7 @@ class Consul:
                 argv += ["--acl-token", self.acl_token]
             if self.unix_path:
                 argv += ["--unix", self.unix_path]
-            return argv
+            return argv + self.sim_args
         p1, p2, p3 = self.extra_ports
         argv = [CONSUL_BIN, "agent", "-dev", "-node", "beacon-sim", "-datacenter", "dc1",
                 "-bind", "127.0.0.1", "-client", "127.0.0.1", "-http-port", str(self.port),

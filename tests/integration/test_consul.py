@@ -478,3 +478,74 @@ def test_consul_check_config():
                          "wait": "5m", "timeout": "5s"})
         assert rc == 0, (rc, out)
         assert re.search(r"consul", run_beacon("--version", use_wrap=False)[1])
+
+
+# ---- real-agent behaviours the simulator imitates (issue 9) ------------------------------
+
+def exec_check(a_dir_code="@DIR@/code"):
+    """An app check whose exit code comes from a file: 0 passing, 2 critical (no file)."""
+    return {"exec": ["sh", "-c", "exit $(cat %s 2>/dev/null || echo 2)" % a_dir_code], "interval": "200ms",
+            "timeout": "150ms", "rise": 1, "fall": 1}
+
+
+def set_code(a, value):
+    path = os.path.join(a.dir, "code")
+    with open(path + ".tmp", "w") as f:
+        f.write(value)
+    os.replace(path + ".tmp", path)
+
+
+def health_status(c, service, check_id):
+    for e in c.health(service):
+        for chk in e["Checks"]:
+            if chk["CheckID"] == check_id:
+                return chk["Status"]
+    return None
+
+
+def test_consul_reregistration_sends_current_status():
+    # A non-dev agent (-data-dir) restores a TTL check's saved status when the check is
+    # registered again (loadCheckState), ignoring the Status in the registration.
+    with Consul(sim_args=["-data-dir", "/nonexistent/kept-in-memory"]) as c:
+        c.require_sim()
+        reg = registry(c, ttl="20s")  # the periodic update would only come after 10 s
+        with Agent(config(c, service=("web", "web-1", 8080), services=["web"], check=exec_check(), reg=reg)) as a:
+            set_code(a, "0")
+            wait_for(lambda: health_status(c, "web", "beacon:web-1") == "passing", 10, what="passing in Consul")
+            wait_for(lambda: backend(a)["last_check_status_sent"] == "passing", 5, what="a passing update")
+            c.sim("restart", keep=1, down_ms=int(scale(3.0) * 1000))  # a blip; the agent keeps its state
+            set_code(a, "2")
+            wait_for(lambda: a.get("/v1/self")[2]["service"]["status"] == "critical", 5,
+                     what="the app critical during the blip")
+            wait_for(lambda: backend(a)["registrations"] >= 2, 15, what="re-registration after the blip")
+            # At once, not after ttl/2 = 10 s with the restored "passing" in between.
+            wait_for(lambda: health_status(c, "web", "beacon:web-1") == "critical", scale(2.0),
+                     what="critical in Consul right after the re-registration")
+            chk = c.state()["checks"]["beacon:web-1"]
+            assert chk["Status"] == "critical", chk
+            stops_cleanly(a)
+
+
+def test_consul_legacy_unknown_check_500():
+    # Older agents with ACLs: 500 'Unknown check "x"' / 'Unknown service "x"' (consul#5821).
+    with Consul(sim_args=["--legacy-unknown-errors"]) as c:
+        c.require_sim()
+        with Agent(config(c, service=("web", "web-1", 8080), reg=registry(c, ttl="4s"))) as a:
+            wait_for(lambda: ready(a) and "web-1" in c.services(), 10, what="registered")
+            wait_for(lambda: backend(a)["last_check_status_sent"] == "passing", 5, what="an update")
+            c.deregister("web-1")  # the agent forgets us; the next update hears 500 Unknown check
+            wait_for(lambda: "web-1" in c.services(), scale(6.0), what="re-registration after the 500")
+            a.wait_log(r"Consul lost the registration of web-1 \(it does not know the check\)")
+            assert backend(a)["registrations"] >= 2
+
+            # Draining when Consul no longer has the service: 500 Unknown service = already gone.
+            c.deregister("web-1")
+            st, _, body = a.post("/v1/self/drain")
+            assert st == 200, (st, body)
+            wait_for(lambda: backend(a)["state"] == "drained", 5, what="drained despite the 500")
+            a.wait_log(r"deregistered web-1 \(drained\)")
+            assert not [l for l in log_lines(a.log()) if "deregistering web-1 failed" in l], a.log()
+            log = c.ok("GET", "/sim/state?log=1")["log"]
+            assert [e for e in log if e["path"] == "/v1/agent/check/pass/beacon:web-1" and e["status"] == 500], log
+            assert [e for e in log if e["path"] == "/v1/agent/service/deregister/web-1" and e["status"] == 500], log
+            stops_cleanly(a)

@@ -39,6 +39,8 @@ restarting the dev agent, which also loses all state and resets the raft index):
   POST /sim/restart[?down_ms=M]         dev agent restart without state: services, checks, KV
                                         dropped, open connections closed, raft index back to 10;
                                         for M ms /v1 requests get their connection closed
+       [&keep=1]                        ... or a restart that keeps everything (an agent with a
+                                        data dir restores its services, checks and check state)
   POST /sim/index?set=N                 force the raft index to N (all stored indexes clamped),
                                         waking blocked queries like a raft snapshot restore
   POST /sim/expire?check=ID             fire a TTL check's timer now
@@ -53,7 +55,8 @@ queries, connect, maintenance mode, ?filter (400), ?near/?cached (ignored), hash
 agent endpoints; ACL rules are a flat kind/prefix list (no policies/roles API); the reaper
 runs every --reap-interval (real: 30s) and DeregisterCriticalServiceAfter is clamped to
 --dereg-min (real: 1m); re-registration resets check status to the initial one (a dev agent
-has no persisted check state); KV tombstones live until /sim/gc-tombstones; JSON is
+has no persisted check state; with -data-dir the saved TTL status is restored as loadCheckState
+does); KV tombstones live until /sim/gc-tombstones; JSON is
 pretty-printed as in dev mode; decode error texts are close to, not identical with, Go's.
 """
 import argparse
@@ -320,6 +323,7 @@ class Sim:
     def reset_data(self):
         self.index = INITIAL_INDEX
         self.services, self.checks, self.kv, self.tombstones = {}, {}, {}, {}
+        self.check_state = {}     # persisted TTL check state (-data-dir only)
         self.svc_idx = {"consul": BOOT_INDEX}
         self.extinct_idx = 0
         self.tbl = {"nodes": BOOT_INDEX, "services": BOOT_INDEX, "checks": BOOT_INDEX, "kvs": 0}
@@ -415,6 +419,7 @@ class Sim:
             cid = ct["CheckID"] or "service:%s%s" % (sid, ":%d" % (i + 1) if len(chks) > 1 else "")
             new_ids.add(cid)
             c = self.new_check(cid, ct, svc)
+            self.load_check_state(c)
             prev = self.checks.get(cid)
             same = prev is not None and all(prev[k] == c[k] for k in (
                 "Name", "Status", "Output", "Notes", "ServiceID", "ServiceName", "ServiceTags", "Type"))
@@ -454,6 +459,22 @@ class Sim:
                 "critical_since": None, "cat_status": status, "cat_output": "", "defer_at": None,
                 "last_update": None, "updates": 0, "update_times": [], "history": [[time.time(), status]]}
 
+    def load_check_state(self, c):
+        """agent/agent.go (hashicorp/consul) Agent.loadCheckState: an agent with a data dir (not
+        -dev) restores a TTL check's persisted Status and Output when the check is (re-)added,
+        whatever Status the registration carried, unless the saved state has expired (it is saved
+        by every TTL update, persistCheckState, with Expires = now + TTL)."""
+        saved = self.check_state.get(c["CheckID"])
+        if not self.cfg.data_dir or not c["ttl"] or saved is None:
+            return
+        status, output, expires = saved
+        if time.time() >= expires:
+            del self.check_state[c["CheckID"]]      # purgeCheckState
+            return
+        c["Status"], c["Output"], c["cat_status"], c["cat_output"] = status, output, status, output
+        c["history"] = [[time.time(), status]]
+        c["restored"] = True
+
     def maybe_extinct(self, name, idx):
         if any(s["Service"] == name for s in self.services.values()):
             self.svc_idx[name] = idx
@@ -466,6 +487,7 @@ class Sim:
         idx = self.bump()
         for cid in [k for k, c in self.checks.items() if c["ServiceID"] == sid]:
             del self.checks[cid]
+            self.check_state.pop(cid, None)        # removeCheckLocked -> purgeCheckState
         self.tbl["services"] = self.tbl["checks"] = idx
         self.maybe_extinct(svc["Service"], idx)
         self.events.append({"time": time.time(), "event": why, "service_id": sid, "index": idx})
@@ -476,6 +498,8 @@ class Sim:
             output = "%s ...\nCaptured %d of %d bytes" % (output[:OUTPUT_MAX], OUTPUT_MAX, len(output))
         c["last_output"] = output
         c["deadline"] = time.monotonic() + c["ttl"]
+        if self.cfg.data_dir:          # Agent.updateTTLCheck -> persistCheckState
+            self.check_state[c["CheckID"]] = (status, output, time.time() + c["ttl"])
         now = time.time()
         c["last_update"], c["updates"] = now, c["updates"] + 1
         c["update_times"] = (c["update_times"] + [now])[-100:]
@@ -1084,6 +1108,9 @@ class Handler(BaseHTTPRequestHandler):
         authz = self.authz(q)
         with self.sim.lock:
             s = self.sim.services.get(sid)
+            if s is None and self.sim.cfg.legacy_unknown_errors:
+                # hashicorp/consul#5821: vetServiceUpdate's fmt.Errorf("Unknown service %q") -> 500
+                raise HTTPErr(500, "Unknown service %s" % go_quote(sid))
             if s is None:
                 raise HTTPErr(404, "Unknown service ID %s. Ensure that the service ID is passed, "
                                    "not the service name." % go_quote(sid))
@@ -1150,6 +1177,10 @@ class Handler(BaseHTTPRequestHandler):
         authz = self.authz(q)
         with self.sim.lock:
             c = self.sim.checks.get(cid)
+            if c is None and self.sim.cfg.legacy_unknown_errors:
+                # Agents before the fix of hashicorp/consul#5821, with ACLs enabled:
+                # vetCheckUpdate returned fmt.Errorf("Unknown check %q") -> 500.
+                raise HTTPErr(500, "Unknown check %s" % go_quote(cid))
             if c is None:    # vetCheckUpdateWithAuthorizer
                 raise HTTPErr(404, "Unknown check ID %s. Ensure that the check ID is passed, not the "
                                    "check name." % go_quote(cid))
@@ -1355,7 +1386,8 @@ class Handler(BaseHTTPRequestHandler):
             elif name == "restart":
                 sim.restart_gen += 1
                 sim.restarts += 1
-                sim.reset_data()
+                if qget(q, "keep") not in ("1", "true"):
+                    sim.reset_data()
                 sim.down_until = time.monotonic() + num("down_ms", 0) / 1000.0
                 sim.events.append({"time": time.time(), "event": "restart", "index": sim.index})
                 conns = [c for c in sim.conns if c is not self.connection]
@@ -1412,10 +1444,17 @@ def build_config(argv):
     ap.add_argument("--dereg-min", default="0s", help="real Consul: 1m")
     ap.add_argument("--verbose", "-v", action="store_true")
     ap.add_argument("-dev", action="store_true")
+    ap.add_argument("--data-dir", "-data-dir", help="a non-dev agent: TTL check state is persisted "
+                    "and restored on re-registration (loadCheckState); kept in memory")
+    ap.add_argument("--legacy-unknown-errors", action="store_true",
+                    help="answer unknown checks/services with 500 'Unknown check \"x\"' as agents with "
+                    "ACLs did before hashicorp/consul#5821 was fixed")
     ap.add_argument("-bind")
     for ign in ("-dns-port", "-grpc-port", "-serf-lan-port", "-serf-wan-port", "-server-port", "-log-level"):
         ap.add_argument(ign)
     cfg = ap.parse_args(argv)
+    if cfg.dev:
+        cfg.data_dir = None        # -dev keeps nothing on disk
     cfg.acl_enabled = False
     for h in cfg.hcl:
         if re.search(r"\bacl\b", h) and re.search(r"\benabled\s*=\s*true", h):

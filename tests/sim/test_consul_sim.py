@@ -527,6 +527,43 @@ def test_acl():
     eq(a.stop(), 0)                                  # SIGTERM -> graceful exit 0
 
 
+def test_data_dir_restores_check_state():
+    # agent.go loadCheckState: a non-dev agent restores the saved TTL status on re-registration.
+    d = Sim("-data-dir", "/unused")
+    try:
+        svc = json.dumps({"ID": "p-1", "Name": "p", "Check": {"CheckID": "c1", "TTL": "30s"}})
+        eq(put("/v1/agent/service/register", svc, sim=d).status, 200)
+        eq(put("/v1/agent/check/pass/c1", sim=d).status, 200)
+        crit = json.dumps({"ID": "p-1", "Name": "p", "Check": {"CheckID": "c1", "TTL": "30s", "Status": "critical"}})
+        eq(put("/v1/agent/service/register", crit, sim=d).status, 200)
+        eq(get("/v1/agent/checks", sim=d).json["c1"]["Status"], "passing")   # restored, not critical
+        eq(req("POST", "/sim/restart?keep=1", sim=d).status, 200)           # a restart keeps it all
+        eq(get("/v1/agent/checks", sim=d).json["c1"]["Status"], "passing")
+        eq(put("/v1/agent/service/deregister/p-1", sim=d).status, 200)      # removal purges the state
+        eq(put("/v1/agent/service/register", crit, sim=d).status, 200)
+        eq(get("/v1/agent/checks", sim=d).json["c1"]["Status"], "critical")
+    finally:
+        d.stop()
+    # -dev (and the default) keep nothing: the registration's Status wins.
+    register({"ID": "p-1", "Name": "p", "Check": {"CheckID": "c1", "TTL": "30s"}})
+    put("/v1/agent/check/pass/c1")
+    register({"ID": "p-1", "Name": "p", "Check": {"CheckID": "c1", "TTL": "30s", "Status": "critical"}})
+    eq(get("/v1/agent/checks").json["c1"]["Status"], "critical")
+    put("/v1/agent/service/deregister/p-1")
+
+
+def test_legacy_unknown_errors():
+    # hashicorp/consul#5821: older agents with ACLs answered 500 for unknown checks and services.
+    d = Sim("--legacy-unknown-errors")
+    try:
+        r = put("/v1/agent/check/pass/nope", sim=d)
+        eq((r.status, r.text), (500, 'Unknown check "nope"'))
+        r = put("/v1/agent/service/deregister/nope", sim=d)
+        eq((r.status, r.text), (500, 'Unknown service "nope"'))
+    finally:
+        d.stop()
+
+
 TESTS = [(n, f) for n, f in list(globals().items()) if n.startswith("test_") and callable(f)]
 
 
