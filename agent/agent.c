@@ -300,6 +300,9 @@ static void reload(struct bcn_agent *a)
 		return;
 	}
 	bcn_log_setup(nc->log_level, nc->log_format);
+	for (size_t i = 0; i < errs.nwarn; i++)
+		bcn_warn("config", "%s", errs.warn[i]);
+	bcn_cfg_errs_free(&errs);
 	if (strcmp(old->socket.path, nc->socket.path) || old->socket.mode != nc->socket.mode ||
 	    old->socket.gid != nc->socket.gid || (!old->http) != (!nc->http) ||
 	    (old->http && strcmp(old->http->listen, nc->http->listen)))
@@ -441,6 +444,9 @@ int bcn_agent_main(const char *config_file)
 		return 2;
 	}
 	bcn_log_setup(a.cfg->log_level, a.cfg->log_format);
+	for (size_t i = 0; i < errs.nwarn; i++)
+		bcn_warn("config", "%s", errs.warn[i]);
+	bcn_cfg_errs_free(&errs);
 	harden_process();
 
 	{

@@ -12,7 +12,8 @@
  *   ttl                        "10s"                    TTL of the check beacon drives;
  *                                                       updated every ttl/2
  *   deregister_critical_after  "1m"                     Consul removes the service after its
- *                                                       check was critical this long ("0": never)
+ *                                                       check was critical this long ("0": never;
+ *                                                       Consul raises less than 1m to 1m)
  *   wait                       "5m"                     wait of blocking queries (max 10m)
  *   timeout                    "5s"                     limit of one request; a blocking query
  *                                                       gets wait + wait/16 + timeout
@@ -79,6 +80,52 @@ static void consul_check(void *conf, const char *path, struct bcn_cfg_errs *errs
 							 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")])) {
 		snprintf(p, sizeof(p), "%s.datacenter", path);
 		bcn_cfg_err(errs, p, "a datacenter name has at most 64 letters, digits, '-', '_' or '.'");
+	}
+	if (c->dereg_ms && c->dereg_ms < 60000) {
+		/* api-docs/agent/check, DeregisterCriticalServiceAfter: "The minimum
+		 * timeout is 1 minute, and the process that reaps critical services
+		 * runs every 30 seconds." Valid, but not what was asked for. */
+		snprintf(p, sizeof(p), "%s.deregister_critical_after", path);
+		bcn_cfg_warn(errs, p, "Consul raises it to 1m and reaps every 30s: a critical service is "
+			     "removed 1m to 1m30s after its check turned critical");
+	}
+}
+
+/* Consul's limits on service metadata (agent/structs/structs.go in
+ * hashicorp/consul: ValidateServiceMetadata, validateMetaPair, metaKeyFormat
+ * `^[a-zA-Z0-9_-]+$`, metaKeyMaxLength 128, metaValueMaxLength 512,
+ * metaMaxKeyPairs 64, the reserved prefix "consul-"). Consul answers a
+ * registration that breaks them with 400, so it would be retried forever:
+ * refuse the config instead. */
+static void consul_check_service(void *conf, const struct bcn_service_conf *svc, const char *path,
+				 struct bcn_cfg_errs *errs)
+{
+	const char *key;
+	json_t *v;
+	char p[300];
+	(void)conf;
+
+	if (json_object_size(svc->meta) > 64)
+		bcn_cfg_err(errs, "$.service.meta", "Consul (the registry at %s) would refuse the registration: "
+			    "at most 64 meta pairs, got %zu", path, json_object_size(svc->meta));
+	json_object_foreach(svc->meta, key, v) {
+		const char *why = NULL;
+		size_t klen = strlen(key);
+
+		if (!klen)
+			why = "a meta key is empty";
+		else if (key[strspn(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")])
+			why = "a meta key holds only letters, digits, '_' and '-'";
+		else if (klen > 128)
+			why = "a meta key has at most 128 bytes";
+		else if (strncmp(key, "consul-", 7) == 0)
+			why = "the key prefix \"consul-\" is reserved for Consul's own keys";
+		else if (strlen(json_string_value(v) ? json_string_value(v) : "") > 512)
+			why = "a meta value has at most 512 bytes";
+		if (!why)
+			continue;
+		bcn_cfg_path_key(p, sizeof(p), "$.service.meta", key);
+		bcn_cfg_err(errs, p, "Consul (the registry at %s) would refuse the registration: %s", path, why);
 	}
 }
 
@@ -342,6 +389,7 @@ const struct bcn_plugin bcn_plugin_consul = {
 	.config_map = consul_fields,
 	.config_size = sizeof(struct consul_conf),
 	.cb_check = consul_check,
+	.cb_check_service = consul_check_service,
 	.cb_init = consul_init,
 	.cb_start = consul_start,
 	.cb_reload = consul_reload,

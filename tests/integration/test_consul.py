@@ -477,7 +477,44 @@ def test_consul_check_config():
                          "datacenter": "dc1", "ttl": "10s", "deregister_critical_after": "2m",
                          "wait": "5m", "timeout": "5s"})
         assert rc == 0, (rc, out)
+        assert "warning" not in out, out
         assert re.search(r"consul", run_beacon("--version", use_wrap=False)[1])
+
+
+def test_consul_check_config_dereg_warning_and_meta_limits():
+    def check(reg, meta=None):
+        cfg = {"registry": dict(reg, backend="consul")}
+        if meta is not None:
+            cfg["service"] = {"name": "web", "id": "web-1", "address": "10.0.0.1", "port": 80, "meta": meta}
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        rc, out, err = run_beacon("agent", "--config", path, "--check-config", use_wrap=False)
+        return rc, out + err
+
+    with temp_dir() as d:
+        path = os.path.join(d, "beacon.json")
+        # Consul raises deregister_critical_after to 1m: valid, with a warning.
+        rc, out = check({"deregister_critical_after": "10s"})
+        assert rc == 0 and "configuration is valid" in out, (rc, out)
+        assert re.search(r"warning: \$\.registry\.deregister_critical_after: .*1m.*30s", out), out
+        assert check({"deregister_critical_after": "1m"}) == (0, check({})[1]) and "warning" not in check({})[1]
+        # Meta Consul would refuse with 400 (and beacon retry forever): errors, exit 2.
+        good = {"zone": "a", "k_" + "x" * 126: "v" * 512}
+        rc, out = check({}, good)
+        assert rc == 0, (rc, out)
+        for meta, where, why in (({"bad.key": "x"}, '$.service.meta["bad.key"]', "letters, digits"),
+                                 ({"k" * 129: "x"}, "$.service.meta.k", "128 bytes"),
+                                 ({"v": "x" * 513}, "$.service.meta.v", "512 bytes"),
+                                 ({"consul-version": "1"}, '$.service.meta["consul-version"]', "reserved"),
+                                 (dict(("k%d" % i, "v") for i in range(65)), "$.service.meta:", "64")):
+            rc, out = check({}, meta)
+            assert rc == 2 and where in out and why in out and "Consul" in out, (meta, rc, out)
+
+    # The agent logs the warning at start.
+    with Consul() as c:
+        with Agent(config(c, reg=registry(c, deregister_critical_after="30s"))) as a:
+            a.wait_log(r"warn.*deregister_critical_after: Consul raises it to 1m")
+            stops_cleanly(a)
 
 
 # ---- real-agent behaviours the simulator imitates (issue 9) ------------------------------
