@@ -42,7 +42,9 @@ bool bcn_agent_ready(struct bcn_agent *a, char *why, size_t len)
 	}
 	for (size_t i = 0; i < a->nins; i++) {
 		if (!a->ins[i].ready) {
-			snprintf(why, len, "%s is %s", a->ins[i].name, a->ins[i].state);
+			/* With the instance's problem, e.g. which watch fails. */
+			snprintf(why, len, "%s is %s%s%s", a->ins[i].name, a->ins[i].state,
+				 a->ins[i].last_error[0] ? ": " : "", a->ins[i].last_error);
 			return false;
 		}
 	}

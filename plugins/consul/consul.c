@@ -8,6 +8,13 @@
  *                                                       or unix:///path/to/consul.sock
  *   token_file                 ""                       file holding the ACL token
  *   datacenter                 ""                       ?dc= of discovery and KV queries
+ *   consistency                "default"                "stale": discovery and KV reads take
+ *                                                       ?stale and keep working through a
+ *                                                       leader election (possibly stale data)
+ *   namespace, partition       ""                       Consul Enterprise: ?ns= / ?partition=
+ *                                                       on every request, Namespace/Partition
+ *                                                       in the registration (untested on a
+ *                                                       real Enterprise server)
  *   tls                        {}                       ca_file, cert_file, key_file
  *   ttl                        "10s"                    TTL of the check beacon drives;
  *                                                       updated every ttl/2
@@ -42,6 +49,9 @@ static const struct bcn_cfg_field consul_fields[] = {
 	{ "address", F(STR, address), "http://127.0.0.1:8500", BCN_CFG_NONEMPTY, 0, 0, NULL, 0, "the local Consul agent" },
 	{ "token_file", F(STR, token_file), "", 0, 0, 0, NULL, 0, "file holding the ACL token" },
 	{ "datacenter", F(STR, datacenter), "", 0, 0, 0, NULL, 0, "datacenter of discovery and KV queries" },
+	{ "consistency", F(STR, consistency), "default", 0, 0, 0, NULL, 0, "\"default\" or \"stale\" reads" },
+	{ "namespace", F(STR, namespace_), "", 0, 0, 0, NULL, 0, "Consul Enterprise namespace" },
+	{ "partition", F(STR, partition), "", 0, 0, 0, NULL, 0, "Consul Enterprise admin partition" },
 	{ "tls", F(OBJECT, tls), NULL, 0, 0, 0, bcn_tls_fields, 0, "TLS files" },
 	{ "ttl", F(DURATION, ttl_ms), "10s", 0, 500, 86400000, NULL, 0, "TTL of the health check beacon drives" },
 	{ "deregister_critical_after", F(DURATION, dereg_ms), "1m", 0, 0, 31536000000LL, NULL, 0,
@@ -80,6 +90,22 @@ static void consul_check(void *conf, const char *path, struct bcn_cfg_errs *errs
 							 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")])) {
 		snprintf(p, sizeof(p), "%s.datacenter", path);
 		bcn_cfg_err(errs, p, "a datacenter name has at most 64 letters, digits, '-', '_' or '.'");
+	}
+	if (strcmp(c->consistency, "default") != 0 && strcmp(c->consistency, "stale") != 0) {
+		snprintf(p, sizeof(p), "%s.consistency", path);
+		bcn_cfg_err(errs, p, "expected \"default\" or \"stale\", got \"%.40s\"", c->consistency);
+	}
+	for (int i = 0; i < 2; i++) {
+		const char *v = i ? c->partition : c->namespace_;
+		size_t n = strlen(v);
+		/* Enterprise names: letters, digits and '-', starting and ending
+		 * with a letter or digit, at most 64 (validNamespaceName). */
+		if (n && (n > 64 || v[strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")] ||
+			  v[0] == '-' || v[n - 1] == '-')) {
+			snprintf(p, sizeof(p), "%s.%s", path, i ? "partition" : "namespace");
+			bcn_cfg_err(errs, p, "a %s name has at most 64 letters, digits or '-' (not first or last)",
+				    i ? "partition" : "namespace");
+		}
 	}
 	if (c->dereg_ms && c->dereg_ms < 60000) {
 		/* api-docs/agent/check, DeregisterCriticalServiceAfter: "The minimum
@@ -135,10 +161,20 @@ void consul_report(struct consul_ctx *ctx)
 {
 	size_t total, synced, fresh;
 	const char *watch_err, *err = NULL, *state;
+	char named[300];
 	bool service = ctx->reg.id != NULL;
 	bool need_reg = service && !ctx->core->drained;
 
 	bcn_watchset_counts(ctx->watches, &total, &synced, &fresh, &watch_err);
+	/* Say which watch fails: /ready and /v1/self show this sentence. */
+	for (const struct bcn_watch *w = ctx->watches; watch_err && w; w = w->next) {
+		if (w->last_error == watch_err) {
+			snprintf(named, sizeof(named), "query of %s %s failed: %s", w->kv ? "prefix" : "service",
+				 w->name, watch_err);
+			watch_err = named;
+			break;
+		}
+	}
 	bcn_cache_set_stale(ctx->core->cache, ctx->ins->src, ctx->down || fresh < total);
 	if (synced == total && (!need_reg || ctx->reg.registered))
 		ctx->ready = true; /* stays: outages are served stale, not unready */
@@ -201,6 +237,30 @@ void consul_acl_denied(struct consul_ctx *ctx, const char *msg)
 {
 	/* Logged by bcn_instance_report when it changes: once, not per request. */
 	snprintf(ctx->acl_err, sizeof(ctx->acl_err), "%s", msg);
+}
+
+#define NO_LEADER_WARNING "Consul has no known leader (an election, or quorum lost): answers come " \
+	"from a server without contact to a leader and may be stale"
+#define ACL_DENY_WARNING "Consul's ACL default policy is deny and no token_file is set: discovery and " \
+	"KV answers leave out everything the anonymous token may not read (an empty answer looks like " \
+	"no instances)"
+
+void consul_note_headers(struct consul_ctx *ctx, const struct consul_reply *r)
+{
+	/* Only reads carry X-Consul-KnownLeader; without ?stale a read with no
+	 * leader fails instead (500 "No cluster leader", the RPC forwarding in
+	 * agent/consul/rpc.go), and that error is reported by the watch. */
+	if (r->known_leader >= 0 && r->known_leader != ctx->known_leader) {
+		if (!r->known_leader)
+			bcn_warn(ctx->log, "%s", NO_LEADER_WARNING);
+		else if (ctx->known_leader == 0)
+			bcn_info(ctx->log, "Consul has a known leader again");
+		ctx->known_leader = r->known_leader;
+	}
+	if (r->acl_deny && !ctx->token_header && !ctx->acl_deny_anonymous) {
+		ctx->acl_deny_anonymous = true;
+		bcn_warn(ctx->log, "%s", ACL_DENY_WARNING);
+	}
 }
 
 /* ---- lifecycle ------------------------------------------------------------ */
@@ -277,6 +337,18 @@ static int consul_init(struct bcn_instance *ins)
 		goto oom;
 	snprintf(ctx->dc_param, n, "%s", c->datacenter[0] ? "dc=" : "");
 	consul_escape(ctx->dc_param, n, c->datacenter, false);
+	n = 3 * (strlen(c->namespace_) + strlen(c->partition)) + 16;
+	ctx->scope_param = malloc(n);
+	if (!ctx->scope_param)
+		goto oom;
+	snprintf(ctx->scope_param, n, "%s", c->namespace_[0] ? "ns=" : "");
+	consul_escape(ctx->scope_param, n, c->namespace_, false);
+	if (c->partition[0]) {
+		strcat(ctx->scope_param, c->namespace_[0] ? "&partition=" : "partition=");
+		consul_escape(ctx->scope_param, n, c->partition, false);
+	}
+	ctx->stale_reads = strcmp(c->consistency, "stale") == 0;
+	ctx->known_leader = -1;
 	n = strlen(ctx->base_url);
 	while (n > 0 && ctx->base_url[n - 1] == '/')
 		ctx->base_url[--n] = '\0';
@@ -317,6 +389,9 @@ static void consul_reload(struct bcn_instance *ins, void *new_conf)
 	CHANGED(strcmp(o->address, n->address), "address");
 	CHANGED(strcmp(o->token_file, n->token_file), "token_file");
 	CHANGED(strcmp(o->datacenter, n->datacenter), "datacenter");
+	CHANGED(strcmp(o->consistency, n->consistency), "consistency");
+	CHANGED(strcmp(o->namespace_, n->namespace_), "namespace");
+	CHANGED(strcmp(o->partition, n->partition), "partition");
 	CHANGED(strcmp(o->tls.ca_file, n->tls.ca_file) || strcmp(o->tls.cert_file, n->tls.cert_file) ||
 		strcmp(o->tls.key_file, n->tls.key_file), "tls");
 	CHANGED(o->ttl_ms != n->ttl_ms, "ttl");
@@ -359,6 +434,7 @@ static void consul_exit(struct bcn_instance *ins)
 	free(ctx->base_url);
 	free(ctx->unix_path);
 	free(ctx->dc_param);
+	free(ctx->scope_param);
 	free(ctx->ca_file);
 	free(ctx->cert_file);
 	free(ctx->key_file);
@@ -372,11 +448,21 @@ static void consul_self(struct bcn_instance *ins, json_t *obj)
 {
 	struct consul_ctx *ctx = ins->ctx;
 	const struct consul_conf *c = ins->conf;
+	json_t *warnings = json_array();
 
 	json_object_set_new(obj, "address", json_string(ctx->address));
 	json_object_set_new(obj, "datacenter", json_string(c->datacenter));
+	json_object_set_new(obj, "consistency", json_string(c->consistency));
+	json_object_set_new(obj, "namespace", json_string(c->namespace_));
+	json_object_set_new(obj, "partition", json_string(c->partition));
 	json_object_set_new(obj, "token", json_boolean(ctx->token_header != NULL)); /* whether, never which */
 	json_object_set_new(obj, "reachable", json_boolean(ctx->ever_answered && !ctx->down));
+	json_object_set_new(obj, "known_leader", ctx->known_leader < 0 ? json_null() : json_boolean(ctx->known_leader));
+	if (ctx->known_leader == 0)
+		json_array_append_new(warnings, json_string(NO_LEADER_WARNING));
+	if (ctx->acl_deny_anonymous)
+		json_array_append_new(warnings, json_string(ACL_DENY_WARNING));
+	json_object_set_new(obj, "warnings", warnings);
 	json_object_set_new(obj, "ttl_ms", json_integer((json_int_t)ctx->ttl_ms));
 	consul_reg_self(ctx, obj);
 	json_object_set_new(obj, "watches", consul_watch_self(ctx));

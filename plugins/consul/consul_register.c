@@ -288,6 +288,7 @@ static void ttl_tick(evutil_socket_t fd, short what, void *arg)
 
 static json_t *service_def(struct consul_ctx *ctx, const struct bcn_service_conf *sc)
 {
+	const struct consul_conf *conf = ctx->ins->conf;
 	char ttl[32], dereg[32], name[300];
 	json_t *def, *check, *tags = json_array();
 
@@ -306,6 +307,12 @@ static json_t *service_def(struct consul_ctx *ctx, const struct bcn_service_conf
 			(json_int_t)(sc->weight > 0 ? sc->weight : 1), "Warning", 1, "Check", check);
 	if (def && sc->meta)
 		json_object_set(def, "Meta", sc->meta);
+	/* Consul Enterprise: the service's namespace and partition (the
+	 * requests also carry ?ns= / ?partition=). */
+	if (def && conf->namespace_[0])
+		json_object_set_new(def, "Namespace", json_string(conf->namespace_));
+	if (def && conf->partition[0])
+		json_object_set_new(def, "Partition", json_string(conf->partition));
 	return def;
 }
 

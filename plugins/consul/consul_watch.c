@@ -195,9 +195,12 @@ static void query(struct consul_watch *w)
 		uint64_t idx = w->reread || !w->index ? 1 : w->index;
 		snprintf(blocking, sizeof(blocking), "index=%" PRIu64 "&wait=%" PRIu64 "ms", idx, ctx->wait_ms);
 	}
-	if (asprintf(&pq, "%s?%s%s%s%s%s", w->path, w->base.kv ? "recurse" : "",
+	if (asprintf(&pq, "%s?%s%s%s%s%s%s%s", w->path, w->base.kv ? "recurse" : "",
 		     w->base.kv && (blocking[0] || dc[0]) ? "&" : "", blocking,
-		     blocking[0] && dc[0] ? "&" : "", dc) < 0) {
+		     blocking[0] && dc[0] ? "&" : "", dc,
+		     /* any server answers, through a leader election (Consistency Modes) */
+		     ctx->stale_reads && (w->base.kv || blocking[0] || dc[0]) ? "&" : "",
+		     ctx->stale_reads ? "stale" : "") < 0) {
 		watch_failed(w, NULL, "out of memory");
 		return;
 	}

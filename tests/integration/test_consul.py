@@ -586,3 +586,112 @@ def test_consul_legacy_unknown_check_500():
             assert [e for e in log if e["path"] == "/v1/agent/check/pass/beacon:web-1" and e["status"] == 500], log
             assert [e for e in log if e["path"] == "/v1/agent/service/deregister/web-1" and e["status"] == 500], log
             stops_cleanly(a)
+
+
+def test_consul_stale_reads_through_leader_election():
+    with Consul() as c:
+        c.require_sim()
+        c.register(other("web-2"))
+        with Agent(config(c, services=["web"], kv=["/cfg/"], reg=registry(c, consistency="stale"))) as a, \
+                Agent(config(c, services=["web"])) as d:
+            wait_for(lambda: ready(a) and ready(d) and ids(a, "web") == ["web-2"] and ids(d, "web") == ["web-2"],
+                     10, what="both ready")
+            b = backend(a)
+            assert b["consistency"] == "stale" and b["known_leader"] is True and b["warnings"] == [], b
+            c.sim("leader", known=0)        # a leader election: no known leader
+            c.register(other("web-3"))      # agent-local; wakes the blocking queries
+            wait_for(lambda: ids(a, "web") == ["web-2", "web-3"] and fresh(a, "web"), 5,
+                     what="stale reads keep discovery working")
+            b = wait_for(lambda: (lambda b: b["known_leader"] is False and b)(backend(a)), 5,
+                         what="known_leader false in /v1/self")
+            assert any("no known leader" in w for w in b["warnings"]), b
+            a.wait_log(r"Consul has no known leader")
+            log = c.ok("GET", "/sim/state?log=1")["log"]
+            assert [e for e in log if e["path"] == "/v1/kv/cfg/" and "stale" in e["query"].split("&")], log
+            # The default consistency fails until there is a leader again.
+            wait_for(lambda: "No cluster leader" in backend(d)["watches"][0]["error"], 10,
+                     what="the default consistency failing without a leader")
+            assert stale(d, "web")
+            c.sim("leader", known=1)
+            wait_for(lambda: backend(a)["known_leader"] is True and backend(a)["warnings"] == [], 10,
+                     what="the leader back")
+            a.wait_log(r"Consul has a known leader again")
+            wait_for(lambda: fresh(d, "web"), 10, what="the default consistency working again")
+            stops_cleanly(a)
+
+
+def test_consul_namespace_and_partition():
+    # Consul Enterprise keys: the simulator records them and scopes health queries by them.
+    with Consul() as c:
+        c.require_sim()
+        c.register(other("w-default"))
+        st, _, body = c.request("PUT", "/v1/agent/service/register?ns=team-a&partition=p1",
+                                json.dumps(other("w-a")))
+        assert st == 200, (st, body)
+        reg = registry(c, namespace="team-a", partition="p1")
+        with Agent(config(c, service=("web", "web-1", 8080), services=["web"], reg=reg)) as a:
+            wait_for(lambda: ready(a) and ids(a, "web") == ["w-a", "web-1"], 10,
+                     what="only the instances of team-a in p1")
+            s = c.state()["services"]["web-1"]
+            assert (s["Namespace"], s["Partition"]) == ("team-a", "p1"), s
+            b = backend(a)
+            assert (b["namespace"], b["partition"]) == ("team-a", "p1"), b
+            wait_for(lambda: backend(a)["last_check_status_sent"] == "passing", 5, what="a check update")
+            log = c.ok("GET", "/sim/state?log=1")["log"]
+            for prefix in ("/v1/agent/service/register", "/v1/agent/check/pass/", "/v1/health/service/web"):
+                mine = [e for e in log if e["path"].startswith(prefix) and "ns=team-a" in e["query"]]
+                assert mine and all("partition=p1" in e["query"] for e in mine), (prefix, log)
+            stops_cleanly(a)
+            assert "web-1" not in c.services()
+
+    with temp_dir() as d:
+        path = os.path.join(d, "beacon.json")
+        with open(path, "w") as f:
+            json.dump({"registry": {"backend": "consul", "namespace": "team a", "partition": "-p",
+                                    "consistency": "eventual"}}, f)
+        rc, out, err = run_beacon("agent", "--config", path, "--check-config", use_wrap=False)
+        for p in ("$.registry.namespace", "$.registry.partition", "$.registry.consistency"):
+            assert rc == 2 and p in out + err, (p, rc, out, err)
+
+
+def test_consul_acl_default_deny_without_token_warns():
+    with Consul(acl_token=TOKEN) as c:
+        c.register(other("web-2"))
+        with Agent(config(c, services=["web"])) as a:
+            # Anonymous reads are filtered: an empty answer, indistinguishable from no instances.
+            wait_for(lambda: ready(a), 10, what="ready")
+            assert ids(a, "web") == []
+            b = wait_for(lambda: (lambda b: b["warnings"] and b)(backend(a)), 5, what="a warning in /v1/self")
+            assert any("default policy is deny" in w and "token_file" in w for w in b["warnings"]), b
+            a.wait_log(r"ACL default policy is deny and no token_file is set")
+            time.sleep(scale(1.0))
+            lines = [l for l in log_lines(a.log()) if "default policy is deny" in l]
+            assert len(lines) == 1, "\n".join(lines)
+            stops_cleanly(a)
+        good = with_token_file(config(c, services=["web"]), TOKEN)
+        with good:
+            wait_for(lambda: ids(good, "web") == ["web-2"], 10, what="discovery with the token")
+            assert backend(good)["warnings"] == [], backend(good)
+            assert "default policy is deny" not in good.log()
+            stops_cleanly(good)
+
+
+def test_consul_kv_prefix_refused_by_consul():
+    # Consul 1.21.5 refuses keys outside [A-Za-z0-9,-_./] (and some suffixes) with a 400.
+    with Consul(sim_args=["--kv-key-validation"]) as c:
+        c.require_sim()
+        c.kv_put("cfg/ok/x", "1")
+        with Agent(config(c, kv=["/cfg/ok/", "/cfg/my app/"])) as a:
+            def bad_watch():
+                return {w["name"]: w for w in backend(a)["watches"]}["/cfg/my app/"]
+            w = wait_for(lambda: "invalid character" in bad_watch()["error"] and bad_watch(), 10,
+                         what="Consul's message in /v1/self")
+            assert "400" in w["error"] and "Only alphanumeric characters and ,-_./ are allowed" in w["error"], w
+            st, _, body = a.get("/ready")
+            assert st == 503 and "/cfg/my app/" in body["reason"] and "invalid character" in body["reason"], body
+            wait_for(lambda: a.get("/v1/kv/cfg/ok/x")[0] == 200, 5, what="the good prefix served")
+            a.wait_log(r"prefix /cfg/my app/ failed: .*invalid character")
+            n = len([l for l in log_lines(a.log()) if "invalid character" in l])
+            time.sleep(scale(3.0))  # several retries
+            assert len([l for l in log_lines(a.log()) if "invalid character" in l]) == n, a.log()
+            stops_cleanly(a)

@@ -8,6 +8,7 @@ socket), one state lock plus a Condition that wakes blocking queries.
         [--datacenter dc1] [--acl-token ROOT]... [--read-only-token RO]...
         [--token 'SECRET=service_prefix::write,node_prefix::read,key:cfg/x:read']...
         [--check-update-interval 5m] [--dereg-min 0s] [--reap-interval 100ms] [--verbose]
+        [-data-dir DIR] [--legacy-unknown-errors] [--kv-key-validation]
 
 The first stdout line is always "LISTENING <port>" (flushed); with --port 0 a free port is
 picked. Consul-style flags are accepted too (-http-port, -client, -node, -datacenter, -dev,
@@ -45,13 +46,17 @@ restarting the dev agent, which also loses all state and resets the raft index):
                                         waking blocked queries like a raft snapshot restore
   POST /sim/expire?check=ID             fire a TTL check's timer now
   POST /sim/gc-tombstones               reap KV tombstones now (real: after ~15m)
+  POST /sim/leader?known=0|1            no known leader (an election): server reads answer 500
+                                        "No cluster leader" unless ?stale, which answers with
+                                        X-Consul-KnownLeader: false; KV writes fail
   POST /sim/reset                       clear all faults (state untouched)
   GET  /sim/state[?log=1]               services, checks (status, last update, update times,
                                         history), kv, index, blocked queries, request counts
 
 Known divergences from a real dev agent: only TTL checks change state (HTTP/TCP/script checks
 are accepted but never run; they keep their initial status); no sessions/locks, txn, prepared
-queries, connect, maintenance mode, ?filter (400), ?near/?cached (ignored), hash blocking on
+queries, connect, maintenance mode, Enterprise namespaces and partitions beyond recording them on
+services and scoping health queries by them (KV and checks are not scoped), ?filter (400), ?near/?cached (ignored), hash blocking on
 agent endpoints; ACL rules are a flat kind/prefix list (no policies/roles API); the reaper
 runs every --reap-interval (real: 30s) and DeregisterCriticalServiceAfter is clamped to
 --dereg-min (real: 1m); re-registration resets check status to the initial one (a dev agent
@@ -308,6 +313,7 @@ class Sim:
         self.log = collections.deque(maxlen=500)
         self.events = collections.deque(maxlen=200)
         self.next_reap = 0.0
+        self.no_leader = False
         self.clear_faults()
         self.reset_data()
 
@@ -580,9 +586,11 @@ class Sim:
             return self.svc_idx[name]
         return max(self.tbl["nodes"], self.tbl["services"], self.tbl["checks"])
 
-    def q_health(self, name, tags, passing, authz):
+    def q_health(self, name, tags, passing, authz, scope=("default", "default")):
         insts = [self.CONSUL_SVC] if name == "consul" else []
-        insts += sorted((s for s in self.services.values() if s["Service"] == name), key=lambda s: s["ID"])
+        insts += sorted((s for s in self.services.values() if s["Service"] == name and
+                         (s.get("Namespace", "default"), s.get("Partition", "default")) == scope),
+                        key=lambda s: s["ID"])
         out, filtered = [], False
         want = [t.lower() for t in tags]     # tag filters are case-insensitive, all must match
         for s in insts:
@@ -693,6 +701,7 @@ class Sim:
         mono, wall = time.monotonic(), time.time()
         epoch = lambda m: None if m is None else wall - (mono - m)
         svcs = {sid: {k: s[k] for k in ("ID", "Service", "Tags", "Address", "Port", "Meta", "Weights",
+                                         "Namespace", "Partition",
                                          "CreateIndex", "ModifyIndex", "registered_at")}
                 for sid, s in sorted(self.services.items())}
         checks = {cid: {"CheckID": cid, "Name": c["Name"], "ServiceID": c["ServiceID"],
@@ -763,7 +772,8 @@ def parse_service(body):
            "Meta": field(d, "Meta", "map[string]string", S), "Port": field(d, "Port", "int", S, 0),
            "Weights": field(d, "Weights", "object", S),
            "EnableTagOverride": field(d, "EnableTagOverride", "bool", S, False),
-           "TaggedAddresses": field(d, "TaggedAddresses", "object", S)}
+           "TaggedAddresses": field(d, "TaggedAddresses", "object", S),
+           "Namespace": field(d, "Namespace", "string", S, ""), "Partition": field(d, "Partition", "string", S, "")}
     raw_checks = []
     one = field(d, "Check", "object", S)
     if one:
@@ -839,6 +849,35 @@ def validate_service(svc, checks):
     for ct in checks:
         if ct["Status"] and ct["Status"] not in STATUSES:
             raise HTTPErr(400, "Status for checks must 'passing', 'warning', 'critical'")
+
+
+SUSPICIOUS_EXTENSIONS = (
+    ".js", ".css", ".html", ".htm", ".xml", ".json", ".txt", ".log", ".php", ".asp", ".jsp", ".cgi", ".pl",
+    ".py", ".rb", ".sh", ".exe", ".dll", ".bat", ".cmd", ".com", ".scr", ".vbs", ".pdf", ".doc", ".docx",
+    ".xls", ".xlsx", ".ppt", ".pptx", ".zip", ".rar", ".tar", ".gz", ".7z", ".bz2", ".jpg", ".jpeg", ".png",
+    ".gif", ".svg", ".ico", ".bmp", ".mp3", ".mp4", ".avi", ".mov", ".wmv", ".flv", ".swf", ".woff",
+    ".woff2", ".ttf", ".eot", ".otf")
+
+
+def validate_kv_key(key):
+    """agent/kvs_endpoint.go validateKVKey as shipped in Consul 1.21.5 (hashicorp/consul#22682, relaxed
+    again in #22850): 400 for a leading '/', any character outside a-zA-Z0-9,-_./, '../', and keys
+    ending in a file extension a proxy might cache. Returns the error text or None."""
+    if key.startswith("/"):
+        return "key must not begin with a '/'"
+    pos = 0
+    for ch in key:
+        if not (ch.isascii() and (ch.isalnum() or ch in ",-_./")):
+            return ("key contains invalid character '%s' at position %d. Only alphanumeric characters "
+                    "and ,-_./ are allowed" % (ch, pos))
+        pos += len(ch.encode())
+    if "../" in key or "..\\" in key:
+        return "key contains path traversal sequence"
+    low = key.lower()
+    for ext in SUSPICIOUS_EXTENSIONS:
+        if low.endswith(ext):
+            return "key contains suspicious file extension '%s' that may be cached by proxies" % ext
+    return None
 
 
 def meta_headers(idx, q, filtered, token):
@@ -958,6 +997,13 @@ class Handler(BaseHTTPRequestHandler):
             f = sim.take_faults(path)
         if f["delay"]:
             time.sleep(f["delay"] / 1000.0)
+        no_leader = sim.no_leader and path.startswith(("/v1/health/", "/v1/catalog/", "/v1/kv/"))
+        if no_leader and (self.command != "GET" or "stale" not in q):
+            # Reads go to a server over RPC; without a leader the forwarding fails with
+            # structs.ErrNoLeader (agent/consul/rpc.go) -> 500 "No cluster leader". ?stale lets any
+            # server answer from its own state, and setMeta/setKnownLeader (agent/http.go) then
+            # says X-Consul-KnownLeader: false. Agent endpoints (register, checks) stay local.
+            f["fail"] = (500, "No cluster leader")
         if f["fail"]:
             st, text = f["fail"]
             resp = (st, (text or ("No cluster leader" if st >= 500 else "simulated failure")).encode(), TEXT, {})
@@ -968,6 +1014,9 @@ class Handler(BaseHTTPRequestHandler):
                 resp = (e.status, e.msg.encode(), TEXT, e.headers)
         st, data, ctype, hdrs = resp
         hdrs = dict(hdrs)
+        if no_leader and "X-Consul-KnownLeader" in hdrs:
+            hdrs["X-Consul-KnownLeader"] = "false"
+        # agent/http.go: every answer says the agent's acl.default_policy ("allow" with ACLs off).
         hdrs["X-Consul-Default-Acl-Policy"] = ("deny" if sim.acl_enabled and
                                                sim.cfg.acl_default_policy == "deny" else "allow")
         if f["garbage"]:
@@ -1092,6 +1141,10 @@ class Handler(BaseHTTPRequestHandler):
             raise HTTPErr(400, "Invalid service address")
         authz = self.authz(q)
         validate_service(svc, checks)
+        # Enterprise (api-docs/agent/service, "ns"/"partition" query parameters or the
+        # Namespace/Partition fields): the sim records them and scopes health queries by them.
+        svc["Namespace"] = svc["Namespace"] or qget(q, "ns") or "default"
+        svc["Partition"] = svc["Partition"] or qget(q, "partition") or "default"
         with self.sim.lock:
             authz.require("service", svc["Service"], "write")     # vetServiceRegisterWithAuthorizer
             old = self.sim.services.get(svc["ID"])
@@ -1238,7 +1291,9 @@ class Handler(BaseHTTPRequestHandler):
         tok = self.token(q)
         authz = self.sim.resolve(tok)
         idx, out, filt = self.blocking(q, min_idx, wait,
-                                       lambda: self.sim.q_health(name, q.get("tag", []), passing, authz))
+                                       lambda: self.sim.q_health(name, q.get("tag", []), passing, authz,
+                                                                 (qget(q, "ns") or "default",
+                                                                  qget(q, "partition") or "default")))
         h = meta_headers(idx, q, filt, tok)
         h["X-Consul-Query-Backend"] = "blocking-query"
         return json_resp(out, h)
@@ -1256,6 +1311,10 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- KV Store HTTP API (api-docs/kv)
     def h_kv(self, q, body, key):
+        if key != "" and self.sim.cfg.kv_key_validation:
+            why = validate_kv_key(key)
+            if why:
+                raise HTTPErr(400, why)
         if self.command == "GET":
             return self.kv_get(q, key)
         if self.command == "PUT":
@@ -1402,6 +1461,8 @@ class Handler(BaseHTTPRequestHandler):
                 if c is None or not c["ttl"]:
                     return 404, b"no such TTL check", TEXT, {}
                 sim.expire(c)
+            elif name == "leader":
+                sim.no_leader = qget(q, "known", "1") in ("0", "false")
             elif name == "gc-tombstones":
                 sim.tombstones.clear()
                 sim.cond.notify_all()
@@ -1446,6 +1507,8 @@ def build_config(argv):
     ap.add_argument("-dev", action="store_true")
     ap.add_argument("--data-dir", "-data-dir", help="a non-dev agent: TTL check state is persisted "
                     "and restored on re-registration (loadCheckState); kept in memory")
+    ap.add_argument("--kv-key-validation", action="store_true",
+                    help="reject KV keys as Consul 1.21.5 did (validateKVKey): 400")
     ap.add_argument("--legacy-unknown-errors", action="store_true",
                     help="answer unknown checks/services with 500 'Unknown check \"x\"' as agents with "
                     "ACLs did before hashicorp/consul#5821 was fixed")
