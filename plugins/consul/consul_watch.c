@@ -60,16 +60,22 @@ static const char *kind(const struct consul_watch *w)
 static void watch_failed(struct consul_watch *w, const struct consul_reply *r, const char *why)
 {
 	struct consul_ctx *ctx = w->ctx;
+	bool changed = strcmp(w->base.last_error, why) != 0;
+	size_t total, synced, fresh;
+	const char *first;
 
-	/* Unreachable agents and ACL refusals are logged once for the instance. */
+	snprintf(w->base.last_error, sizeof(w->base.last_error), "%s", why);
+	/* Unreachable agents and ACL refusals are logged once for the instance,
+	 * and so is the first failing watch's error (consul_report: "syncing:
+	 * query of ... failed: ..."); the others are logged here. */
 	if (!r || (r->outcome == CONSUL_ANSWERED && !r->acl)) {
-		if (strcmp(w->base.last_error, why) != 0)
+		bcn_watchset_counts(ctx->watches, &total, &synced, &fresh, &first);
+		if (changed && (first != w->base.last_error || ctx->acl_err[0]))
 			bcn_warn(ctx->log, "query of %s %s failed: %s; retrying", kind(w), w->base.name, why);
 		w->error_logged = true;
 	}
 	if (r && r->acl)
 		consul_acl_denied(ctx, why);
-	snprintf(w->base.last_error, sizeof(w->base.last_error), "%s", why);
 	w->error_unreachable = r && r->outcome == CONSUL_UNREACHABLE;
 	w->base.fresh = false;
 	w->reread = true;
