@@ -42,7 +42,9 @@ bool bcn_agent_ready(struct bcn_agent *a, char *why, size_t len)
 	}
 	for (size_t i = 0; i < a->nins; i++) {
 		if (!a->ins[i].ready) {
-			snprintf(why, len, "%s is %s", a->ins[i].name, a->ins[i].state);
+			/* With the instance's problem, e.g. which watch fails. */
+			snprintf(why, len, "%s is %s%s%s", a->ins[i].name, a->ins[i].state,
+				 a->ins[i].last_error[0] ? ": " : "", a->ins[i].last_error);
 			return false;
 		}
 	}
@@ -300,6 +302,9 @@ static void reload(struct bcn_agent *a)
 		return;
 	}
 	bcn_log_setup(nc->log_level, nc->log_format);
+	for (size_t i = 0; i < errs.nwarn; i++)
+		bcn_warn("config", "%s", errs.warn[i]);
+	bcn_cfg_errs_free(&errs);
 	if (strcmp(old->socket.path, nc->socket.path) || old->socket.mode != nc->socket.mode ||
 	    old->socket.gid != nc->socket.gid || (!old->http) != (!nc->http) ||
 	    (old->http && strcmp(old->http->listen, nc->http->listen)))
@@ -441,6 +446,9 @@ int bcn_agent_main(const char *config_file)
 		return 2;
 	}
 	bcn_log_setup(a.cfg->log_level, a.cfg->log_format);
+	for (size_t i = 0; i < errs.nwarn; i++)
+		bcn_warn("config", "%s", errs.warn[i]);
+	bcn_cfg_errs_free(&errs);
 	harden_process();
 
 	{

@@ -74,36 +74,62 @@ static char *format(const char *fmt, ...)
 
 /* Takes ownership of msg. Out of memory drops the message; the caller's
  * problem count still says that something went wrong. */
-static void errs_push(struct bcn_cfg_errs *e, char *msg)
+static void list_push(char ***v, size_t *n, char *msg)
 {
 	char **grown;
 
-	if (!e || !msg)
-		goto drop;
-	grown = realloc(e->msg, (e->n + 1) * sizeof(*grown));
-	if (!grown)
-		goto drop;
-	e->msg = grown;
-	e->msg[e->n++] = msg;
-	return;
-drop:
-	free(msg);
+	if (!msg)
+		return;
+	grown = realloc(*v, (*n + 1) * sizeof(*grown));
+	if (!grown) {
+		free(msg);
+		return;
+	}
+	*v = grown;
+	(*v)[(*n)++] = msg;
+}
+
+static void errs_push(struct bcn_cfg_errs *e, char *msg)
+{
+	if (e)
+		list_push(&e->msg, &e->n, msg);
+	else
+		free(msg);
+}
+
+/* "path: text" (or text alone), malloc'd; NULL when out of memory. */
+static char *with_path(const char *path, const char *fmt, va_list ap)
+{
+	char *text = vformat(fmt, ap), *s;
+
+	if (!text || !path || !*path)
+		return text;
+	s = format("%s: %s", path, text);
+	free(text);
+	return s;
 }
 
 void bcn_cfg_err(struct bcn_cfg_errs *e, const char *path, const char *fmt, ...)
 {
 	va_list ap;
-	char *text;
 
 	va_start(ap, fmt);
-	text = vformat(fmt, ap);
+	errs_push(e, with_path(path, fmt, ap));
 	va_end(ap);
-	if (text && path && *path) {
-		errs_push(e, format("%s: %s", path, text));
-		free(text);
-	} else {
-		errs_push(e, text);
-	}
+}
+
+void bcn_cfg_warn(struct bcn_cfg_errs *e, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	msg = with_path(path, fmt, ap);
+	va_end(ap);
+	if (e)
+		list_push(&e->warn, &e->nwarn, msg);
+	else
+		free(msg);
 }
 
 void bcn_cfg_errs_free(struct bcn_cfg_errs *e)
@@ -115,6 +141,11 @@ void bcn_cfg_errs_free(struct bcn_cfg_errs *e)
 	free(e->msg);
 	e->msg = NULL;
 	e->n = 0;
+	for (size_t i = 0; i < e->nwarn; i++)
+		free(e->warn[i]);
+	free(e->warn);
+	e->warn = NULL;
+	e->nwarn = 0;
 }
 
 /* The walk's state: problems are counted here, not read back from errs, so a

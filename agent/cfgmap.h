@@ -59,14 +59,21 @@ struct bcn_objlist {
 /* True when the list holds `s`. */
 bool bcn_strlist_has(const struct bcn_strlist *l, const char *s);
 
-/* Collected problems, each "JSON-path: sentence". */
+/* Collected problems, each "JSON-path: sentence". Warnings (valid, but
+ * probably not what was meant) are kept apart and never make a config
+ * invalid: --check-config prints them, the agent logs them at start. */
 struct bcn_cfg_errs {
 	char **msg;
 	size_t n;
+	char **warn;
+	size_t nwarn;
 };
 
 /* Record one problem at `path`. printf-style. */
 void bcn_cfg_err(struct bcn_cfg_errs *e, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Record one warning at `path`. printf-style. */
+void bcn_cfg_warn(struct bcn_cfg_errs *e, const char *path, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void bcn_cfg_errs_free(struct bcn_cfg_errs *e);
 

@@ -240,6 +240,8 @@ static void add_instance(struct bcn_config *c, const struct bcn_plugin *p, json_
 		bcn_cfg_fill(p->config_map, obj, ic->conf, path, errs);
 	if (errs->n == before && p->cb_check)
 		p->cb_check(ic->conf, path, errs);
+	if (errs->n == before && p->cb_check_service && c->service)
+		p->cb_check_service(ic->conf, c->service, path, errs);
 	json_decref(copy);
 }
 

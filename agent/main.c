@@ -26,6 +26,8 @@ static int check_config(const char *file)
 	struct bcn_cfg_errs errs = { 0 };
 	struct bcn_config *c = bcn_config_load(file, &errs);
 
+	for (size_t i = 0; i < errs.nwarn; i++)
+		fprintf(stderr, "warning: %s\n", errs.warn[i]);
 	if (!c) {
 		for (size_t i = 0; i < errs.n; i++)
 			fprintf(stderr, "%s\n", errs.msg[i]);
@@ -33,7 +35,8 @@ static int check_config(const char *file)
 		bcn_cfg_errs_free(&errs);
 		return 2;
 	}
-	printf("%s: configuration is valid\n", file);
+	printf("%s: configuration is valid%s\n", file, errs.nwarn ? " (see the warnings)" : "");
+	bcn_cfg_errs_free(&errs);
 	bcn_config_free(c);
 	return 0;
 }

@@ -24,6 +24,7 @@
 
 struct event_base;
 struct bcn_config;
+struct bcn_service_conf;
 struct bcn_instance;
 struct bcn_core;
 
@@ -74,6 +75,11 @@ struct bcn_plugin {
 	 * Add problems to errs under `path`. Runs for --check-config too, so no
 	 * I/O. Optional. */
 	void (*cb_check)(void *conf, const char *path, struct bcn_cfg_errs *errs);
+	/* The same for the top-level "service" this registry would register
+	 * (limits of the backend, such as Consul's on metadata); runs after
+	 * cb_check when a service is configured. No I/O. Optional. */
+	void (*cb_check_service)(void *conf, const struct bcn_service_conf *svc, const char *path,
+				 struct bcn_cfg_errs *errs);
 
 	/* Create ins->ctx from ins->conf; no I/O yet. 0 or -1 (logged). Required. */
 	int (*cb_init)(struct bcn_instance *ins);

@@ -8,12 +8,20 @@
  *                                                       or unix:///path/to/consul.sock
  *   token_file                 ""                       file holding the ACL token
  *   datacenter                 ""                       ?dc= of discovery and KV queries
+ *   consistency                "default"                "stale": discovery and KV reads take
+ *                                                       ?stale and keep working through a
+ *                                                       leader election (possibly stale data)
+ *   namespace, partition       ""                       Consul Enterprise: ?ns= / ?partition=
+ *                                                       on every request, Namespace/Partition
+ *                                                       in the registration (untested on a
+ *                                                       real Enterprise server)
  *   tls                        {}                       ca_file, cert_file, key_file,
  *                                                       server_name, insecure_skip_verify
  *   ttl                        "10s"                    TTL of the check beacon drives;
  *                                                       updated every ttl/2
  *   deregister_critical_after  "1m"                     Consul removes the service after its
- *                                                       check was critical this long ("0": never)
+ *                                                       check was critical this long ("0": never;
+ *                                                       Consul raises less than 1m to 1m)
  *   wait                       "5m"                     wait of blocking queries (max 10m)
  *   timeout                    "5s"                     limit of one request; a blocking query
  *                                                       gets wait + wait/16 + timeout
@@ -42,6 +50,9 @@ static const struct bcn_cfg_field consul_fields[] = {
 	{ "address", F(STR, address), "http://127.0.0.1:8500", BCN_CFG_NONEMPTY, 0, 0, NULL, 0, "the local Consul agent" },
 	{ "token_file", F(STR, token_file), "", 0, 0, 0, NULL, 0, "file holding the ACL token" },
 	{ "datacenter", F(STR, datacenter), "", 0, 0, 0, NULL, 0, "datacenter of discovery and KV queries" },
+	{ "consistency", F(STR, consistency), "default", 0, 0, 0, NULL, 0, "\"default\" or \"stale\" reads" },
+	{ "namespace", F(STR, namespace_), "", 0, 0, 0, NULL, 0, "Consul Enterprise namespace" },
+	{ "partition", F(STR, partition), "", 0, 0, 0, NULL, 0, "Consul Enterprise admin partition" },
 	{ "tls", F(OBJECT, tls), NULL, 0, 0, 0, bcn_tls_fields, 0, "TLS files" },
 	{ "ttl", F(DURATION, ttl_ms), "10s", 0, 500, 86400000, NULL, 0, "TTL of the health check beacon drives" },
 	{ "deregister_critical_after", F(DURATION, dereg_ms), "1m", 0, 0, 31536000000LL, NULL, 0,
@@ -83,6 +94,68 @@ static void consul_check(void *conf, const char *path, struct bcn_cfg_errs *errs
 		snprintf(p, sizeof(p), "%s.datacenter", path);
 		bcn_cfg_err(errs, p, "a datacenter name has at most 64 letters, digits, '-', '_' or '.'");
 	}
+	if (strcmp(c->consistency, "default") != 0 && strcmp(c->consistency, "stale") != 0) {
+		snprintf(p, sizeof(p), "%s.consistency", path);
+		bcn_cfg_err(errs, p, "expected \"default\" or \"stale\", got \"%.40s\"", c->consistency);
+	}
+	for (int i = 0; i < 2; i++) {
+		const char *v = i ? c->partition : c->namespace_;
+		size_t n = strlen(v);
+		/* Enterprise names: letters, digits and '-', starting and ending
+		 * with a letter or digit, at most 64 (validNamespaceName). */
+		if (n && (n > 64 || v[strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")] ||
+			  v[0] == '-' || v[n - 1] == '-')) {
+			snprintf(p, sizeof(p), "%s.%s", path, i ? "partition" : "namespace");
+			bcn_cfg_err(errs, p, "a %s name has at most 64 letters, digits or '-' (not first or last)",
+				    i ? "partition" : "namespace");
+		}
+	}
+	if (c->dereg_ms && c->dereg_ms < 60000) {
+		/* api-docs/agent/check, DeregisterCriticalServiceAfter: "The minimum
+		 * timeout is 1 minute, and the process that reaps critical services
+		 * runs every 30 seconds." Valid, but not what was asked for. */
+		snprintf(p, sizeof(p), "%s.deregister_critical_after", path);
+		bcn_cfg_warn(errs, p, "Consul raises it to 1m and reaps every 30s: a critical service is "
+			     "removed 1m to 1m30s after its check turned critical");
+	}
+}
+
+/* Consul's limits on service metadata (agent/structs/structs.go in
+ * hashicorp/consul: ValidateServiceMetadata, validateMetaPair, metaKeyFormat
+ * `^[a-zA-Z0-9_-]+$`, metaKeyMaxLength 128, metaValueMaxLength 512,
+ * metaMaxKeyPairs 64, the reserved prefix "consul-"). Consul answers a
+ * registration that breaks them with 400, so it would be retried forever:
+ * refuse the config instead. */
+static void consul_check_service(void *conf, const struct bcn_service_conf *svc, const char *path,
+				 struct bcn_cfg_errs *errs)
+{
+	const char *key;
+	json_t *v;
+	char p[300];
+	(void)conf;
+
+	if (json_object_size(svc->meta) > 64)
+		bcn_cfg_err(errs, "$.service.meta", "Consul (the registry at %s) would refuse the registration: "
+			    "at most 64 meta pairs, got %zu", path, json_object_size(svc->meta));
+	json_object_foreach(svc->meta, key, v) {
+		const char *why = NULL;
+		size_t klen = strlen(key);
+
+		if (!klen)
+			why = "a meta key is empty";
+		else if (key[strspn(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")])
+			why = "a meta key holds only letters, digits, '_' and '-'";
+		else if (klen > 128)
+			why = "a meta key has at most 128 bytes";
+		else if (strncmp(key, "consul-", 7) == 0)
+			why = "the key prefix \"consul-\" is reserved for Consul's own keys";
+		else if (strlen(json_string_value(v) ? json_string_value(v) : "") > 512)
+			why = "a meta value has at most 512 bytes";
+		if (!why)
+			continue;
+		bcn_cfg_path_key(p, sizeof(p), "$.service.meta", key);
+		bcn_cfg_err(errs, p, "Consul (the registry at %s) would refuse the registration: %s", path, why);
+	}
 }
 
 /* ---- state ---------------------------------------------------------------- */
@@ -91,10 +164,20 @@ void consul_report(struct consul_ctx *ctx)
 {
 	size_t total, synced, fresh;
 	const char *watch_err, *err = NULL, *state;
+	char named[300];
 	bool service = ctx->reg.id != NULL;
 	bool need_reg = service && !ctx->core->drained;
 
 	bcn_watchset_counts(ctx->watches, &total, &synced, &fresh, &watch_err);
+	/* Say which watch fails: /ready and /v1/self show this sentence. */
+	for (const struct bcn_watch *w = ctx->watches; watch_err && w; w = w->next) {
+		if (w->last_error == watch_err) {
+			snprintf(named, sizeof(named), "query of %s %s failed: %s", w->kv ? "prefix" : "service",
+				 w->name, watch_err);
+			watch_err = named;
+			break;
+		}
+	}
 	bcn_cache_set_stale(ctx->core->cache, ctx->ins->src, ctx->down || fresh < total);
 	if (synced == total && (!need_reg || ctx->reg.registered))
 		ctx->ready = true; /* stays: outages are served stale, not unready */
@@ -157,6 +240,30 @@ void consul_acl_denied(struct consul_ctx *ctx, const char *msg)
 {
 	/* Logged by bcn_instance_report when it changes: once, not per request. */
 	snprintf(ctx->acl_err, sizeof(ctx->acl_err), "%s", msg);
+}
+
+#define NO_LEADER_WARNING "Consul has no known leader (an election, or quorum lost): answers come " \
+	"from a server without contact to a leader and may be stale"
+#define ACL_DENY_WARNING "Consul's ACL default policy is deny and no token_file is set: discovery and " \
+	"KV answers leave out everything the anonymous token may not read (an empty answer looks like " \
+	"no instances)"
+
+void consul_note_headers(struct consul_ctx *ctx, const struct consul_reply *r)
+{
+	/* Only reads carry X-Consul-KnownLeader; without ?stale a read with no
+	 * leader fails instead (500 "No cluster leader", the RPC forwarding in
+	 * agent/consul/rpc.go), and that error is reported by the watch. */
+	if (r->known_leader >= 0 && r->known_leader != ctx->known_leader) {
+		if (!r->known_leader)
+			bcn_warn(ctx->log, "%s", NO_LEADER_WARNING);
+		else if (ctx->known_leader == 0)
+			bcn_info(ctx->log, "Consul has a known leader again");
+		ctx->known_leader = r->known_leader;
+	}
+	if (r->acl_deny && !ctx->token_header && !ctx->acl_deny_anonymous) {
+		ctx->acl_deny_anonymous = true;
+		bcn_warn(ctx->log, "%s", ACL_DENY_WARNING);
+	}
 }
 
 /* ---- lifecycle ------------------------------------------------------------ */
@@ -233,6 +340,18 @@ static int consul_init(struct bcn_instance *ins)
 		goto oom;
 	snprintf(ctx->dc_param, n, "%s", c->datacenter[0] ? "dc=" : "");
 	consul_escape(ctx->dc_param, n, c->datacenter, false);
+	n = 3 * (strlen(c->namespace_) + strlen(c->partition)) + 16;
+	ctx->scope_param = malloc(n);
+	if (!ctx->scope_param)
+		goto oom;
+	snprintf(ctx->scope_param, n, "%s", c->namespace_[0] ? "ns=" : "");
+	consul_escape(ctx->scope_param, n, c->namespace_, false);
+	if (c->partition[0]) {
+		strcat(ctx->scope_param, c->namespace_[0] ? "&partition=" : "partition=");
+		consul_escape(ctx->scope_param, n, c->partition, false);
+	}
+	ctx->stale_reads = strcmp(c->consistency, "stale") == 0;
+	ctx->known_leader = -1;
 	n = strlen(ctx->base_url);
 	while (n > 0 && ctx->base_url[n - 1] == '/')
 		ctx->base_url[--n] = '\0';
@@ -276,6 +395,9 @@ static void consul_reload(struct bcn_instance *ins, void *new_conf)
 	CHANGED(strcmp(o->address, n->address), "address");
 	CHANGED(strcmp(o->token_file, n->token_file), "token_file");
 	CHANGED(strcmp(o->datacenter, n->datacenter), "datacenter");
+	CHANGED(strcmp(o->consistency, n->consistency), "consistency");
+	CHANGED(strcmp(o->namespace_, n->namespace_), "namespace");
+	CHANGED(strcmp(o->partition, n->partition), "partition");
 	CHANGED(!bcn_tls_conf_equal(&o->tls, &n->tls), "tls");
 	CHANGED(o->ttl_ms != n->ttl_ms, "ttl");
 	CHANGED(o->dereg_ms != n->dereg_ms, "deregister_critical_after");
@@ -318,6 +440,7 @@ static void consul_exit(struct bcn_instance *ins)
 	free(ctx->base_url);
 	free(ctx->unix_path);
 	free(ctx->dc_param);
+	free(ctx->scope_param);
 	free(ctx->ca_file);
 	free(ctx->cert_file);
 	free(ctx->key_file);
@@ -332,11 +455,21 @@ static void consul_self(struct bcn_instance *ins, json_t *obj)
 {
 	struct consul_ctx *ctx = ins->ctx;
 	const struct consul_conf *c = ins->conf;
+	json_t *warnings = json_array();
 
 	json_object_set_new(obj, "address", json_string(ctx->address));
 	json_object_set_new(obj, "datacenter", json_string(c->datacenter));
+	json_object_set_new(obj, "consistency", json_string(c->consistency));
+	json_object_set_new(obj, "namespace", json_string(c->namespace_));
+	json_object_set_new(obj, "partition", json_string(c->partition));
 	json_object_set_new(obj, "token", json_boolean(ctx->token_header != NULL)); /* whether, never which */
 	json_object_set_new(obj, "reachable", json_boolean(ctx->ever_answered && !ctx->down));
+	json_object_set_new(obj, "known_leader", ctx->known_leader < 0 ? json_null() : json_boolean(ctx->known_leader));
+	if (ctx->known_leader == 0)
+		json_array_append_new(warnings, json_string(NO_LEADER_WARNING));
+	if (ctx->acl_deny_anonymous)
+		json_array_append_new(warnings, json_string(ACL_DENY_WARNING));
+	json_object_set_new(obj, "warnings", warnings);
 	json_object_set_new(obj, "ttl_ms", json_integer((json_int_t)ctx->ttl_ms));
 	consul_reg_self(ctx, obj);
 	json_object_set_new(obj, "watches", consul_watch_self(ctx));
@@ -349,6 +482,7 @@ const struct bcn_plugin bcn_plugin_consul = {
 	.config_map = consul_fields,
 	.config_size = sizeof(struct consul_conf),
 	.cb_check = consul_check,
+	.cb_check_service = consul_check_service,
 	.cb_init = consul_init,
 	.cb_start = consul_start,
 	.cb_reload = consul_reload,

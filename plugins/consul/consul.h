@@ -37,6 +37,8 @@ struct consul_conf {
 	char *address;             /* http://host:port, https://host:port or unix:///path */
 	char *token_file;
 	char *datacenter;
+	char *consistency;         /* "default" or "stale" (discovery and KV reads) */
+	char *namespace_, *partition; /* Consul Enterprise; "" = the token's / agent's default */
 	struct bcn_tls_conf tls;
 	uint64_t ttl_ms, dereg_ms, wait_ms, timeout_ms;
 };
@@ -58,6 +60,8 @@ struct consul_reply {
 	const char *msg;   /* not 2xx: one sentence for logs and /v1/self, never a secret */
 	bool acl;          /* 403: the token is unknown or lacks a permission */
 	bool filtered;     /* X-Consul-Results-Filtered-By-ACLs: the token cannot read everything */
+	int known_leader;  /* X-Consul-KnownLeader: 1 true, 0 false, -1 absent */
+	bool acl_deny;     /* X-Consul-Default-ACL-Policy: deny */
 };
 
 struct consul_ctx;
@@ -163,6 +167,8 @@ struct consul_ctx {
 	char *unix_path;               /* NULL for TCP */
 	char *address;                 /* as configured, for logs and /v1/self */
 	char *dc_param;                /* "dc=<escaped>" or "" */
+	char *scope_param;             /* "ns=<escaped>&partition=<escaped>" (either may be absent) or "" */
+	bool stale_reads;              /* consistency "stale": ?stale on discovery and KV reads */
 	char *ca_file, *cert_file, *key_file, *server_name;
 	bool insecure_skip_verify;
 	char *token_header;            /* sodium_malloc'd "X-Consul-Token: <token>"; NULL without */
@@ -172,6 +178,8 @@ struct consul_ctx {
 	bool ever_answered, stopping, ready;
 	char err[256];                 /* why it is down */
 	char acl_err[256];             /* the last ACL refusal, "" when none */
+	int known_leader;              /* the last X-Consul-KnownLeader seen: 1, 0, -1 never */
+	bool acl_deny_anonymous;       /* default policy deny and no token: reads are filtered */
 	struct consul_req *reqs;       /* every request in flight */
 
 	struct consul_reg reg;
@@ -190,5 +198,8 @@ void consul_lost(struct consul_ctx *ctx, const char *why);
 void consul_answered(struct consul_ctx *ctx);
 /* Remember an ACL refusal (logged through the instance report, once). */
 void consul_acl_denied(struct consul_ctx *ctx, const char *msg);
+/* Note what an answer's headers say about the cluster (known leader, ACL
+ * default policy); logs changes once. */
+void consul_note_headers(struct consul_ctx *ctx, const struct consul_reply *r);
 
 #endif

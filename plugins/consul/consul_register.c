@@ -5,7 +5,12 @@
  * check, "beacon:<id>", that beacon drives from the core's health check of
  * the app: pass, warn or fail every TTL/2, and at once when the status
  * changes. Registration carries the current status as the check's initial
- * one, so a (re-)registration never flashes critical.
+ * one, so a (re-)registration never flashes critical. A non-dev agent
+ * ignores that status when it re-registers a TTL check it already knew: it
+ * restores the status saved by the last update (agent.go loadCheckState),
+ * which may be "passing" while the app is now critical. So every
+ * successful registration is followed at once by a check update with the
+ * current status.
  *
  * One request at a time (register, check update or deregister) moves what
  * the agent holds towards what it should hold; reg_step() compares the two
@@ -16,7 +21,8 @@
  *   do not want it (drained):          it may exist -> deregister
  *
  * Anti-entropy: a Consul agent restarted without state forgets us. A check
- * update answered 404 says so directly; a request that found the agent
+ * update answered 404 says so directly (older agents with ACLs enabled say
+ * 500 "Unknown check", hashicorp/consul#5821); a request that found the agent
  * unreachable says it may have happened, so the registration is redone as
  * soon as the agent answers again (registering is idempotent).
  *
@@ -36,6 +42,22 @@ static void reg_step(struct consul_ctx *ctx);
 static const char *const verb[] = { "pass", "warn", "fail" };
 
 #define ANSWER_OK(r) ((r)->outcome == CONSUL_ANSWERED && (r)->status / 100 == 2)
+
+/* Consul does not know the check or service: 404 'Unknown check ID "x"...'
+ * today, 500 'Unknown check "x"' / 'Unknown service "x"' from older agents
+ * with ACLs enabled (hashicorp/consul#5821). `what` is "check" or "service". */
+static bool answer_unknown(const struct consul_reply *r, const char *what)
+{
+	char prefix[24];
+	size_t n;
+
+	if (r->outcome != CONSUL_ANSWERED)
+		return false;
+	if (r->status == 404)
+		return true;
+	n = (size_t)snprintf(prefix, sizeof(prefix), "Unknown %s ", what);
+	return r->status == 500 && r->len >= n && memcmp(r->body, prefix, n) == 0;
+}
 
 static void schedule_update(struct consul_ctx *ctx)
 {
@@ -100,7 +122,9 @@ static void register_done(struct consul_ctx *ctx, const struct consul_reply *r, 
 	reg->registered = reg->maybe = true;
 	reg->sent_status = reg->sending_status;
 	reg->last_update_ms = consul_now_ms();
-	reg->update_due = false;
+	/* The agent may have restored an older saved status instead of ours
+	 * (loadCheckState): say the current one again right away. */
+	reg->update_due = true;
 	reg->registrations++;
 	bcn_info(ctx->log, "registered %s with check %s (TTL %llu ms, status %s)%s", reg->id, reg->check_id,
 		 (unsigned long long)ctx->ttl_ms, bcn_status_name((enum bcn_status)reg->sent_status),
@@ -117,9 +141,10 @@ static void update_done(struct consul_ctx *ctx, const struct consul_reply *r, vo
 	(void)arg;
 
 	reg->op = NULL;
-	if (r->outcome == CONSUL_ANSWERED &&
-	    (r->status == 404 || (r->status == 500 && strstr(r->msg, "does not have associated TTL")))) {
-		registration_lost(ctx, r->status == 404 ? "it does not know the check" : "the check is no longer a TTL check");
+	if (answer_unknown(r, "check") ||
+	    (r->outcome == CONSUL_ANSWERED && r->status == 500 && strstr(r->msg, "does not have associated TTL"))) {
+		registration_lost(ctx, answer_unknown(r, "check") ? "it does not know the check"
+							      : "the check is no longer a TTL check");
 		reg_step(ctx);
 		consul_report(ctx);
 		return;
@@ -146,8 +171,8 @@ static void deregister_done(struct consul_ctx *ctx, const struct consul_reply *r
 	(void)arg;
 
 	reg->op = NULL;
-	/* 404: already gone, which is what we wanted. */
-	if (!ANSWER_OK(r) && !(r->outcome == CONSUL_ANSWERED && r->status == 404)) {
+	/* Unknown: already gone, which is what we wanted. */
+	if (!ANSWER_OK(r) && !answer_unknown(r, "service")) {
 		op_failed(ctx, "deregistering", r);
 		return;
 	}
@@ -263,6 +288,7 @@ static void ttl_tick(evutil_socket_t fd, short what, void *arg)
 
 static json_t *service_def(struct consul_ctx *ctx, const struct bcn_service_conf *sc)
 {
+	const struct consul_conf *conf = ctx->ins->conf;
 	char ttl[32], dereg[32], name[300];
 	json_t *def, *check, *tags = json_array();
 
@@ -281,6 +307,12 @@ static json_t *service_def(struct consul_ctx *ctx, const struct bcn_service_conf
 			(json_int_t)(sc->weight > 0 ? sc->weight : 1), "Warning", 1, "Check", check);
 	if (def && sc->meta)
 		json_object_set(def, "Meta", sc->meta);
+	/* Consul Enterprise: the service's namespace and partition (the
+	 * requests also carry ?ns= / ?partition=). */
+	if (def && conf->namespace_[0])
+		json_object_set_new(def, "Namespace", json_string(conf->namespace_));
+	if (def && conf->partition[0])
+		json_object_set_new(def, "Partition", json_string(conf->partition));
 	return def;
 }
 
@@ -374,7 +406,7 @@ static void stop_done(struct consul_ctx *ctx, const struct consul_reply *r, void
 	(void)arg;
 
 	reg->op = NULL;
-	if (ANSWER_OK(r) || (r->outcome == CONSUL_ANSWERED && r->status == 404))
+	if (ANSWER_OK(r) || answer_unknown(r, "service"))
 		bcn_info(ctx->log, "deregistered %s", reg->id);
 	else
 		bcn_warn(ctx->log, "deregistering %s during shutdown failed: %s", reg->id, r->msg);

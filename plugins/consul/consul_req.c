@@ -184,12 +184,19 @@ static void req_done(const struct bcn_http_response *res, void *arg)
 		rep.index = parse_index(bcn_http_header(res->call, "X-Consul-Index"), &rep.has_index);
 		f = bcn_http_header(res->call, "X-Consul-Results-Filtered-By-Acls");
 		rep.filtered = f && strcmp(f, "true") == 0;
+		/* setMeta/setKnownLeader (agent/http.go) on reads; every answer
+		 * carries the ACL default policy (agent/http.go, since 1.9). */
+		f = bcn_http_header(res->call, "X-Consul-KnownLeader");
+		rep.known_leader = !f ? -1 : strcmp(f, "false") != 0;
+		f = bcn_http_header(res->call, "X-Consul-Default-ACL-Policy");
+		rep.acl_deny = f && strcmp(f, "deny") == 0;
 		if (rep.status < 200 || rep.status > 299) {
 			describe(ctx, &rep, msg);
 			rep.msg = msg;
 		}
 		/* Before the callback, so what it reports already counts the agent as there. */
 		consul_answered(ctx);
+		consul_note_headers(ctx, &rep);
 	}
 	r->cb(ctx, &rep, r->arg);
 	free(r);
@@ -209,7 +216,9 @@ struct consul_req *consul_request(struct consul_ctx *ctx, const char *method, co
 	size_t nh = 0;
 
 	r = calloc(1, sizeof(*r));
-	if (!r || asprintf(&url, "%s%s", ctx->base_url, path_query) < 0) {
+	/* Enterprise namespace and partition scope every request alike. */
+	if (!r || asprintf(&url, "%s%s%s%s", ctx->base_url, path_query,
+			   ctx->scope_param[0] ? (strchr(path_query, '?') ? "&" : "?") : "", ctx->scope_param) < 0) {
 		free(r);
 		bcn_warn(ctx->log, "could not start a request to Consul (out of memory)");
 		return NULL;

@@ -60,16 +60,22 @@ static const char *kind(const struct consul_watch *w)
 static void watch_failed(struct consul_watch *w, const struct consul_reply *r, const char *why)
 {
 	struct consul_ctx *ctx = w->ctx;
+	bool changed = strcmp(w->base.last_error, why) != 0;
+	size_t total, synced, fresh;
+	const char *first;
 
-	/* Unreachable agents and ACL refusals are logged once for the instance. */
+	snprintf(w->base.last_error, sizeof(w->base.last_error), "%s", why);
+	/* Unreachable agents and ACL refusals are logged once for the instance,
+	 * and so is the first failing watch's error (consul_report: "syncing:
+	 * query of ... failed: ..."); the others are logged here. */
 	if (!r || (r->outcome == CONSUL_ANSWERED && !r->acl)) {
-		if (strcmp(w->base.last_error, why) != 0)
+		bcn_watchset_counts(ctx->watches, &total, &synced, &fresh, &first);
+		if (changed && (first != w->base.last_error || ctx->acl_err[0]))
 			bcn_warn(ctx->log, "query of %s %s failed: %s; retrying", kind(w), w->base.name, why);
 		w->error_logged = true;
 	}
 	if (r && r->acl)
 		consul_acl_denied(ctx, why);
-	snprintf(w->base.last_error, sizeof(w->base.last_error), "%s", why);
 	w->error_unreachable = r && r->outcome == CONSUL_UNREACHABLE;
 	w->base.fresh = false;
 	w->reread = true;
@@ -195,9 +201,12 @@ static void query(struct consul_watch *w)
 		uint64_t idx = w->reread || !w->index ? 1 : w->index;
 		snprintf(blocking, sizeof(blocking), "index=%" PRIu64 "&wait=%" PRIu64 "ms", idx, ctx->wait_ms);
 	}
-	if (asprintf(&pq, "%s?%s%s%s%s%s", w->path, w->base.kv ? "recurse" : "",
+	if (asprintf(&pq, "%s?%s%s%s%s%s%s%s", w->path, w->base.kv ? "recurse" : "",
 		     w->base.kv && (blocking[0] || dc[0]) ? "&" : "", blocking,
-		     blocking[0] && dc[0] ? "&" : "", dc) < 0) {
+		     blocking[0] && dc[0] ? "&" : "", dc,
+		     /* any server answers, through a leader election (Consistency Modes) */
+		     ctx->stale_reads && (w->base.kv || blocking[0] || dc[0]) ? "&" : "",
+		     ctx->stale_reads ? "stale" : "") < 0) {
 		watch_failed(w, NULL, "out of memory");
 		return;
 	}

@@ -45,9 +45,11 @@ class Consul:
     acl_token: management token; enables ACLs with default policy deny.
     unix: also serve the HTTP API on DIR/consul.sock (self.unix_path).
     tls: files from etcd_fixture.make_certs: serve https (simulator only).
+    sim_args: extra simulator flags (modes such as --legacy-unknown-errors);
+    a test that passes them needs the simulator (require_sim).
     """
 
-    def __init__(self, acl_token=None, unix=False, tls=None):
+    def __init__(self, acl_token=None, unix=False, tls=None, sim_args=()):
         self.real = real_consul()
         if self.real and not os.access(CONSUL_BIN, os.X_OK):
             skip("CONSUL_BIN=%s is not an executable" % CONSUL_BIN)
@@ -67,6 +69,7 @@ class Consul:
             self._ssl.check_hostname = False  # the CA is still checked
         self.proc = None
         self.log_file = None
+        self.sim_args = list(sim_args)
 
     # -- life --
 
@@ -79,7 +82,7 @@ class Consul:
                 argv += ["--unix", self.unix_path]
             if self.tls:
                 argv += ["--tls-cert", self.tls["server"], "--tls-key", self.tls["server_key"]]
-            return argv
+            return argv + self.sim_args
         p1, p2, p3 = self.extra_ports
         argv = [CONSUL_BIN, "agent", "-dev", "-node", "beacon-sim", "-datacenter", "dc1",
                 "-bind", "127.0.0.1", "-client", "127.0.0.1", "-http-port", str(self.port),

@@ -525,4 +525,221 @@ def test_consul_check_config():
                          "datacenter": "dc1", "ttl": "10s", "deregister_critical_after": "2m",
                          "wait": "5m", "timeout": "5s"})
         assert rc == 0, (rc, out)
+        assert "warning" not in out, out
         assert re.search(r"consul", run_beacon("--version", use_wrap=False)[1])
+
+
+def test_consul_check_config_dereg_warning_and_meta_limits():
+    def check(reg, meta=None):
+        cfg = {"registry": dict(reg, backend="consul")}
+        if meta is not None:
+            cfg["service"] = {"name": "web", "id": "web-1", "address": "10.0.0.1", "port": 80, "meta": meta}
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        rc, out, err = run_beacon("agent", "--config", path, "--check-config", use_wrap=False)
+        return rc, out + err
+
+    with temp_dir() as d:
+        path = os.path.join(d, "beacon.json")
+        # Consul raises deregister_critical_after to 1m: valid, with a warning.
+        rc, out = check({"deregister_critical_after": "10s"})
+        assert rc == 0 and "configuration is valid" in out, (rc, out)
+        assert re.search(r"warning: \$\.registry\.deregister_critical_after: .*1m.*30s", out), out
+        assert check({"deregister_critical_after": "1m"}) == (0, check({})[1]) and "warning" not in check({})[1]
+        # Meta Consul would refuse with 400 (and beacon retry forever): errors, exit 2.
+        good = {"zone": "a", "k_" + "x" * 126: "v" * 512}
+        rc, out = check({}, good)
+        assert rc == 0, (rc, out)
+        for meta, where, why in (({"bad.key": "x"}, '$.service.meta["bad.key"]', "letters, digits"),
+                                 ({"k" * 129: "x"}, "$.service.meta.k", "128 bytes"),
+                                 ({"v": "x" * 513}, "$.service.meta.v", "512 bytes"),
+                                 ({"consul-version": "1"}, '$.service.meta["consul-version"]', "reserved"),
+                                 (dict(("k%d" % i, "v") for i in range(65)), "$.service.meta:", "64")):
+            rc, out = check({}, meta)
+            assert rc == 2 and where in out and why in out and "Consul" in out, (meta, rc, out)
+
+    # The agent logs the warning at start.
+    with Consul() as c:
+        with Agent(config(c, reg=registry(c, deregister_critical_after="30s"))) as a:
+            a.wait_log(r"warn.*deregister_critical_after: Consul raises it to 1m")
+            stops_cleanly(a)
+
+
+# ---- real-agent behaviours the simulator imitates (issue 9) ------------------------------
+
+def exec_check(a_dir_code="@DIR@/code"):
+    """An app check whose exit code comes from a file: 0 passing, 2 critical (no file)."""
+    return {"exec": ["sh", "-c", "exit $(cat %s 2>/dev/null || echo 2)" % a_dir_code], "interval": "200ms",
+            "timeout": "150ms", "rise": 1, "fall": 1}
+
+
+def set_code(a, value):
+    path = os.path.join(a.dir, "code")
+    with open(path + ".tmp", "w") as f:
+        f.write(value)
+    os.replace(path + ".tmp", path)
+
+
+def health_status(c, service, check_id):
+    for e in c.health(service):
+        for chk in e["Checks"]:
+            if chk["CheckID"] == check_id:
+                return chk["Status"]
+    return None
+
+
+def test_consul_reregistration_sends_current_status():
+    # A non-dev agent (-data-dir) restores a TTL check's saved status when the check is
+    # registered again (loadCheckState), ignoring the Status in the registration.
+    with Consul(sim_args=["-data-dir", "/nonexistent/kept-in-memory"]) as c:
+        c.require_sim()
+        reg = registry(c, ttl="20s")  # the periodic update would only come after 10 s
+        with Agent(config(c, service=("web", "web-1", 8080), services=["web"], check=exec_check(), reg=reg)) as a:
+            set_code(a, "0")
+            wait_for(lambda: health_status(c, "web", "beacon:web-1") == "passing", 10, what="passing in Consul")
+            wait_for(lambda: backend(a)["last_check_status_sent"] == "passing", 5, what="a passing update")
+            c.sim("restart", keep=1, down_ms=int(scale(3.0) * 1000))  # a blip; the agent keeps its state
+            set_code(a, "2")
+            wait_for(lambda: a.get("/v1/self")[2]["service"]["status"] == "critical", 5,
+                     what="the app critical during the blip")
+            wait_for(lambda: backend(a)["registrations"] >= 2, 15, what="re-registration after the blip")
+            # At once, not after ttl/2 = 10 s with the restored "passing" in between.
+            wait_for(lambda: health_status(c, "web", "beacon:web-1") == "critical", scale(2.0),
+                     what="critical in Consul right after the re-registration")
+            chk = c.state()["checks"]["beacon:web-1"]
+            assert chk["Status"] == "critical", chk
+            stops_cleanly(a)
+
+
+def test_consul_legacy_unknown_check_500():
+    # Older agents with ACLs: 500 'Unknown check "x"' / 'Unknown service "x"' (consul#5821).
+    with Consul(sim_args=["--legacy-unknown-errors"]) as c:
+        c.require_sim()
+        with Agent(config(c, service=("web", "web-1", 8080), reg=registry(c, ttl="4s"))) as a:
+            wait_for(lambda: ready(a) and "web-1" in c.services(), 10, what="registered")
+            wait_for(lambda: backend(a)["last_check_status_sent"] == "passing", 5, what="an update")
+            c.deregister("web-1")  # the agent forgets us; the next update hears 500 Unknown check
+            wait_for(lambda: "web-1" in c.services(), scale(6.0), what="re-registration after the 500")
+            a.wait_log(r"Consul lost the registration of web-1 \(it does not know the check\)")
+            assert backend(a)["registrations"] >= 2
+
+            # Draining when Consul no longer has the service: 500 Unknown service = already gone.
+            c.deregister("web-1")
+            st, _, body = a.post("/v1/self/drain")
+            assert st == 200, (st, body)
+            wait_for(lambda: backend(a)["state"] == "drained", 5, what="drained despite the 500")
+            a.wait_log(r"deregistered web-1 \(drained\)")
+            assert not [l for l in log_lines(a.log()) if "deregistering web-1 failed" in l], a.log()
+            log = c.ok("GET", "/sim/state?log=1")["log"]
+            assert [e for e in log if e["path"] == "/v1/agent/check/pass/beacon:web-1" and e["status"] == 500], log
+            assert [e for e in log if e["path"] == "/v1/agent/service/deregister/web-1" and e["status"] == 500], log
+            stops_cleanly(a)
+
+
+def test_consul_stale_reads_through_leader_election():
+    with Consul() as c:
+        c.require_sim()
+        c.register(other("web-2"))
+        with Agent(config(c, services=["web"], kv=["/cfg/"], reg=registry(c, consistency="stale"))) as a, \
+                Agent(config(c, services=["web"])) as d:
+            wait_for(lambda: ready(a) and ready(d) and ids(a, "web") == ["web-2"] and ids(d, "web") == ["web-2"],
+                     10, what="both ready")
+            b = backend(a)
+            assert b["consistency"] == "stale" and b["known_leader"] is True and b["warnings"] == [], b
+            c.sim("leader", known=0)        # a leader election: no known leader
+            c.register(other("web-3"))      # agent-local; wakes the blocking queries
+            wait_for(lambda: ids(a, "web") == ["web-2", "web-3"] and fresh(a, "web"), 5,
+                     what="stale reads keep discovery working")
+            b = wait_for(lambda: (lambda b: b["known_leader"] is False and b)(backend(a)), 5,
+                         what="known_leader false in /v1/self")
+            assert any("no known leader" in w for w in b["warnings"]), b
+            a.wait_log(r"Consul has no known leader")
+            log = c.ok("GET", "/sim/state?log=1")["log"]
+            assert [e for e in log if e["path"] == "/v1/kv/cfg/" and "stale" in e["query"].split("&")], log
+            # The default consistency fails until there is a leader again.
+            wait_for(lambda: "No cluster leader" in backend(d)["watches"][0]["error"], 10,
+                     what="the default consistency failing without a leader")
+            assert stale(d, "web")
+            c.sim("leader", known=1)
+            wait_for(lambda: backend(a)["known_leader"] is True and backend(a)["warnings"] == [], 10,
+                     what="the leader back")
+            a.wait_log(r"Consul has a known leader again")
+            wait_for(lambda: fresh(d, "web"), 10, what="the default consistency working again")
+            stops_cleanly(a)
+
+
+def test_consul_namespace_and_partition():
+    # Consul Enterprise keys: the simulator records them and scopes health queries by them.
+    with Consul() as c:
+        c.require_sim()
+        c.register(other("w-default"))
+        st, _, body = c.request("PUT", "/v1/agent/service/register?ns=team-a&partition=p1",
+                                json.dumps(other("w-a")))
+        assert st == 200, (st, body)
+        reg = registry(c, namespace="team-a", partition="p1")
+        with Agent(config(c, service=("web", "web-1", 8080), services=["web"], reg=reg)) as a:
+            wait_for(lambda: ready(a) and ids(a, "web") == ["w-a", "web-1"], 10,
+                     what="only the instances of team-a in p1")
+            s = c.state()["services"]["web-1"]
+            assert (s["Namespace"], s["Partition"]) == ("team-a", "p1"), s
+            b = backend(a)
+            assert (b["namespace"], b["partition"]) == ("team-a", "p1"), b
+            wait_for(lambda: backend(a)["last_check_status_sent"] == "passing", 5, what="a check update")
+            log = c.ok("GET", "/sim/state?log=1")["log"]
+            for prefix in ("/v1/agent/service/register", "/v1/agent/check/pass/", "/v1/health/service/web"):
+                mine = [e for e in log if e["path"].startswith(prefix) and "ns=team-a" in e["query"]]
+                assert mine and all("partition=p1" in e["query"] for e in mine), (prefix, log)
+            stops_cleanly(a)
+            assert "web-1" not in c.services()
+
+    with temp_dir() as d:
+        path = os.path.join(d, "beacon.json")
+        with open(path, "w") as f:
+            json.dump({"registry": {"backend": "consul", "namespace": "team a", "partition": "-p",
+                                    "consistency": "eventual"}}, f)
+        rc, out, err = run_beacon("agent", "--config", path, "--check-config", use_wrap=False)
+        for p in ("$.registry.namespace", "$.registry.partition", "$.registry.consistency"):
+            assert rc == 2 and p in out + err, (p, rc, out, err)
+
+
+def test_consul_acl_default_deny_without_token_warns():
+    with Consul(acl_token=TOKEN) as c:
+        c.register(other("web-2"))
+        with Agent(config(c, services=["web"])) as a:
+            # Anonymous reads are filtered: an empty answer, indistinguishable from no instances.
+            wait_for(lambda: ready(a), 10, what="ready")
+            assert ids(a, "web") == []
+            b = wait_for(lambda: (lambda b: b["warnings"] and b)(backend(a)), 5, what="a warning in /v1/self")
+            assert any("default policy is deny" in w and "token_file" in w for w in b["warnings"]), b
+            a.wait_log(r"ACL default policy is deny and no token_file is set")
+            time.sleep(scale(1.0))
+            lines = [l for l in log_lines(a.log()) if "default policy is deny" in l]
+            assert len(lines) == 1, "\n".join(lines)
+            stops_cleanly(a)
+        good = with_token_file(config(c, services=["web"]), TOKEN)
+        with good:
+            wait_for(lambda: ids(good, "web") == ["web-2"], 10, what="discovery with the token")
+            assert backend(good)["warnings"] == [], backend(good)
+            assert "default policy is deny" not in good.log()
+            stops_cleanly(good)
+
+
+def test_consul_kv_prefix_refused_by_consul():
+    # Consul 1.21.5 refuses keys outside [A-Za-z0-9,-_./] (and some suffixes) with a 400.
+    with Consul(sim_args=["--kv-key-validation"]) as c:
+        c.require_sim()
+        c.kv_put("cfg/ok/x", "1")
+        with Agent(config(c, kv=["/cfg/ok/", "/cfg/my app/"])) as a:
+            def bad_watch():
+                return {w["name"]: w for w in backend(a)["watches"]}["/cfg/my app/"]
+            w = wait_for(lambda: "invalid character" in bad_watch()["error"] and bad_watch(), 10,
+                         what="Consul's message in /v1/self")
+            assert "400" in w["error"] and "Only alphanumeric characters and ,-_./ are allowed" in w["error"], w
+            st, _, body = a.get("/ready")
+            assert st == 503 and "/cfg/my app/" in body["reason"] and "invalid character" in body["reason"], body
+            wait_for(lambda: a.get("/v1/kv/cfg/ok/x")[0] == 200, 5, what="the good prefix served")
+            a.wait_log(r"prefix /cfg/my app/ failed: .*invalid character")
+            time.sleep(scale(3.0))  # several retries
+            lines = [l for l in log_lines(a.log()) if "invalid character" in l]
+            assert len(lines) == 1, "\n".join(lines)
+            stops_cleanly(a)

@@ -8,6 +8,7 @@ socket), one state lock plus a Condition that wakes blocking queries.
         [--datacenter dc1] [--acl-token ROOT]... [--read-only-token RO]...
         [--token 'SECRET=service_prefix::write,node_prefix::read,key:cfg/x:read']...
         [--check-update-interval 5m] [--dereg-min 0s] [--reap-interval 100ms] [--verbose]
+        [-data-dir DIR] [--legacy-unknown-errors] [--kv-key-validation]
 
 The first stdout line is always "LISTENING <port>" (flushed); with --port 0 a free port is
 picked. Consul-style flags are accepted too (-http-port, -client, -node, -datacenter, -dev,
@@ -39,21 +40,28 @@ restarting the dev agent, which also loses all state and resets the raft index):
   POST /sim/restart[?down_ms=M]         dev agent restart without state: services, checks, KV
                                         dropped, open connections closed, raft index back to 10;
                                         for M ms /v1 requests get their connection closed
+       [&keep=1]                        ... or a restart that keeps everything (an agent with a
+                                        data dir restores its services, checks and check state)
   POST /sim/index?set=N                 force the raft index to N (all stored indexes clamped),
                                         waking blocked queries like a raft snapshot restore
   POST /sim/expire?check=ID             fire a TTL check's timer now
   POST /sim/gc-tombstones               reap KV tombstones now (real: after ~15m)
+  POST /sim/leader?known=0|1            no known leader (an election): server reads answer 500
+                                        "No cluster leader" unless ?stale, which answers with
+                                        X-Consul-KnownLeader: false; KV writes fail
   POST /sim/reset                       clear all faults (state untouched)
   GET  /sim/state[?log=1]               services, checks (status, last update, update times,
                                         history), kv, index, blocked queries, request counts
 
 Known divergences from a real dev agent: only TTL checks change state (HTTP/TCP/script checks
 are accepted but never run; they keep their initial status); no sessions/locks, txn, prepared
-queries, connect, maintenance mode, ?filter (400), ?near/?cached (ignored), hash blocking on
+queries, connect, maintenance mode, Enterprise namespaces and partitions beyond recording them on
+services and scoping health queries by them (KV and checks are not scoped), ?filter (400), ?near/?cached (ignored), hash blocking on
 agent endpoints; ACL rules are a flat kind/prefix list (no policies/roles API); the reaper
 runs every --reap-interval (real: 30s) and DeregisterCriticalServiceAfter is clamped to
 --dereg-min (real: 1m); re-registration resets check status to the initial one (a dev agent
-has no persisted check state); KV tombstones live until /sim/gc-tombstones; JSON is
+has no persisted check state; with -data-dir the saved TTL status is restored as loadCheckState
+does); KV tombstones live until /sim/gc-tombstones; JSON is
 pretty-printed as in dev mode; decode error texts are close to, not identical with, Go's.
 """
 import argparse
@@ -305,6 +313,7 @@ class Sim:
         self.log = collections.deque(maxlen=500)
         self.events = collections.deque(maxlen=200)
         self.next_reap = 0.0
+        self.no_leader = False
         self.clear_faults()
         self.reset_data()
 
@@ -320,6 +329,7 @@ class Sim:
     def reset_data(self):
         self.index = INITIAL_INDEX
         self.services, self.checks, self.kv, self.tombstones = {}, {}, {}, {}
+        self.check_state = {}     # persisted TTL check state (-data-dir only)
         self.svc_idx = {"consul": BOOT_INDEX}
         self.extinct_idx = 0
         self.tbl = {"nodes": BOOT_INDEX, "services": BOOT_INDEX, "checks": BOOT_INDEX, "kvs": 0}
@@ -415,6 +425,7 @@ class Sim:
             cid = ct["CheckID"] or "service:%s%s" % (sid, ":%d" % (i + 1) if len(chks) > 1 else "")
             new_ids.add(cid)
             c = self.new_check(cid, ct, svc)
+            self.load_check_state(c)
             prev = self.checks.get(cid)
             same = prev is not None and all(prev[k] == c[k] for k in (
                 "Name", "Status", "Output", "Notes", "ServiceID", "ServiceName", "ServiceTags", "Type"))
@@ -454,6 +465,22 @@ class Sim:
                 "critical_since": None, "cat_status": status, "cat_output": "", "defer_at": None,
                 "last_update": None, "updates": 0, "update_times": [], "history": [[time.time(), status]]}
 
+    def load_check_state(self, c):
+        """agent/agent.go (hashicorp/consul) Agent.loadCheckState: an agent with a data dir (not
+        -dev) restores a TTL check's persisted Status and Output when the check is (re-)added,
+        whatever Status the registration carried, unless the saved state has expired (it is saved
+        by every TTL update, persistCheckState, with Expires = now + TTL)."""
+        saved = self.check_state.get(c["CheckID"])
+        if not self.cfg.data_dir or not c["ttl"] or saved is None:
+            return
+        status, output, expires = saved
+        if time.time() >= expires:
+            del self.check_state[c["CheckID"]]      # purgeCheckState
+            return
+        c["Status"], c["Output"], c["cat_status"], c["cat_output"] = status, output, status, output
+        c["history"] = [[time.time(), status]]
+        c["restored"] = True
+
     def maybe_extinct(self, name, idx):
         if any(s["Service"] == name for s in self.services.values()):
             self.svc_idx[name] = idx
@@ -466,6 +493,7 @@ class Sim:
         idx = self.bump()
         for cid in [k for k, c in self.checks.items() if c["ServiceID"] == sid]:
             del self.checks[cid]
+            self.check_state.pop(cid, None)        # removeCheckLocked -> purgeCheckState
         self.tbl["services"] = self.tbl["checks"] = idx
         self.maybe_extinct(svc["Service"], idx)
         self.events.append({"time": time.time(), "event": why, "service_id": sid, "index": idx})
@@ -476,6 +504,8 @@ class Sim:
             output = "%s ...\nCaptured %d of %d bytes" % (output[:OUTPUT_MAX], OUTPUT_MAX, len(output))
         c["last_output"] = output
         c["deadline"] = time.monotonic() + c["ttl"]
+        if self.cfg.data_dir:          # Agent.updateTTLCheck -> persistCheckState
+            self.check_state[c["CheckID"]] = (status, output, time.time() + c["ttl"])
         now = time.time()
         c["last_update"], c["updates"] = now, c["updates"] + 1
         c["update_times"] = (c["update_times"] + [now])[-100:]
@@ -556,9 +586,11 @@ class Sim:
             return self.svc_idx[name]
         return max(self.tbl["nodes"], self.tbl["services"], self.tbl["checks"])
 
-    def q_health(self, name, tags, passing, authz):
+    def q_health(self, name, tags, passing, authz, scope=("default", "default")):
         insts = [self.CONSUL_SVC] if name == "consul" else []
-        insts += sorted((s for s in self.services.values() if s["Service"] == name), key=lambda s: s["ID"])
+        insts += sorted((s for s in self.services.values() if s["Service"] == name and
+                         (s.get("Namespace", "default"), s.get("Partition", "default")) == scope),
+                        key=lambda s: s["ID"])
         out, filtered = [], False
         want = [t.lower() for t in tags]     # tag filters are case-insensitive, all must match
         for s in insts:
@@ -669,6 +701,7 @@ class Sim:
         mono, wall = time.monotonic(), time.time()
         epoch = lambda m: None if m is None else wall - (mono - m)
         svcs = {sid: {k: s[k] for k in ("ID", "Service", "Tags", "Address", "Port", "Meta", "Weights",
+                                         "Namespace", "Partition",
                                          "CreateIndex", "ModifyIndex", "registered_at")}
                 for sid, s in sorted(self.services.items())}
         checks = {cid: {"CheckID": cid, "Name": c["Name"], "ServiceID": c["ServiceID"],
@@ -739,7 +772,8 @@ def parse_service(body):
            "Meta": field(d, "Meta", "map[string]string", S), "Port": field(d, "Port", "int", S, 0),
            "Weights": field(d, "Weights", "object", S),
            "EnableTagOverride": field(d, "EnableTagOverride", "bool", S, False),
-           "TaggedAddresses": field(d, "TaggedAddresses", "object", S)}
+           "TaggedAddresses": field(d, "TaggedAddresses", "object", S),
+           "Namespace": field(d, "Namespace", "string", S, ""), "Partition": field(d, "Partition", "string", S, "")}
     raw_checks = []
     one = field(d, "Check", "object", S)
     if one:
@@ -815,6 +849,35 @@ def validate_service(svc, checks):
     for ct in checks:
         if ct["Status"] and ct["Status"] not in STATUSES:
             raise HTTPErr(400, "Status for checks must 'passing', 'warning', 'critical'")
+
+
+SUSPICIOUS_EXTENSIONS = (
+    ".js", ".css", ".html", ".htm", ".xml", ".json", ".txt", ".log", ".php", ".asp", ".jsp", ".cgi", ".pl",
+    ".py", ".rb", ".sh", ".exe", ".dll", ".bat", ".cmd", ".com", ".scr", ".vbs", ".pdf", ".doc", ".docx",
+    ".xls", ".xlsx", ".ppt", ".pptx", ".zip", ".rar", ".tar", ".gz", ".7z", ".bz2", ".jpg", ".jpeg", ".png",
+    ".gif", ".svg", ".ico", ".bmp", ".mp3", ".mp4", ".avi", ".mov", ".wmv", ".flv", ".swf", ".woff",
+    ".woff2", ".ttf", ".eot", ".otf")
+
+
+def validate_kv_key(key):
+    """agent/kvs_endpoint.go validateKVKey as shipped in Consul 1.21.5 (hashicorp/consul#22682, relaxed
+    again in #22850): 400 for a leading '/', any character outside a-zA-Z0-9,-_./, '../', and keys
+    ending in a file extension a proxy might cache. Returns the error text or None."""
+    if key.startswith("/"):
+        return "key must not begin with a '/'"
+    pos = 0
+    for ch in key:
+        if not (ch.isascii() and (ch.isalnum() or ch in ",-_./")):
+            return ("key contains invalid character '%s' at position %d. Only alphanumeric characters "
+                    "and ,-_./ are allowed" % (ch, pos))
+        pos += len(ch.encode())
+    if "../" in key or "..\\" in key:
+        return "key contains path traversal sequence"
+    low = key.lower()
+    for ext in SUSPICIOUS_EXTENSIONS:
+        if low.endswith(ext):
+            return "key contains suspicious file extension '%s' that may be cached by proxies" % ext
+    return None
 
 
 def meta_headers(idx, q, filtered, token):
@@ -934,6 +997,13 @@ class Handler(BaseHTTPRequestHandler):
             f = sim.take_faults(path)
         if f["delay"]:
             time.sleep(f["delay"] / 1000.0)
+        no_leader = sim.no_leader and path.startswith(("/v1/health/", "/v1/catalog/", "/v1/kv/"))
+        if no_leader and (self.command != "GET" or "stale" not in q):
+            # Reads go to a server over RPC; without a leader the forwarding fails with
+            # structs.ErrNoLeader (agent/consul/rpc.go) -> 500 "No cluster leader". ?stale lets any
+            # server answer from its own state, and setMeta/setKnownLeader (agent/http.go) then
+            # says X-Consul-KnownLeader: false. Agent endpoints (register, checks) stay local.
+            f["fail"] = (500, "No cluster leader")
         if f["fail"]:
             st, text = f["fail"]
             resp = (st, (text or ("No cluster leader" if st >= 500 else "simulated failure")).encode(), TEXT, {})
@@ -944,6 +1014,9 @@ class Handler(BaseHTTPRequestHandler):
                 resp = (e.status, e.msg.encode(), TEXT, e.headers)
         st, data, ctype, hdrs = resp
         hdrs = dict(hdrs)
+        if no_leader and "X-Consul-KnownLeader" in hdrs:
+            hdrs["X-Consul-KnownLeader"] = "false"
+        # agent/http.go: every answer says the agent's acl.default_policy ("allow" with ACLs off).
         hdrs["X-Consul-Default-Acl-Policy"] = ("deny" if sim.acl_enabled and
                                                sim.cfg.acl_default_policy == "deny" else "allow")
         if f["garbage"]:
@@ -1068,6 +1141,10 @@ class Handler(BaseHTTPRequestHandler):
             raise HTTPErr(400, "Invalid service address")
         authz = self.authz(q)
         validate_service(svc, checks)
+        # Enterprise (api-docs/agent/service, "ns"/"partition" query parameters or the
+        # Namespace/Partition fields): the sim records them and scopes health queries by them.
+        svc["Namespace"] = svc["Namespace"] or qget(q, "ns") or "default"
+        svc["Partition"] = svc["Partition"] or qget(q, "partition") or "default"
         with self.sim.lock:
             authz.require("service", svc["Service"], "write")     # vetServiceRegisterWithAuthorizer
             old = self.sim.services.get(svc["ID"])
@@ -1084,6 +1161,9 @@ class Handler(BaseHTTPRequestHandler):
         authz = self.authz(q)
         with self.sim.lock:
             s = self.sim.services.get(sid)
+            if s is None and self.sim.cfg.legacy_unknown_errors:
+                # hashicorp/consul#5821: vetServiceUpdate's fmt.Errorf("Unknown service %q") -> 500
+                raise HTTPErr(500, "Unknown service %s" % go_quote(sid))
             if s is None:
                 raise HTTPErr(404, "Unknown service ID %s. Ensure that the service ID is passed, "
                                    "not the service name." % go_quote(sid))
@@ -1150,6 +1230,10 @@ class Handler(BaseHTTPRequestHandler):
         authz = self.authz(q)
         with self.sim.lock:
             c = self.sim.checks.get(cid)
+            if c is None and self.sim.cfg.legacy_unknown_errors:
+                # Agents before the fix of hashicorp/consul#5821, with ACLs enabled:
+                # vetCheckUpdate returned fmt.Errorf("Unknown check %q") -> 500.
+                raise HTTPErr(500, "Unknown check %s" % go_quote(cid))
             if c is None:    # vetCheckUpdateWithAuthorizer
                 raise HTTPErr(404, "Unknown check ID %s. Ensure that the check ID is passed, not the "
                                    "check name." % go_quote(cid))
@@ -1207,7 +1291,9 @@ class Handler(BaseHTTPRequestHandler):
         tok = self.token(q)
         authz = self.sim.resolve(tok)
         idx, out, filt = self.blocking(q, min_idx, wait,
-                                       lambda: self.sim.q_health(name, q.get("tag", []), passing, authz))
+                                       lambda: self.sim.q_health(name, q.get("tag", []), passing, authz,
+                                                                 (qget(q, "ns") or "default",
+                                                                  qget(q, "partition") or "default")))
         h = meta_headers(idx, q, filt, tok)
         h["X-Consul-Query-Backend"] = "blocking-query"
         return json_resp(out, h)
@@ -1225,6 +1311,10 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- KV Store HTTP API (api-docs/kv)
     def h_kv(self, q, body, key):
+        if key != "" and self.sim.cfg.kv_key_validation:
+            why = validate_kv_key(key)
+            if why:
+                raise HTTPErr(400, why)
         if self.command == "GET":
             return self.kv_get(q, key)
         if self.command == "PUT":
@@ -1355,7 +1445,8 @@ class Handler(BaseHTTPRequestHandler):
             elif name == "restart":
                 sim.restart_gen += 1
                 sim.restarts += 1
-                sim.reset_data()
+                if qget(q, "keep") not in ("1", "true"):
+                    sim.reset_data()
                 sim.down_until = time.monotonic() + num("down_ms", 0) / 1000.0
                 sim.events.append({"time": time.time(), "event": "restart", "index": sim.index})
                 conns = [c for c in sim.conns if c is not self.connection]
@@ -1370,6 +1461,8 @@ class Handler(BaseHTTPRequestHandler):
                 if c is None or not c["ttl"]:
                     return 404, b"no such TTL check", TEXT, {}
                 sim.expire(c)
+            elif name == "leader":
+                sim.no_leader = qget(q, "known", "1") in ("0", "false")
             elif name == "gc-tombstones":
                 sim.tombstones.clear()
                 sim.cond.notify_all()
@@ -1414,10 +1507,19 @@ def build_config(argv):
     ap.add_argument("--dereg-min", default="0s", help="real Consul: 1m")
     ap.add_argument("--verbose", "-v", action="store_true")
     ap.add_argument("-dev", action="store_true")
+    ap.add_argument("--data-dir", "-data-dir", help="a non-dev agent: TTL check state is persisted "
+                    "and restored on re-registration (loadCheckState); kept in memory")
+    ap.add_argument("--kv-key-validation", action="store_true",
+                    help="reject KV keys as Consul 1.21.5 did (validateKVKey): 400")
+    ap.add_argument("--legacy-unknown-errors", action="store_true",
+                    help="answer unknown checks/services with 500 'Unknown check \"x\"' as agents with "
+                    "ACLs did before hashicorp/consul#5821 was fixed")
     ap.add_argument("-bind")
     for ign in ("-dns-port", "-grpc-port", "-serf-lan-port", "-serf-wan-port", "-server-port", "-log-level"):
         ap.add_argument(ign)
     cfg = ap.parse_args(argv)
+    if cfg.dev:
+        cfg.data_dir = None        # -dev keeps nothing on disk
     cfg.acl_enabled = False
     for h in cfg.hcl:
         if re.search(r"\bacl\b", h) and re.search(r"\benabled\s*=\s*true", h):

@@ -527,6 +527,94 @@ def test_acl():
     eq(a.stop(), 0)                                  # SIGTERM -> graceful exit 0
 
 
+def test_data_dir_restores_check_state():
+    # agent.go loadCheckState: a non-dev agent restores the saved TTL status on re-registration.
+    d = Sim("-data-dir", "/unused")
+    try:
+        svc = json.dumps({"ID": "p-1", "Name": "p", "Check": {"CheckID": "c1", "TTL": "30s"}})
+        eq(put("/v1/agent/service/register", svc, sim=d).status, 200)
+        eq(put("/v1/agent/check/pass/c1", sim=d).status, 200)
+        crit = json.dumps({"ID": "p-1", "Name": "p", "Check": {"CheckID": "c1", "TTL": "30s", "Status": "critical"}})
+        eq(put("/v1/agent/service/register", crit, sim=d).status, 200)
+        eq(get("/v1/agent/checks", sim=d).json["c1"]["Status"], "passing")   # restored, not critical
+        eq(req("POST", "/sim/restart?keep=1", sim=d).status, 200)           # a restart keeps it all
+        eq(get("/v1/agent/checks", sim=d).json["c1"]["Status"], "passing")
+        eq(put("/v1/agent/service/deregister/p-1", sim=d).status, 200)      # removal purges the state
+        eq(put("/v1/agent/service/register", crit, sim=d).status, 200)
+        eq(get("/v1/agent/checks", sim=d).json["c1"]["Status"], "critical")
+    finally:
+        d.stop()
+    # -dev (and the default) keep nothing: the registration's Status wins.
+    register({"ID": "p-1", "Name": "p", "Check": {"CheckID": "c1", "TTL": "30s"}})
+    put("/v1/agent/check/pass/c1")
+    register({"ID": "p-1", "Name": "p", "Check": {"CheckID": "c1", "TTL": "30s", "Status": "critical"}})
+    eq(get("/v1/agent/checks").json["c1"]["Status"], "critical")
+    put("/v1/agent/service/deregister/p-1")
+
+
+def test_legacy_unknown_errors():
+    # hashicorp/consul#5821: older agents with ACLs answered 500 for unknown checks and services.
+    d = Sim("--legacy-unknown-errors")
+    try:
+        r = put("/v1/agent/check/pass/nope", sim=d)
+        eq((r.status, r.text), (500, 'Unknown check "nope"'))
+        r = put("/v1/agent/service/deregister/nope", sim=d)
+        eq((r.status, r.text), (500, 'Unknown service "nope"'))
+    finally:
+        d.stop()
+
+
+def test_no_leader():
+    # agent/consul/rpc.go: no leader -> 500 "No cluster leader"; ?stale answers, KnownLeader false.
+    register({"ID": "nl-1", "Name": "nl", "Check": {"TTL": "30s"}})
+    eq(req("POST", "/sim/leader?known=0").status, 200)
+    try:
+        r = get("/v1/health/service/nl")
+        eq((r.status, r.text), (500, "No cluster leader"))
+        r = get("/v1/health/service/nl?stale")
+        eq((r.status, r.headers["X-Consul-KnownLeader"]), (200, "false"))
+        eq([e["Service"]["ID"] for e in r.json], ["nl-1"])
+        eq(get("/v1/kv/x?recurse").status, 500)
+        eq(get("/v1/kv/x?recurse&stale").status, 404)
+        eq(put("/v1/kv/x", "v").status, 500)
+        eq(put("/v1/agent/check/pass/service:nl-1").status, 200)     # agent-local
+    finally:
+        req("POST", "/sim/leader?known=1")
+    eq(get("/v1/health/service/nl?stale").headers["X-Consul-KnownLeader"], "true")
+    put("/v1/agent/service/deregister/nl-1")
+
+
+def test_namespace_partition_recorded_and_scoped():
+    register({"ID": "ns-1", "Name": "nsd", "Namespace": "team-a", "Check": {"TTL": "30s"}})
+    register({"ID": "ns-2", "Name": "nsd", "Check": {"TTL": "30s"}}, )
+    put("/v1/agent/service/register?ns=team-b&partition=p1", json.dumps({"ID": "ns-3", "Name": "nsd"}))
+    st = state()["services"]
+    eq((st["ns-1"]["Namespace"], st["ns-1"]["Partition"]), ("team-a", "default"))
+    eq((st["ns-3"]["Namespace"], st["ns-3"]["Partition"]), ("team-b", "p1"))
+    ids = lambda q: [e["Service"]["ID"] for e in get("/v1/health/service/nsd" + q).json]
+    eq(ids(""), ["ns-2"])
+    eq(ids("?ns=team-a"), ["ns-1"])
+    eq(ids("?ns=team-b&partition=p1"), ["ns-3"])
+    for i in (1, 2, 3):
+        put("/v1/agent/service/deregister/ns-%d" % i)
+
+
+def test_kv_key_validation_1_21_5():
+    d = Sim("--kv-key-validation")
+    try:
+        eq(put("/v1/kv/cfg/ok-key_1.2,x", "v", sim=d).status, 200)
+        r = get("/v1/kv/cfg/my%20app/?recurse", sim=d)
+        eq((r.status, r.text), (400, "key contains invalid character ' ' at position 6. Only alphanumeric "
+                                     "characters and ,-_./ are allowed"))
+        r = get("/v1/kv/cfg/settings.json", sim=d)
+        eq((r.status, r.text), (400, "key contains suspicious file extension '.json' that may be cached by proxies"))
+        eq(get("/v1/kv/cfg/?recurse", sim=d).status, 200)
+    finally:
+        d.stop()
+    eq(put("/v1/kv/cfg/my%20app/x", "v").status, 200)       # other versions accept it
+    req("DELETE", "/v1/kv/cfg/?recurse")
+
+
 TESTS = [(n, f) for n, f in list(globals().items()) if n.startswith("test_") and callable(f)]
 
 

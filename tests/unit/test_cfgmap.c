@@ -698,6 +698,26 @@ END_TEST
 
 /* ---- releasing after failures ------------------------------------------- */
 
+/* Warnings are kept apart from problems: they never count as one. */
+START_TEST(test_warnings_apart)
+{
+	struct bcn_cfg_errs e = { 0 };
+
+	bcn_cfg_warn(&e, "$.registry.ttl", "only %d", 1);
+	bcn_cfg_warn(&e, NULL, "no path");
+	bcn_cfg_err(&e, "$.x", "bad");
+	ck_assert_uint_eq(e.n, 1);
+	ck_assert_uint_eq(e.nwarn, 2);
+	ck_assert_str_eq(e.warn[0], "$.registry.ttl: only 1");
+	ck_assert_str_eq(e.warn[1], "no path");
+	ck_assert_str_eq(e.msg[0], "$.x: bad");
+	bcn_cfg_warn(NULL, "$.y", "dropped");
+	bcn_cfg_errs_free(&e);
+	ck_assert_ptr_null(e.warn);
+	ck_assert_uint_eq(e.nwarn, 0);
+}
+END_TEST
+
 START_TEST(test_free_after_partial_failure)
 {
 	struct bcn_cfg_errs e = { 0 };
@@ -1044,6 +1064,7 @@ static Suite *cfgmap_suite(void)
 			    (int)(sizeof(single_cases) / sizeof(single_cases[0])));
 	tcase_add_test(errors, test_many_errors_one_pass);
 	tcase_add_test(errors, test_bad_table_defaults);
+	tcase_add_test(errors, test_warnings_apart);
 	suite_add_tcase(s, errors);
 
 	tcase_add_loop_test(env, test_expand_ok, 0, (int)(sizeof(expand_ok) / sizeof(expand_ok[0])));
