@@ -25,10 +25,13 @@
 #include "secrets.h"
 #include "server.h"
 #include "timing.h"
+#include "utf8.h"
 
 #define MAX_WAIT_MS (5ULL * 60 * 1000)
 #define DEFAULT_WAIT_MS (5ULL * 60 * 1000)
 #define MAX_NAME 256
+/* printf arguments "%.*s" for at most max bytes of s, cut between characters. */
+#define SHOWN(s, max) (int)bcn_utf8_cut((s), strlen(s), (max)), (s)
 
 struct bcn_api_wait {
 	struct bcn_api_wait *next, *prev;
@@ -106,13 +109,15 @@ static void reply_error(struct req_ctx *rc, int code, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
+	size_t n;
 	json_t *o;
 	char *s;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = bcn_utf8_vformat(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	o = json_pack("{ss}", "error", msg);
+	/* Names in messages are bytes from the URL or a registry: keep the body JSON. */
+	o = json_pack("{so}", "error", bcn_json_text(msg, n));
 	s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	evbuffer_add_printf(evhttp_request_get_output_buffer(rc->req), "%s\n", s ? s : "{}");
 	free(s);
@@ -203,7 +208,8 @@ static int parse_query(struct req_ctx *rc, const char *q)
 		char val[MAX_NAME];
 
 		if (decode(v, vlen, val, sizeof(val), true) < 0) {
-			reply_error(rc, 400, "query parameter \"%.*s\" is malformed or too long", (int)(klen > 40 ? 40 : klen), q);
+			reply_error(rc, 400, "query parameter \"%.*s\" is malformed or too long",
+				    (int)bcn_utf8_cut(q, klen, 40), q);
 			return -1;
 		}
 #define KEY(k) (klen == sizeof(k) - 1 && memcmp(q, k, klen) == 0)
@@ -400,7 +406,7 @@ static void route_endpoints(struct req_ctx *rc)
 	struct bcn_service *s = bcn_cache_find(rc->a->core.cache, rc->name);
 
 	if (!s) {
-		reply_error(rc, 404, "service \"%.100s\" is not known to this agent (add it to watch.services or static.services)", rc->name);
+		reply_error(rc, 404, "service \"%.*s\" is not known to this agent (add it to watch.services or static.services)", SHOWN(rc->name, 100));
 		return;
 	}
 	if (should_park(rc, bcn_service_index(s))) {
@@ -423,7 +429,8 @@ static void route_pick(struct req_ctx *rc)
 	ssize_t i;
 
 	if (bcn_pick_policy_parse(rc->policy, &policy) < 0) {
-		reply_error(rc, 400, "unknown policy \"%.40s\" (use round_robin, random, weighted or hash)", rc->policy);
+		reply_error(rc, 400, "unknown policy \"%.*s\" (use round_robin, random, weighted or hash)",
+			    SHOWN(rc->policy, 40));
 		return;
 	}
 	if (policy == BCN_PICK_HASH && !rc->has_key) {
@@ -431,14 +438,14 @@ static void route_pick(struct req_ctx *rc)
 		return;
 	}
 	if (!s) {
-		reply_error(rc, 404, "service \"%.100s\" is not known to this agent (add it to watch.services or static.services)", rc->name);
+		reply_error(rc, 404, "service \"%.*s\" is not known to this agent (add it to watch.services or static.services)", SHOWN(rc->name, 100));
 		return;
 	}
 	set_index_headers(rc, bcn_service_index(s), bcn_service_stale(s));
 	v = bcn_service_passing(s, &n);
 	i = bcn_pick(bcn_service_pick_state(s), policy, v, n, rc->has_key ? rc->key : NULL);
 	if (i < 0) {
-		reply_error(rc, 503, "no passing endpoint of service \"%.100s\"", rc->name);
+		reply_error(rc, 503, "no passing endpoint of service \"%.*s\"", SHOWN(rc->name, 100));
 		return;
 	}
 	struct evbuffer *out = evhttp_request_get_output_buffer(rc->req);
@@ -521,7 +528,7 @@ static void route_kv(struct req_ctx *rc)
 		/* A recursive read of a parent of watched prefixes is fine too. */
 		size_t first;
 		if (!rc->has_recurse || bcn_cache_kv_range(c, rc->name, &first) == 0) {
-			reply_error(rc, 404, "key \"%.100s\" is not under a watched prefix (see watch.kv)", rc->name + 1);
+			reply_error(rc, 404, "key \"%.*s\" is not under a watched prefix (see watch.kv)", SHOWN(rc->name + 1, 100));
 			return;
 		}
 	}
@@ -542,7 +549,7 @@ static void route_kv(struct req_ctx *rc)
 		}
 		if (json_array_size(entries) == 0) {
 			json_decref(entries);
-			reply_error(rc, 404, "no keys under \"%.100s\"", rc->name + 1);
+			reply_error(rc, 404, "no keys under \"%.*s\"", SHOWN(rc->name + 1, 100));
 			return;
 		}
 		reply_json(rc, 200, json_pack("{sosIsb}", "entries", entries, "index", (json_int_t)idx, "stale", stale));
@@ -550,7 +557,7 @@ static void route_kv(struct req_ctx *rc)
 	}
 	const struct bcn_kv_entry *e = bcn_cache_kv_get(c, rc->name);
 	if (!e) {
-		reply_error(rc, 404, "key \"%.100s\" not found", rc->name + 1);
+		reply_error(rc, 404, "key \"%.*s\" not found", SHOWN(rc->name + 1, 100));
 		return;
 	}
 	reply_json(rc, 200, json_pack("{sssosIsb}", "key", e->key + 1, "value", kv_value(e),
@@ -734,7 +741,7 @@ static void route(struct evhttp_request *req, struct bcn_agent *a, bool probe_on
 			answer(&rc);
 		break;
 	default:
-		reply_error(&rc, 404, "no such route: %.100s", uri);
+		reply_error(&rc, 404, "no such route: %.*s", SHOWN(uri, 100));
 		break;
 	}
 }

@@ -367,3 +367,45 @@ def test_get_with_body_is_400():
         st, h, body = a.request("GET", "/v1/endpoints/web", body="x" * 100)
         assert_error(st, h, body, 400)
         assert a.get("/health")[0] == 200
+
+
+def raw_answer(agent, method, path):
+    """(status, headers, body bytes) without any decoding."""
+    conn = agent.http()
+    try:
+        conn.request(method, path)
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
+
+
+def strict_error(raw):
+    """The error sentence of a body that must be strict UTF-8 JSON."""
+    body = json.loads(raw.decode("utf-8"))  # no "replace": invalid UTF-8 fails here
+    assert set(body) == {"error"} and isinstance(body["error"], str), body
+    return body["error"]
+
+
+def test_error_messages_with_bytes_that_are_not_utf8():
+    with Agent(config()) as a:
+        for path, code in (("/v1/endpoints/%FF", 404), ("/v1/pick/%FE%FF", 404),
+                           ("/v1/pick/web?policy=%C3", 400), ("/v1/secrets/%80x", 404)):
+            st, h, raw = raw_answer(a, "GET", path)
+            assert st == code, (path, st, raw)
+            msg = strict_error(raw)
+            assert "\ufffd" in msg, "%s: the invalid bytes are shown as U+FFFD: %r" % (path, msg)
+        st, _, raw = raw_answer(a, "GET", "/v1/endpoints/%FF")
+        assert "\"\ufffd\" is not known" in strict_error(raw), raw
+
+
+def test_error_messages_cut_between_characters():
+    with Agent(config()) as a:
+        # The name is shown up to 100 bytes; here byte 100 is the middle of "é".
+        for name in ("a" * 99 + "\u00e9" * 3, "\u00e9" * 60, "a" * 98 + "\u20ac" * 4):
+            st, _, raw = raw_answer(a, "GET", "/v1/endpoints/" + quote(name))
+            assert st == 404, (st, raw)
+            msg = strict_error(raw)
+            shown = re.search(r'service "([^"]*)"', msg).group(1)
+            assert "\ufffd" not in shown, "a character cut in half: %r" % msg
+            assert name.startswith(shown) and 97 <= len(shown.encode()) <= 100, (shown, msg)
