@@ -462,65 +462,10 @@ static uint64_t kv_answer_index(struct req_ctx *rc)
 	return bcn_cache_kv_index(rc->a->core.cache, rc->name, rc->has_recurse);
 }
 
-/* Length of the valid UTF-8 sequence at p (1-4), or 0 when invalid. */
-static size_t utf8_len(const unsigned char *p, size_t left)
-{
-	size_t need;
-	if (p[0] > 0 && p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] < 0xe0)
-		need = 2;
-	else if (p[0] >= 0xe0 && p[0] < 0xf0)
-		need = 3;
-	else if (p[0] >= 0xf0 && p[0] < 0xf5)
-		need = 4;
-	else
-		return 0;
-	if (need > left)
-		return 0;
-	for (size_t i = 1; i < need; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-	}
-	/* Overlong, surrogate and out-of-range forms. */
-	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0) ||
-	    (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90))
-		return 0;
-	return need;
-}
-
-/* A JSON string of the value; bytes that are not UTF-8 (or NUL) become U+FFFD. */
-static json_t *kv_value(const struct bcn_kv_entry *e)
-{
-	json_t *v = json_stringn(e->value, e->len);
-	char *fixed;
-	size_t j = 0;
-
-	if (v)
-		return v;
-	fixed = malloc(e->len * 3 + 1);
-	if (!fixed)
-		return NULL;
-	for (size_t i = 0; i < e->len;) {
-		size_t n = utf8_len((const unsigned char *)e->value + i, e->len - i);
-		if (n) {
-			memcpy(fixed + j, e->value + i, n);
-			j += n;
-			i += n;
-		} else {
-			memcpy(fixed + j, "\xef\xbf\xbd", 3);
-			j += 3;
-			i++;
-		}
-	}
-	v = json_stringn(fixed, j);
-	free(fixed);
-	return v;
-}
-
 static void route_kv(struct req_ctx *rc)
 {
 	struct bcn_cache *c = rc->a->core.cache;
+	struct evbuffer *out = evhttp_request_get_output_buffer(rc->req);
 	uint64_t idx;
 	bool stale;
 
@@ -539,29 +484,41 @@ static void route_kv(struct req_ctx *rc)
 	}
 	stale = bcn_cache_kv_stale(c, rc->name);
 	set_index_headers(rc, idx, stale);
+	/* Each entry's {"key":..,"value":.. is rendered once per change (cache_kv.c)
+	 * and sent by reference; only the few bytes around it are written here. */
 	if (rc->has_recurse) {
-		size_t first, n = bcn_cache_kv_range(c, rc->name, &first);
-		json_t *entries = json_array();
-		for (size_t i = first; i < first + n; i++) {
-			const struct bcn_kv_entry *e = bcn_cache_kv_at(c, i);
-			if (e->value)
-				json_array_append_new(entries, json_pack("{ssso}", "key", e->key + 1, "value", kv_value(e)));
-		}
-		if (json_array_size(entries) == 0) {
-			json_decref(entries);
+		size_t first, n = bcn_cache_kv_range(c, rc->name, &first), k = 0;
+		for (size_t i = first; i < first + n; i++)
+			k += bcn_cache_kv_at(c, i)->value != NULL;
+		if (k == 0) {
 			reply_error(rc, 404, "no keys under \"%.*s\"", SHOWN(rc->name + 1, 100));
 			return;
 		}
-		reply_json(rc, 200, json_pack("{sosIsb}", "entries", entries, "index", (json_int_t)idx, "stale", stale));
+		evbuffer_add(out, "{\"entries\":[", 12);
+		k = 0;
+		for (size_t i = first; i < first + n; i++) {
+			struct bcn_blob *b = bcn_cache_kv_body(bcn_cache_kv_at(c, i));
+			if (!b)
+				continue; /* a tombstone */
+			if (k++)
+				evbuffer_add(out, ",", 1);
+			evbuffer_add_reference(out, b->data, b->len, blob_cleanup, b);
+			evbuffer_add(out, "}", 1);
+		}
+		evbuffer_add_printf(out, "],\"index\":%llu,\"stale\":%s}\n", (unsigned long long)idx,
+				    stale ? "true" : "false");
+		finish(rc, 200, "OK");
 		return;
 	}
-	const struct bcn_kv_entry *e = bcn_cache_kv_get(c, rc->name);
-	if (!e) {
+	struct bcn_blob *b = bcn_cache_kv_body(bcn_cache_kv_get(c, rc->name));
+	if (!b) {
 		reply_error(rc, 404, "key \"%.*s\" not found", SHOWN(rc->name + 1, 100));
 		return;
 	}
-	reply_json(rc, 200, json_pack("{sssosIsb}", "key", e->key + 1, "value", kv_value(e),
-				      "index", (json_int_t)idx, "stale", stale));
+	evbuffer_add_reference(out, b->data, b->len, blob_cleanup, b);
+	evbuffer_add_printf(out, ",\"index\":%llu,\"stale\":%s}\n", (unsigned long long)idx,
+			    stale ? "true" : "false");
+	finish(rc, 200, "OK");
 }
 
 /* The handler lives in api_secrets.c; 0 means park until the secret changes. */
