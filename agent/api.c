@@ -581,12 +581,15 @@ static void answer(struct req_ctx *rc)
 	}
 }
 
+/* HEAD is GET without the body wherever GET is allowed (bcn_server_reply drops it). */
 static bool method_ok(struct req_ctx *rc, enum evhttp_cmd_type want)
 {
-	if (evhttp_request_get_command(rc->req) == want)
+	enum evhttp_cmd_type got = evhttp_request_get_command(rc->req);
+
+	if (got == want || (want == EVHTTP_REQ_GET && got == EVHTTP_REQ_HEAD))
 		return true;
 	evhttp_add_header(evhttp_request_get_output_headers(rc->req), "Allow",
-			  want == EVHTTP_REQ_GET ? "GET" : "POST");
+			  want == EVHTTP_REQ_GET ? "GET, HEAD" : "POST");
 	reply_error(rc, 405, "method not allowed here (use %s)", want == EVHTTP_REQ_GET ? "GET" : "POST");
 	return false;
 }
@@ -607,7 +610,8 @@ static void route(struct evhttp_request *req, struct bcn_agent *a, bool probe_on
 	rc.route = BCN_ROUTE_OTHER;
 
 	if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > 0 &&
-	    evhttp_request_get_command(req) == EVHTTP_REQ_GET) {
+	    (evhttp_request_get_command(req) == EVHTTP_REQ_GET ||
+	     evhttp_request_get_command(req) == EVHTTP_REQ_HEAD)) {
 		reply_error(&rc, 400, "a GET request carries no body");
 		return;
 	}

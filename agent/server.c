@@ -114,6 +114,27 @@ static struct bufferevent *bev_cb(struct event_base *base, void *arg)
 }
 
 /*
+ * HEAD is answered as GET would be, without the body (RFC 9110 9.3.2).
+ * libevent 2.1 sends a HEAD answer's body anyway and leaves out the
+ * Content-Length and Content-Type that GET would carry: set both from the
+ * body, then drop it.
+ */
+static void head_only(struct evhttp_request *req)
+{
+	struct evbuffer *body = evhttp_request_get_output_buffer(req);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	char len[24];
+
+	if (!evhttp_find_header(h, "Content-Length")) {
+		snprintf(len, sizeof(len), "%zu", evbuffer_get_length(body));
+		evhttp_add_header(h, "Content-Length", len);
+	}
+	if (!evhttp_find_header(h, "Content-Type"))
+		evhttp_add_header(h, "Content-Type", "application/json");
+	evbuffer_drain(body, evbuffer_get_length(body));
+}
+
+/*
  * evhttp queues an answer, turns EV_WRITE on, waits for epoll to call the
  * socket writable, writes, and only then turns EV_WRITE off and EV_READ back
  * on for the next request: two loop turns and, even with the epoll
@@ -133,6 +154,8 @@ void bcn_server_reply(struct evhttp_request *req, int code, const char *reason)
 	struct evbuffer *out;
 	evutil_socket_t fd;
 
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD)
+		head_only(req);
 	evhttp_send_reply(req, code, reason, NULL);
 	if (!evcon || !(bev = evhttp_connection_get_bufferevent(evcon)))
 		return;
@@ -383,6 +406,12 @@ void evhttp_send_error(struct evhttp_request *req, int error, const char *reason
 	evhttp_clear_headers(h);
 	evhttp_add_header(h, "Content-Type", "application/json");
 	evhttp_add_header(h, "Connection", "close");
+	if (req->type == EVHTTP_REQ_HEAD) {
+		char len[24];
+		snprintf(len, sizeof(len), "%zu", evbuffer_get_length(buf));
+		evhttp_add_header(h, "Content-Length", len);
+		evbuffer_drain(buf, evbuffer_get_length(buf));
+	}
 	evhttp_send_reply(req, error, reason, buf);
 	evbuffer_free(buf);
 }

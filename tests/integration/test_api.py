@@ -5,7 +5,7 @@ import json
 import re
 from urllib.parse import quote
 
-from harness import Agent, endpoint, metric, samples
+from harness import Agent, RawResponseReader, endpoint, metric, samples, scale
 
 ENDPOINT_KEYS = {"id", "service", "address", "port", "tags", "meta", "weight", "status"}
 
@@ -315,7 +315,8 @@ def test_wrong_method_is_405_with_allow():
                                     ("POST", "/health", "GET")):
             st, h, body = a.request(method, path)
             assert_error(st, h, body, 405)
-            assert h.get("allow") == allow, "%s %s: Allow %r" % (method, path, h.get("allow"))
+            want = "GET, HEAD" if allow == "GET" else allow
+            assert h.get("allow") == want, "%s %s: Allow %r" % (method, path, h.get("allow"))
         # GET /v1/self/drain must not have drained
         assert a.get("/ready")[0] == 200
 
@@ -409,3 +410,47 @@ def test_error_messages_cut_between_characters():
             shown = re.search(r'service "([^"]*)"', msg).group(1)
             assert "\ufffd" not in shown, "a character cut in half: %r" % msg
             assert name.startswith(shown) and 97 <= len(shown.encode()) <= 100, (shown, msg)
+
+
+def head_then_get(agent, path):
+    """HEAD and GET of path pipelined on one connection: (HEAD status line and
+    headers, GET status, headers, raw body). A HEAD answer that carried a body
+    would show up where the GET answer must start."""
+    s = agent.connect()
+    try:
+        s.sendall(("HEAD %s HTTP/1.1\r\nHost: b\r\n\r\nGET %s HTTP/1.1\r\nHost: b\r\n"
+                   "Connection: close\r\n\r\n" % (path, path)).encode())
+        data = b""
+        s.settimeout(scale(5))
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    hh = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
+    assert rest.startswith(b"HTTP/1.1 "), "the HEAD answer carried a body: %r" % rest[:80]
+    get_head, _, body = rest.partition(b"\r\n\r\n")
+    glines = get_head.decode("latin-1").split("\r\n")
+    gh = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in glines[1:])}
+    return lines[0], hh, glines[0], gh, body
+
+
+def test_head_is_get_without_body():
+    with Agent(config()) as a:
+        for path in ("/v1/endpoints/web", "/v1/services", "/health", "/v1/pick/db",
+                     "/v1/endpoints/nope", "/ready", "/v1/kv/x"):
+            hline, hh, gline, gh, body = head_then_get(a, path)
+            assert hline.split()[1] == gline.split()[1], (path, hline, gline)
+            assert hh.get("content-length") == str(len(body)) == gh.get("content-length"), \
+                (path, hh, gh, len(body))
+            assert hh.get("content-type") == gh.get("content-type"), (path, hh, gh)
+            assert "allow" not in hh, (path, hh)
+        # HEAD where only POST is allowed: 405 with its headers and no body.
+        hline, hh, gline, _, _ = head_then_get(a, "/v1/self/drain")
+        assert hline.split()[1] == "405" and hh.get("allow") == "POST", (hline, hh)
+        assert int(hh.get("content-length", "-1")) > 0, hh
+        assert a.get("/ready")[0] == 200, "HEAD did not drain"
