@@ -6,14 +6,17 @@ short TTLs and check intervals, and polls with deadlines instead of sleeping.
 
 import json
 import os
+import pty
 import re
 import signal
+import subprocess
 import statistics
 import threading
 import time
 
 from etcd_fixture import Etcd, EtcdCluster
-from harness import Agent, registry_config, free_port, log_lines, metric, scale, wait_for, wrapped
+from harness import (Agent, beacon_bin, registry_config, free_port, log_lines, metric, scale,
+                     wait_for, wrapped)
 
 PREFIX = "/beacon/services"
 
@@ -389,6 +392,30 @@ def test_etcd_watch_kv_recurse():
             wait_for(lambda: a.get("/v1/kv/config/web/?recurse")[0] == 404, 5, what="everything deleted")
 
 
+def on_a_terminal(argv):
+    """What argv writes with its stdout on a pseudo-terminal."""
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.Popen(argv, stdout=slave, stderr=subprocess.PIPE)
+        os.close(slave)
+        slave = None
+        out = b""
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            out += data
+        p.wait(timeout=scale(10))
+        return out.decode("utf-8", "replace")
+    finally:
+        os.close(master)
+        if slave is not None:
+            os.close(slave)
+
+
 def raw_kv(a, path):
     """(status, body) of a KV read, the body parsed from strict UTF-8."""
     conn = a.http()
@@ -421,6 +448,20 @@ def test_etcd_kv_odd_bytes_are_repaired_not_dropped():
             # NUL in a value is U+FFFD as the README says, not \u0000.
             st, body = raw_kv(a, "/v1/kv/config/web/nul")
             assert st == 200 and body["value"] == "a\ufffdb", body
+            # The CLI escapes control characters in key=value lines; one value
+            # into a pipe is printed as stored.
+            etcd.put("/config/web/esc\x1b[31m", "line1\nline2\x1b[0m")
+            wait_for(lambda: len(a.get("/v1/kv/config/web/?recurse")[2].get("entries", [])) == 4, 5,
+                     what="the key with an escape")
+            rc, out, err = a.cli("kv", "config/web/", "--recurse")
+            assert rc == 0 and "\x1b" not in out, (rc, out, err)
+            assert "config/web/esc\\x1b[31m=line1\\nline2\\x1b[0m\n" in out, out
+            assert len(out.splitlines()) == 4, out
+            rc, out, err = a.cli("kv", "config/web/esc\x1b[31m")
+            assert rc == 0 and out == "line1\nline2\x1b[0m\n", (rc, out, err)
+            # On a terminal the value keeps its newline but not its escape.
+            out = on_a_terminal([beacon_bin(), "--socket", a.sock, "kv", "config/web/esc\x1b[31m"])
+            assert "\x1b" not in out and "line2\\x1b[0m" in out and "line1\r\nline2" in out, repr(out)
             assert a.stop() == 0
 
 
