@@ -556,7 +556,8 @@ static void route_ready(struct req_ctx *rc)
 	if (bcn_agent_ready(rc->a, why, sizeof(why)))
 		reply_json(rc, 200, json_pack("{sb}", "ready", 1));
 	else
-		reply_json(rc, 503, json_pack("{sbss}", "ready", 0, "reason", why));
+		/* why may quote a backend's words, cut at 256 bytes: keep it JSON. */
+		reply_json(rc, 503, json_pack("{sbso}", "ready", 0, "reason", bcn_json_text(why, strlen(why))));
 }
 
 static void route_metrics(struct req_ctx *rc);
