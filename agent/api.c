@@ -25,10 +25,13 @@
 #include "secrets.h"
 #include "server.h"
 #include "timing.h"
+#include "utf8.h"
 
 #define MAX_WAIT_MS (5ULL * 60 * 1000)
 #define DEFAULT_WAIT_MS (5ULL * 60 * 1000)
 #define MAX_NAME 256
+/* printf arguments "%.*s" for at most max bytes of s, cut between characters. */
+#define SHOWN(s, max) (int)bcn_utf8_cut((s), strlen(s), (max)), (s)
 
 struct bcn_api_wait {
 	struct bcn_api_wait *next, *prev;
@@ -106,13 +109,15 @@ static void reply_error(struct req_ctx *rc, int code, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
+	size_t n;
 	json_t *o;
 	char *s;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = bcn_utf8_vformat(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	o = json_pack("{ss}", "error", msg);
+	/* Names in messages are bytes from the URL or a registry: keep the body JSON. */
+	o = json_pack("{so}", "error", bcn_json_text(msg, n));
 	s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	evbuffer_add_printf(evhttp_request_get_output_buffer(rc->req), "%s\n", s ? s : "{}");
 	free(s);
@@ -203,7 +208,8 @@ static int parse_query(struct req_ctx *rc, const char *q)
 		char val[MAX_NAME];
 
 		if (decode(v, vlen, val, sizeof(val), true) < 0) {
-			reply_error(rc, 400, "query parameter \"%.*s\" is malformed or too long", (int)(klen > 40 ? 40 : klen), q);
+			reply_error(rc, 400, "query parameter \"%.*s\" is malformed or too long",
+				    (int)bcn_utf8_cut(q, klen, 40), q);
 			return -1;
 		}
 #define KEY(k) (klen == sizeof(k) - 1 && memcmp(q, k, klen) == 0)
@@ -400,7 +406,7 @@ static void route_endpoints(struct req_ctx *rc)
 	struct bcn_service *s = bcn_cache_find(rc->a->core.cache, rc->name);
 
 	if (!s) {
-		reply_error(rc, 404, "service \"%.100s\" is not known to this agent (add it to watch.services or static.services)", rc->name);
+		reply_error(rc, 404, "service \"%.*s\" is not known to this agent (add it to watch.services or static.services)", SHOWN(rc->name, 100));
 		return;
 	}
 	if (should_park(rc, bcn_service_index(s))) {
@@ -423,7 +429,8 @@ static void route_pick(struct req_ctx *rc)
 	ssize_t i;
 
 	if (bcn_pick_policy_parse(rc->policy, &policy) < 0) {
-		reply_error(rc, 400, "unknown policy \"%.40s\" (use round_robin, random, weighted or hash)", rc->policy);
+		reply_error(rc, 400, "unknown policy \"%.*s\" (use round_robin, random, weighted or hash)",
+			    SHOWN(rc->policy, 40));
 		return;
 	}
 	if (policy == BCN_PICK_HASH && !rc->has_key) {
@@ -431,14 +438,14 @@ static void route_pick(struct req_ctx *rc)
 		return;
 	}
 	if (!s) {
-		reply_error(rc, 404, "service \"%.100s\" is not known to this agent (add it to watch.services or static.services)", rc->name);
+		reply_error(rc, 404, "service \"%.*s\" is not known to this agent (add it to watch.services or static.services)", SHOWN(rc->name, 100));
 		return;
 	}
 	set_index_headers(rc, bcn_service_index(s), bcn_service_stale(s));
 	v = bcn_service_passing(s, &n);
 	i = bcn_pick(bcn_service_pick_state(s), policy, v, n, rc->has_key ? rc->key : NULL);
 	if (i < 0) {
-		reply_error(rc, 503, "no passing endpoint of service \"%.100s\"", rc->name);
+		reply_error(rc, 503, "no passing endpoint of service \"%.*s\"", SHOWN(rc->name, 100));
 		return;
 	}
 	struct evbuffer *out = evhttp_request_get_output_buffer(rc->req);
@@ -455,65 +462,10 @@ static uint64_t kv_answer_index(struct req_ctx *rc)
 	return bcn_cache_kv_index(rc->a->core.cache, rc->name, rc->has_recurse);
 }
 
-/* Length of the valid UTF-8 sequence at p (1-4), or 0 when invalid. */
-static size_t utf8_len(const unsigned char *p, size_t left)
-{
-	size_t need;
-	if (p[0] > 0 && p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] < 0xe0)
-		need = 2;
-	else if (p[0] >= 0xe0 && p[0] < 0xf0)
-		need = 3;
-	else if (p[0] >= 0xf0 && p[0] < 0xf5)
-		need = 4;
-	else
-		return 0;
-	if (need > left)
-		return 0;
-	for (size_t i = 1; i < need; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-	}
-	/* Overlong, surrogate and out-of-range forms. */
-	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0) ||
-	    (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90))
-		return 0;
-	return need;
-}
-
-/* A JSON string of the value; bytes that are not UTF-8 (or NUL) become U+FFFD. */
-static json_t *kv_value(const struct bcn_kv_entry *e)
-{
-	json_t *v = json_stringn(e->value, e->len);
-	char *fixed;
-	size_t j = 0;
-
-	if (v)
-		return v;
-	fixed = malloc(e->len * 3 + 1);
-	if (!fixed)
-		return NULL;
-	for (size_t i = 0; i < e->len;) {
-		size_t n = utf8_len((const unsigned char *)e->value + i, e->len - i);
-		if (n) {
-			memcpy(fixed + j, e->value + i, n);
-			j += n;
-			i += n;
-		} else {
-			memcpy(fixed + j, "\xef\xbf\xbd", 3);
-			j += 3;
-			i++;
-		}
-	}
-	v = json_stringn(fixed, j);
-	free(fixed);
-	return v;
-}
-
 static void route_kv(struct req_ctx *rc)
 {
 	struct bcn_cache *c = rc->a->core.cache;
+	struct evbuffer *out = evhttp_request_get_output_buffer(rc->req);
 	uint64_t idx;
 	bool stale;
 
@@ -521,7 +473,7 @@ static void route_kv(struct req_ctx *rc)
 		/* A recursive read of a parent of watched prefixes is fine too. */
 		size_t first;
 		if (!rc->has_recurse || bcn_cache_kv_range(c, rc->name, &first) == 0) {
-			reply_error(rc, 404, "key \"%.100s\" is not under a watched prefix (see watch.kv)", rc->name + 1);
+			reply_error(rc, 404, "key \"%.*s\" is not under a watched prefix (see watch.kv)", SHOWN(rc->name + 1, 100));
 			return;
 		}
 	}
@@ -532,29 +484,41 @@ static void route_kv(struct req_ctx *rc)
 	}
 	stale = bcn_cache_kv_stale(c, rc->name);
 	set_index_headers(rc, idx, stale);
+	/* Each entry's {"key":..,"value":.. is rendered once per change (cache_kv.c)
+	 * and sent by reference; only the few bytes around it are written here. */
 	if (rc->has_recurse) {
-		size_t first, n = bcn_cache_kv_range(c, rc->name, &first);
-		json_t *entries = json_array();
-		for (size_t i = first; i < first + n; i++) {
-			const struct bcn_kv_entry *e = bcn_cache_kv_at(c, i);
-			if (e->value)
-				json_array_append_new(entries, json_pack("{ssso}", "key", e->key + 1, "value", kv_value(e)));
-		}
-		if (json_array_size(entries) == 0) {
-			json_decref(entries);
-			reply_error(rc, 404, "no keys under \"%.100s\"", rc->name + 1);
+		size_t first, n = bcn_cache_kv_range(c, rc->name, &first), k = 0;
+		for (size_t i = first; i < first + n; i++)
+			k += bcn_cache_kv_at(c, i)->value != NULL;
+		if (k == 0) {
+			reply_error(rc, 404, "no keys under \"%.*s\"", SHOWN(rc->name + 1, 100));
 			return;
 		}
-		reply_json(rc, 200, json_pack("{sosIsb}", "entries", entries, "index", (json_int_t)idx, "stale", stale));
+		evbuffer_add(out, "{\"entries\":[", 12);
+		k = 0;
+		for (size_t i = first; i < first + n; i++) {
+			struct bcn_blob *b = bcn_cache_kv_body(bcn_cache_kv_at(c, i));
+			if (!b)
+				continue; /* a tombstone */
+			if (k++)
+				evbuffer_add(out, ",", 1);
+			evbuffer_add_reference(out, b->data, b->len, blob_cleanup, b);
+			evbuffer_add(out, "}", 1);
+		}
+		evbuffer_add_printf(out, "],\"index\":%llu,\"stale\":%s}\n", (unsigned long long)idx,
+				    stale ? "true" : "false");
+		finish(rc, 200, "OK");
 		return;
 	}
-	const struct bcn_kv_entry *e = bcn_cache_kv_get(c, rc->name);
-	if (!e) {
-		reply_error(rc, 404, "key \"%.100s\" not found", rc->name + 1);
+	struct bcn_blob *b = bcn_cache_kv_body(bcn_cache_kv_get(c, rc->name));
+	if (!b) {
+		reply_error(rc, 404, "key \"%.*s\" not found", SHOWN(rc->name + 1, 100));
 		return;
 	}
-	reply_json(rc, 200, json_pack("{sssosIsb}", "key", e->key + 1, "value", kv_value(e),
-				      "index", (json_int_t)idx, "stale", stale));
+	evbuffer_add_reference(out, b->data, b->len, blob_cleanup, b);
+	evbuffer_add_printf(out, ",\"index\":%llu,\"stale\":%s}\n", (unsigned long long)idx,
+			    stale ? "true" : "false");
+	finish(rc, 200, "OK");
 }
 
 /* The handler lives in api_secrets.c; 0 means park until the secret changes. */
@@ -592,7 +556,8 @@ static void route_ready(struct req_ctx *rc)
 	if (bcn_agent_ready(rc->a, why, sizeof(why)))
 		reply_json(rc, 200, json_pack("{sb}", "ready", 1));
 	else
-		reply_json(rc, 503, json_pack("{sbss}", "ready", 0, "reason", why));
+		/* why may quote a backend's words, cut at 256 bytes: keep it JSON. */
+		reply_json(rc, 503, json_pack("{sbso}", "ready", 0, "reason", bcn_json_text(why, strlen(why))));
 }
 
 static void route_metrics(struct req_ctx *rc);
@@ -617,12 +582,15 @@ static void answer(struct req_ctx *rc)
 	}
 }
 
+/* HEAD is GET without the body wherever GET is allowed (bcn_server_reply drops it). */
 static bool method_ok(struct req_ctx *rc, enum evhttp_cmd_type want)
 {
-	if (evhttp_request_get_command(rc->req) == want)
+	enum evhttp_cmd_type got = evhttp_request_get_command(rc->req);
+
+	if (got == want || (want == EVHTTP_REQ_GET && got == EVHTTP_REQ_HEAD))
 		return true;
 	evhttp_add_header(evhttp_request_get_output_headers(rc->req), "Allow",
-			  want == EVHTTP_REQ_GET ? "GET" : "POST");
+			  want == EVHTTP_REQ_GET ? "GET, HEAD" : "POST");
 	reply_error(rc, 405, "method not allowed here (use %s)", want == EVHTTP_REQ_GET ? "GET" : "POST");
 	return false;
 }
@@ -643,7 +611,8 @@ static void route(struct evhttp_request *req, struct bcn_agent *a, bool probe_on
 	rc.route = BCN_ROUTE_OTHER;
 
 	if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > 0 &&
-	    evhttp_request_get_command(req) == EVHTTP_REQ_GET) {
+	    (evhttp_request_get_command(req) == EVHTTP_REQ_GET ||
+	     evhttp_request_get_command(req) == EVHTTP_REQ_HEAD)) {
 		reply_error(&rc, 400, "a GET request carries no body");
 		return;
 	}
@@ -734,7 +703,7 @@ static void route(struct evhttp_request *req, struct bcn_agent *a, bool probe_on
 			answer(&rc);
 		break;
 	default:
-		reply_error(&rc, 404, "no such route: %.100s", uri);
+		reply_error(&rc, 404, "no such route: %.*s", SHOWN(uri, 100));
 		break;
 	}
 }

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "secrets.h"
 #include "server.h"
+#include "utf8.h"
 
 static void set_headers(struct evhttp_request *req, uint64_t index, bool stale)
 {
@@ -41,12 +42,14 @@ static int error(struct evhttp_request *req, int code, uint64_t index, const cha
 	char msg[400];
 	json_t *o;
 	char *s;
+	size_t n;
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = bcn_utf8_vformat(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	o = json_pack("{ss}", "error", msg);
+	/* A name from the URL may hold any bytes: keep the body JSON. */
+	o = json_pack("{so}", "error", bcn_json_text(msg, n));
 	s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	evbuffer_add_printf(evhttp_request_get_output_buffer(req), "%s\n", s ? s : "{}");
 	free(s);
@@ -64,7 +67,8 @@ int bcn_api_secret(struct evhttp_request *req, const char *name, bool has_index,
 
 	if (!sec)
 		return error(req, 404, bcn_secrets_index_any(),
-			     "secret \"%.100s\" is not configured (see vault.secrets)", name);
+			     "secret \"%.*s\" is not configured (see vault.secrets)",
+			     (int)bcn_utf8_cut(name, strlen(name), 100), name);
 	idx = bcn_secret_index(sec);
 	if (bcn_server_peer(req, &uid, &pid) < 0) {
 		bcn_warn("api", "refused secret %s: the caller's uid is unknown (not a Unix socket peer)",

@@ -23,7 +23,7 @@
 
 /* ---- blobs ---------------------------------------------------------------- */
 
-static struct bcn_blob *blob_new(size_t len)
+struct bcn_blob *bcn_blob_new_(size_t len)
 {
 	struct bcn_blob *b = malloc(sizeof(*b) + len + 1);
 	if (!b)
@@ -654,7 +654,7 @@ static struct bcn_blob *render_service(struct bcn_service *s, bool passing_only,
 	len = strlen("{\"service\":") + strlen(s->name_json) + (size_t)hl + 3;
 	for (size_t i = 0; i < n; i++)
 		len += v[i]->json_len + 1;
-	b = blob_new(len);
+	b = bcn_blob_new_(len);
 	if (!b)
 		return NULL;
 	off = (size_t)sprintf(b->data, "{\"service\":%s%s", s->name_json, head);
@@ -703,7 +703,7 @@ struct bcn_blob *bcn_cache_services_body(struct bcn_cache *c)
 	len = 64;
 	for (size_t i = 0; i < c->nsvcs; i++)
 		len += strlen(c->svcs[i]->name_json) + 24;
-	b = blob_new(len);
+	b = bcn_blob_new_(len);
 	if (!b)
 		return NULL;
 	off = (size_t)sprintf(b->data, "{\"services\":{");

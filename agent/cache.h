@@ -106,7 +106,14 @@ struct bcn_kv_entry {
 	size_t len;
 	uint64_t index;      /* index of the last change */
 	uint8_t src;
+	bool too_large;      /* a tombstone for a value over BCN_KV_MAX_VALUE (logged once) */
+	/* {"key":K,"value":V without the closing brace, rendered once when the
+	 * value is stored (bytes that are not UTF-8, and NUL, as U+FFFD). */
+	struct bcn_blob *body;
 };
+
+/* Larger values are skipped (the key reads as absent) with one log line per key. */
+#define BCN_KV_MAX_VALUE (1024 * 1024)
 
 /* Declare that src watches `prefix` (so reads under it are answered, maybe 404). */
 void bcn_cache_kv_watch(struct bcn_cache *c, int src, const char *prefix, bool watch);
@@ -120,6 +127,8 @@ void bcn_cache_kv_replace(struct bcn_cache *c, int src, const char *prefix, cons
 			  const char *const *values, const size_t *lens, size_t n);
 /* Lookup (NULL when absent or deleted). */
 const struct bcn_kv_entry *bcn_cache_kv_get(struct bcn_cache *c, const char *key);
+/* A new reference to e's rendered body (e must hold a value); unref when sent. */
+struct bcn_blob *bcn_cache_kv_body(const struct bcn_kv_entry *e);
 /* Live entries under prefix, in key order: *first is the position, returns the count. */
 size_t bcn_cache_kv_range(struct bcn_cache *c, const char *prefix, size_t *first);
 const struct bcn_kv_entry *bcn_cache_kv_at(struct bcn_cache *c, size_t pos);

@@ -69,6 +69,8 @@ void bcn_cache_wake_all_(struct waitq *q);
 void bcn_cache_free_waiters_(struct waitq *q);
 /* Run bcn_cache_flush on the next loop turn (coalescing every change until then). */
 void bcn_cache_schedule_flush_(struct bcn_cache *c);
+/* A blob of len bytes (plus a NUL) with one reference (cache.c). */
+struct bcn_blob *bcn_blob_new_(size_t len);
 /* Free the KV store (cache_kv.c). */
 void bcn_cache_kv_free_(struct bcn_cache *c);
 

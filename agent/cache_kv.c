@@ -3,11 +3,21 @@
  * entries sorted by key, so a prefix is a contiguous range. A deletion leaves
  * a tombstone carrying the index of the delete, so a blocking read of a key
  * that went away still sees its index move.
+ *
+ * Each value's JSON is rendered once, when it is stored, and served by
+ * reference: a large value read often costs a copy into the socket, not a
+ * re-encoding per read. Values over BCN_KV_MAX_VALUE are skipped as etcd
+ * endpoint values over their limit are (the key reads as absent) and logged
+ * once per key: a tombstone marked too_large remembers that it was said.
  */
+#include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cache_internal.h"
+#include "log.h"
+#include "utf8.h"
 
 static bool has_prefix(const char *s, const char *prefix)
 {
@@ -33,6 +43,37 @@ static size_t kv_pos(const struct bcn_cache *c, const char *key, bool *found)
 	return lo;
 }
 
+/* {"key":K,"value":V (the API adds index, stale and the brace). Keys are
+ * shown without their leading '/'. NULL on OOM. */
+static struct bcn_blob *kv_render(const char *key, const char *value, size_t len)
+{
+	json_t *k = bcn_json_text(key + 1, strlen(key + 1)), *v = bcn_json_text(value, len);
+	char *ks = k ? json_dumps(k, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+	char *vs = v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+	struct bcn_blob *b = NULL;
+	size_t n;
+
+	json_decref(k);
+	json_decref(v);
+	if (!ks || !vs)
+		goto out;
+	n = strlen(ks) + strlen(vs) + sizeof("{\"key\":,\"value\":") - 1;
+	b = bcn_blob_new_(n);
+	if (b)
+		snprintf(b->data, n + 1, "{\"key\":%s,\"value\":%s", ks, vs);
+out:
+	free(ks);
+	free(vs);
+	return b;
+}
+
+static void kv_entry_free(struct bcn_kv_entry *e)
+{
+	if (e)
+		bcn_blob_unref(e->body);
+	free(e);
+}
+
 /* One allocation: entry, key, value (NUL-terminated for convenience). */
 static struct bcn_kv_entry *kv_entry_new(const char *key, const char *value, size_t len,
 					 uint64_t index, int src)
@@ -42,6 +83,12 @@ static struct bcn_kv_entry *kv_entry_new(const char *key, const char *value, siz
 	char *p;
 	if (!e)
 		return NULL;
+	e->too_large = false;
+	e->body = value ? kv_render(key, value, len) : NULL;
+	if (value && !e->body) {
+		free(e);
+		return NULL;
+	}
 	p = (char *)(e + 1);
 	memcpy(p, key, klen);
 	e->key = p;
@@ -71,14 +118,14 @@ static void kv_store(struct bcn_cache *c, struct bcn_kv_entry *e)
 	size_t pos = kv_pos(c, e->key, &found);
 
 	if (found) {
-		free(c->kv[pos]);
+		kv_entry_free(c->kv[pos]);
 		c->kv[pos] = e;
 	} else {
 		if (c->nkv == c->capkv) {
 			size_t cap = c->capkv ? c->capkv * 2 : 32;
 			struct bcn_kv_entry **v = realloc(c->kv, cap * sizeof(*v));
 			if (!v) {
-				free(e);
+				kv_entry_free(e);
 				return;
 			}
 			c->kv = v;
@@ -114,7 +161,7 @@ void bcn_cache_kv_watch(struct bcn_cache *c, int src, const char *prefix, bool w
 		size_t j = 0;
 		for (size_t k = 0; k < c->nkv; k++) {
 			if (c->kv[k]->src == src && has_prefix(c->kv[k]->key, prefix))
-				free(c->kv[k]);
+				kv_entry_free(c->kv[k]);
 			else
 				c->kv[j++] = c->kv[k];
 		}
@@ -151,6 +198,23 @@ void bcn_cache_kv_put(struct bcn_cache *c, int src, const char *key, const char 
 	if (found && c->kv[pos]->value && c->kv[pos]->len == len &&
 	    memcmp(c->kv[pos]->value, value, len) == 0)
 		return;
+	if (len > BCN_KV_MAX_VALUE) {
+		char shown[124];
+		size_t i, j;
+		if (found && c->kv[pos]->too_large)
+			return; /* said once already */
+		for (i = j = 0; key[i] && j < 120; i++)
+			shown[j++] = key[i] >= 0x20 && key[i] < 0x7f ? key[i] : '?';
+		shown[j] = '\0';
+		bcn_warn("kv", "skipping %s%s: its value is %zu bytes, more than the %d a value may have",
+			 shown, key[i] ? "..." : "", len, BCN_KV_MAX_VALUE);
+		e = kv_entry_new(key, NULL, 0, c->index + 1, src);
+		if (e) {
+			e->too_large = true;
+			kv_store(c, e);
+		}
+		return;
+	}
 	/* The flush this change schedules produces index + 1. */
 	e = kv_entry_new(key, value ? value : "", len, c->index + 1, src);
 	if (e)
@@ -200,6 +264,14 @@ const struct bcn_kv_entry *bcn_cache_kv_get(struct bcn_cache *c, const char *key
 	return found && c->kv[pos]->value ? c->kv[pos] : NULL;
 }
 
+struct bcn_blob *bcn_cache_kv_body(const struct bcn_kv_entry *e)
+{
+	if (!e || !e->body)
+		return NULL;
+	e->body->refs++;
+	return e->body;
+}
+
 size_t bcn_cache_kv_range(struct bcn_cache *c, const char *prefix, size_t *first)
 {
 	bool found;
@@ -247,7 +319,7 @@ struct bcn_cache_wait *bcn_cache_kv_wait(struct bcn_cache *c, bcn_cache_wake_cb 
 void bcn_cache_kv_free_(struct bcn_cache *c)
 {
 	for (size_t i = 0; i < c->nkv; i++)
-		free(c->kv[i]);
+		kv_entry_free(c->kv[i]);
 	free(c->kv);
 	for (size_t i = 0; i < c->nkvp; i++)
 		free(c->kvp[i].prefix);

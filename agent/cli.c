@@ -15,8 +15,93 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define DEFAULT_SOCKET "/run/beacon/beacon.sock"
+
+/*
+ * Text from the agent comes from registries and configs that anyone with
+ * write access there may fill: printed raw, an id holding "\x1b[31m" or a
+ * newline would drive the terminal or forge output lines. Control
+ * characters are shown escaped: \n, \r, \t, \xNN for the rest of C0 and
+ * DEL, \u00NN for C1 (U+0080..U+009F). A single value (`kv KEY`,
+ * `secret --field`) is printed as stored into a pipe or file, and keeps its
+ * newlines and tabs on a terminal. JSON output only needs DEL and C1
+ * escaped (jansson escapes C0 itself), as \u00NN, which keeps it JSON.
+ */
+enum esc { ESC_TEXT, ESC_VALUE, ESC_JSON };
+
+static size_t put_esc(FILE *f, const char *s, enum esc mode)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	size_t n = 0;
+
+	for (; *p; p++) {
+		if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+			n += (size_t)fprintf(f, "\\u%04x", p[1]);
+			p++;
+		} else if (p[0] == 0x7f && mode == ESC_JSON) {
+			n += (size_t)fprintf(f, "\\u007f");
+		} else if ((p[0] >= 0x20 && p[0] != 0x7f) || mode == ESC_JSON ||
+			   (mode == ESC_VALUE && (p[0] == '\n' || p[0] == '\t'))) {
+			putc(p[0], f);
+			n++;
+		} else if (p[0] == '\n' || p[0] == '\r' || p[0] == '\t') {
+			n += (size_t)fprintf(f, "\\%c", p[0] == '\n' ? 'n' : p[0] == '\r' ? 'r' : 't');
+		} else {
+			n += (size_t)fprintf(f, "\\x%02x", p[0]);
+		}
+	}
+	return n;
+}
+
+/* s escaped as text, for one printf argument: valid until 16 more calls, or
+ * until shown_release() at exit. */
+static char *shown_ring[16];
+static unsigned shown_next;
+
+static const char *shown(const char *s)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	if (!f)
+		return "?";
+	put_esc(f, s, ESC_TEXT);
+	if (fclose(f) != 0 || !out)
+		return "?";
+	free(shown_ring[shown_next]);
+	shown_ring[shown_next] = out;
+	shown_next = (shown_next + 1) % 16;
+	return out;
+}
+
+static void shown_release(void)
+{
+	for (size_t i = 0; i < 16; i++) {
+		free(shown_ring[i]);
+		shown_ring[i] = NULL;
+	}
+}
+
+/* One value as the user asked for it, then a newline. */
+static void put_value(const char *s)
+{
+	if (isatty(STDOUT_FILENO))
+		put_esc(stdout, s, ESC_VALUE);
+	else
+		fputs(s ? s : "", stdout);
+	putchar('\n');
+}
+
+static void put_json(const json_t *j, size_t flags)
+{
+	char *s = json_dumps(j, flags);
+	put_esc(stdout, s ? s : "{}", ESC_JSON);
+	putchar('\n');
+	free(s);
+}
 
 struct buf {
 	char *data;
@@ -94,7 +179,7 @@ static int fail(long status, json_t *body)
 {
 	const char *msg = json_string_value(json_object_get(body, "error"));
 	if (status >= 0)
-		fprintf(stderr, "beacon: %s\n", msg ? msg : "the agent answered with an error");
+		fprintf(stderr, "beacon: %s\n", msg ? shown(msg) : "the agent answered with an error");
 	json_decref(body);
 	return 1;
 }
@@ -102,9 +187,9 @@ static int fail(long status, json_t *body)
 static void print_hostport(const char *addr, json_int_t port)
 {
 	if (strchr(addr, ':'))
-		printf("[%s]:%lld\n", addr, (long long)port);
+		printf("[%s]:%lld\n", shown(addr), (long long)port);
 	else
-		printf("%s:%lld\n", addr, (long long)port);
+		printf("%s:%lld\n", shown(addr), (long long)port);
 }
 
 static char *escape(const char *s)
@@ -146,9 +231,7 @@ static int cmd_endpoints(const char *sock, int argc, char **argv)
 	if (st != 200)
 		return fail(st, body);
 	if (as_json) {
-		char *s = json_dumps(body, JSON_INDENT(2));
-		printf("%s\n", s ? s : "{}");
-		free(s);
+		put_json(body, JSON_INDENT(2));
 		json_decref(body);
 		return 0;
 	}
@@ -162,13 +245,13 @@ static int cmd_endpoints(const char *sock, int argc, char **argv)
 		json_t *tags = json_object_get(e, "tags"), *t;
 		size_t k;
 		if (strchr(addr ? addr : "", ':'))
-			snprintf(hp, sizeof(hp), "[%s]:%lld", addr, (long long)port);
+			snprintf(hp, sizeof(hp), "[%s]:%lld", shown(addr), (long long)port);
 		else
-			snprintf(hp, sizeof(hp), "%s:%lld", addr ? addr : "?", (long long)port);
-		printf("%-24s %-9s %-24s", hp, json_string_value(json_object_get(e, "status")),
-		       json_string_value(json_object_get(e, "id")));
+			snprintf(hp, sizeof(hp), "%s:%lld", addr ? shown(addr) : "?", (long long)port);
+		printf("%-24s %-9s %-24s", hp, shown(json_string_value(json_object_get(e, "status"))),
+		       shown(json_string_value(json_object_get(e, "id"))));
 		json_array_foreach(tags, k, t)
-			printf("%s%s", k ? "," : " ", json_string_value(t));
+			printf("%s%s", k ? "," : " ", shown(json_string_value(t)));
 		printf("\n");
 	}
 	json_decref(body);
@@ -255,10 +338,10 @@ static int cmd_kv(const char *sock, int argc, char **argv)
 		return fail(st, body);
 	if (recurse) {
 		json_array_foreach(json_object_get(body, "entries"), i, e)
-			printf("%s=%s\n", json_string_value(json_object_get(e, "key")),
-			       json_string_value(json_object_get(e, "value")));
+			printf("%s=%s\n", shown(json_string_value(json_object_get(e, "key"))),
+			       shown(json_string_value(json_object_get(e, "value"))));
 	} else {
-		printf("%s\n", json_string_value(json_object_get(body, "value")) ?: "");
+		put_value(json_string_value(json_object_get(body, "value")));
 	}
 	json_decref(body);
 	return 0;
@@ -296,17 +379,12 @@ static int cmd_secret(const char *sock, int argc, char **argv)
 			json_decref(body);
 			return 1;
 		}
-		if (json_is_string(v)) {
-			printf("%s\n", json_string_value(v));
-		} else {
-			char *s = json_dumps(v, JSON_ENCODE_ANY);
-			printf("%s\n", s ? s : "");
-			free(s);
-		}
+		if (json_is_string(v))
+			put_value(json_string_value(v));
+		else
+			put_json(v, JSON_ENCODE_ANY);
 	} else {
-		char *s = json_dumps(data, JSON_INDENT(2));
-		printf("%s\n", s ? s : "{}");
-		free(s);
+		put_json(data, JSON_INDENT(2));
 	}
 	json_decref(body);
 	return 0;
@@ -322,27 +400,27 @@ static int cmd_status(const char *sock)
 		return fail(st, body);
 	printf("agent: %s, node %s, version %s, up %llds\n",
 	       json_is_true(json_object_get(body, "ready")) ? "ready" : "not ready",
-	       json_string_value(json_object_get(body, "node")),
-	       json_string_value(json_object_get(body, "version")),
+	       shown(json_string_value(json_object_get(body, "node"))),
+	       shown(json_string_value(json_object_get(body, "version"))),
 	       (long long)json_integer_value(json_object_get(body, "uptime_seconds")));
 	if (!json_is_true(json_object_get(body, "ready")))
-		printf("not ready: %s\n", json_string_value(json_object_get(body, "not_ready_reason")));
+		printf("not ready: %s\n", shown(json_string_value(json_object_get(body, "not_ready_reason"))));
 	svc = json_object_get(body, "service");
 	if (json_is_object(svc))
-		printf("service: %s id %s at %s:%lld%s\n", json_string_value(json_object_get(svc, "name")),
-		       json_string_value(json_object_get(svc, "id")),
-		       json_string_value(json_object_get(svc, "address")),
+		printf("service: %s id %s at %s:%lld%s\n", shown(json_string_value(json_object_get(svc, "name"))),
+		       shown(json_string_value(json_object_get(svc, "id"))),
+		       shown(json_string_value(json_object_get(svc, "address"))),
 		       (long long)json_integer_value(json_object_get(svc, "port")),
 		       json_is_true(json_object_get(svc, "drained")) ? ", drained" : "");
 	else
 		printf("service: none registered (no service section)\n");
 	json_array_foreach(json_object_get(body, "backends"), i, b) {
 		const char *err = json_string_value(json_object_get(b, "error"));
-		printf("backend %s (%s): %s%s%s%s\n", json_string_value(json_object_get(b, "name")),
-		       json_string_value(json_object_get(b, "kind")),
-		       json_string_value(json_object_get(b, "state")),
+		printf("backend %s (%s): %s%s%s%s\n", shown(json_string_value(json_object_get(b, "name"))),
+		       shown(json_string_value(json_object_get(b, "kind"))),
+		       shown(json_string_value(json_object_get(b, "state"))),
 		       json_is_true(json_object_get(b, "stale")) ? ", stale" : "",
-		       err && err[0] ? ", last error: " : "", err && err[0] ? err : "");
+		       err && err[0] ? ", last error: " : "", err && err[0] ? shown(err) : "");
 	}
 	printf("discovery: %lld services, index %lld\n",
 	       (long long)json_integer_value(json_object_get(body, "services")),
@@ -448,5 +526,6 @@ int bcn_cli_main(int argc, char **argv)
 		rc = bcn_cli_usage_error(NULL, msg);
 	}
 	curl_global_cleanup();
+	shown_release();
 	return rc;
 }

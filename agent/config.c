@@ -343,15 +343,25 @@ static void check_socket(struct bcn_config *c, struct bcn_cfg_errs *errs)
 	if (strlen(str(c->socket.path)) >= 108)
 		bcn_cfg_err(errs, "$.socket.path", "too long for a Unix socket (at most 107 bytes)");
 	if (str(c->socket.group)[0]) {
-		struct group *g = getgrnam(c->socket.group);
-		char *end;
-		long gid = strtol(c->socket.group, &end, 10);
+		/* A name first (as chown(1) does), else a number: only digits, and
+		 * within gid_t without (gid_t)-1, which chown reads as "unchanged";
+		 * strtol alone would take " 5", "+5" and wrap 4294967297 to 1. */
+		const char *grp = c->socket.group;
+		struct group *g = getgrnam(grp);
+		bool digits = grp[strspn(grp, "0123456789")] == '\0';
+		unsigned long long gid;
+		errno = 0;
+		gid = digits ? strtoull(grp, NULL, 10) : 0;
 		if (g)
 			c->socket.gid = g->gr_gid;
-		else if (!*end && gid >= 0)
+		else if (digits && (errno == ERANGE || gid >= (gid_t)-1))
+			bcn_cfg_err(errs, "$.socket.group", "group id %.40s is out of range (0 to %u)", grp,
+				    (unsigned)(gid_t)-1 - 1);
+		else if (digits)
 			c->socket.gid = (gid_t)gid;
 		else
-			bcn_cfg_err(errs, "$.socket.group", "no such group \"%.40s\"", c->socket.group);
+			bcn_cfg_err(errs, "$.socket.group", "no such group \"%.40s\" (a group name, or a group id of digits only)",
+				    grp);
 	}
 	if (c->socket.mode & 0111)
 		bcn_cfg_err(errs, "$.socket.mode", "a socket needs no execute bits (use e.g. \"0660\")");

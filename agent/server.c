@@ -11,6 +11,7 @@
  */
 #include "server.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -114,6 +115,27 @@ static struct bufferevent *bev_cb(struct event_base *base, void *arg)
 }
 
 /*
+ * HEAD is answered as GET would be, without the body (RFC 9110 9.3.2).
+ * libevent 2.1 sends a HEAD answer's body anyway and leaves out the
+ * Content-Length and Content-Type that GET would carry: set both from the
+ * body, then drop it.
+ */
+static void head_only(struct evhttp_request *req)
+{
+	struct evbuffer *body = evhttp_request_get_output_buffer(req);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	char len[24];
+
+	if (!evhttp_find_header(h, "Content-Length")) {
+		snprintf(len, sizeof(len), "%zu", evbuffer_get_length(body));
+		evhttp_add_header(h, "Content-Length", len);
+	}
+	if (!evhttp_find_header(h, "Content-Type"))
+		evhttp_add_header(h, "Content-Type", "application/json");
+	evbuffer_drain(body, evbuffer_get_length(body));
+}
+
+/*
  * evhttp queues an answer, turns EV_WRITE on, waits for epoll to call the
  * socket writable, writes, and only then turns EV_WRITE off and EV_READ back
  * on for the next request: two loop turns and, even with the epoll
@@ -133,6 +155,8 @@ void bcn_server_reply(struct evhttp_request *req, int code, const char *reason)
 	struct evbuffer *out;
 	evutil_socket_t fd;
 
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD)
+		head_only(req);
 	evhttp_send_reply(req, code, reason, NULL);
 	if (!evcon || !(bev = evhttp_connection_get_bufferevent(evcon)))
 		return;
@@ -347,6 +371,86 @@ int bcn_server_peer(struct evhttp_request *req, uid_t *uid, pid_t *pid)
 }
 
 /*
+ * A chunk-size line may carry extensions (RFC 9112 7.1.1: "3;name=value"),
+ * which a server must accept and may ignore. libevent 2.1 reads that line
+ * with evutil_strtoll(line, &end, 16), allows nothing after the hex digits
+ * but a space, and reports anything else as a body over the limit (413). As
+ * evhttp_send_error below, this definition takes the place of libevent's
+ * exported evutil_strtoll for libevent's own calls. Base 16 is used only for
+ * chunk sizes there; for it, 1*HEXDIG followed by well-formed extensions ends
+ * at the end of the line, and a line that is not well formed is remembered so
+ * that the error it causes is answered 400 "malformed", not 413. Every other
+ * base is plain strtoll, as libevent's own is on this platform.
+ */
+static bool chunk_line_bad;
+
+static bool tchar(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static const char *skip_bws(const char *p)
+{
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return p;
+}
+
+/* *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] ) BWS, to the end. */
+static bool chunk_ext_ok(const char *p)
+{
+	for (p = skip_bws(p); *p; p = skip_bws(p)) {
+		if (*p++ != ';')
+			return false;
+		p = skip_bws(p);
+		if (!tchar(*p))
+			return false;
+		while (tchar(*p))
+			p++;
+		p = skip_bws(p);
+		if (*p != '=')
+			continue;
+		p = skip_bws(p + 1);
+		if (*p == '"') {
+			for (p++; *p && *p != '"'; p++) {
+				if (*p == '\\' && !*++p)
+					return false;
+			}
+			if (*p++ != '"')
+				return false;
+		} else if (tchar(*p)) {
+			while (tchar(*p))
+				p++;
+		} else {
+			return false;
+		}
+	}
+	return true;
+}
+
+ev_int64_t evutil_strtoll(const char *s, char **endptr, int base)
+{
+	char *end;
+	ev_int64_t v;
+
+	if (base != 16)
+		return (ev_int64_t)strtoll(s, endptr, base);
+	/* strtoll alone would also take "+3", " 3" and "0x3". */
+	chunk_line_bad = !isxdigit((unsigned char)s[0]);
+	v = chunk_line_bad ? 0 : (ev_int64_t)strtoll(s, &end, 16);
+	if (chunk_line_bad || !chunk_ext_ok(end)) {
+		chunk_line_bad = true;
+		end = (char *)s; /* libevent sees no number: DATA_CORRUPTED */
+	} else {
+		end += strlen(end);
+	}
+	if (endptr)
+		*endptr = end;
+	return v;
+}
+
+/*
  * evhttp answers a few errors itself (a body over the limit: 413; a request
  * head that is malformed or over the limit: 400) with an HTML page, and
  * libevent 2.1 offers no hook for them. The API promises JSON errors, so this
@@ -365,9 +469,17 @@ void evhttp_send_error(struct evhttp_request *req, int error, const char *reason
 		evhttp_connection_free(evhttp_request_get_connection(req));
 		return;
 	}
+	/* libevent reports a malformed chunk-size line as a body too large. */
+	bool chunked_bad = error == 413 && chunk_line_bad && req->chunked;
+	if (chunked_bad) {
+		error = 400;
+		reason = "Bad Request";
+	}
+	chunk_line_bad = false;
 	switch (error) {
 	case 413: msg = "the request body is larger than socket.max_body_size allows"; break;
-	case 400: msg = "the request is malformed or its head is larger than socket.max_header_size allows"; break;
+	case 400: msg = chunked_bad ? "the chunked request body is malformed (a chunk-size line is not hex digits and extensions)"
+				    : "the request is malformed or its head is larger than socket.max_header_size allows"; break;
 	case 404: msg = "no such route"; break;
 	case 405: msg = "method not allowed"; break;
 	case 503: msg = "the agent is busy; try again"; break;
@@ -383,6 +495,12 @@ void evhttp_send_error(struct evhttp_request *req, int error, const char *reason
 	evhttp_clear_headers(h);
 	evhttp_add_header(h, "Content-Type", "application/json");
 	evhttp_add_header(h, "Connection", "close");
+	if (req->type == EVHTTP_REQ_HEAD) {
+		char len[24];
+		snprintf(len, sizeof(len), "%zu", evbuffer_get_length(buf));
+		evhttp_add_header(h, "Content-Length", len);
+		evbuffer_drain(buf, evbuffer_get_length(buf));
+	}
 	evhttp_send_reply(req, error, reason, buf);
 	evbuffer_free(buf);
 }

@@ -5,7 +5,7 @@ import json
 import re
 from urllib.parse import quote
 
-from harness import Agent, endpoint, metric, samples
+from harness import Agent, RawResponseReader, endpoint, metric, samples, scale
 
 ENDPOINT_KEYS = {"id", "service", "address", "port", "tags", "meta", "weight", "status"}
 
@@ -315,7 +315,8 @@ def test_wrong_method_is_405_with_allow():
                                     ("POST", "/health", "GET")):
             st, h, body = a.request(method, path)
             assert_error(st, h, body, 405)
-            assert h.get("allow") == allow, "%s %s: Allow %r" % (method, path, h.get("allow"))
+            want = "GET, HEAD" if allow == "GET" else allow
+            assert h.get("allow") == want, "%s %s: Allow %r" % (method, path, h.get("allow"))
         # GET /v1/self/drain must not have drained
         assert a.get("/ready")[0] == 200
 
@@ -367,3 +368,89 @@ def test_get_with_body_is_400():
         st, h, body = a.request("GET", "/v1/endpoints/web", body="x" * 100)
         assert_error(st, h, body, 400)
         assert a.get("/health")[0] == 200
+
+
+def raw_answer(agent, method, path):
+    """(status, headers, body bytes) without any decoding."""
+    conn = agent.http()
+    try:
+        conn.request(method, path)
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
+
+
+def strict_error(raw):
+    """The error sentence of a body that must be strict UTF-8 JSON."""
+    body = json.loads(raw.decode("utf-8"))  # no "replace": invalid UTF-8 fails here
+    assert set(body) == {"error"} and isinstance(body["error"], str), body
+    return body["error"]
+
+
+def test_error_messages_with_bytes_that_are_not_utf8():
+    with Agent(config()) as a:
+        for path, code in (("/v1/endpoints/%FF", 404), ("/v1/pick/%FE%FF", 404),
+                           ("/v1/pick/web?policy=%C3", 400), ("/v1/secrets/%80x", 404)):
+            st, h, raw = raw_answer(a, "GET", path)
+            assert st == code, (path, st, raw)
+            msg = strict_error(raw)
+            assert "\ufffd" in msg, "%s: the invalid bytes are shown as U+FFFD: %r" % (path, msg)
+        st, _, raw = raw_answer(a, "GET", "/v1/endpoints/%FF")
+        assert "\"\ufffd\" is not known" in strict_error(raw), raw
+
+
+def test_error_messages_cut_between_characters():
+    with Agent(config()) as a:
+        # The name is shown up to 100 bytes; here byte 100 is the middle of "é".
+        for name in ("a" * 99 + "\u00e9" * 3, "\u00e9" * 60, "a" * 98 + "\u20ac" * 4):
+            st, _, raw = raw_answer(a, "GET", "/v1/endpoints/" + quote(name))
+            assert st == 404, (st, raw)
+            msg = strict_error(raw)
+            shown = re.search(r'service "([^"]*)"', msg).group(1)
+            assert "\ufffd" not in shown, "a character cut in half: %r" % msg
+            assert name.startswith(shown) and 97 <= len(shown.encode()) <= 100, (shown, msg)
+
+
+def head_then_get(agent, path):
+    """HEAD and GET of path pipelined on one connection: (HEAD status line and
+    headers, GET status, headers, raw body). A HEAD answer that carried a body
+    would show up where the GET answer must start."""
+    s = agent.connect()
+    try:
+        s.sendall(("HEAD %s HTTP/1.1\r\nHost: b\r\n\r\nGET %s HTTP/1.1\r\nHost: b\r\n"
+                   "Connection: close\r\n\r\n" % (path, path)).encode())
+        data = b""
+        s.settimeout(scale(5))
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    hh = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
+    assert rest.startswith(b"HTTP/1.1 "), "the HEAD answer carried a body: %r" % rest[:80]
+    get_head, _, body = rest.partition(b"\r\n\r\n")
+    glines = get_head.decode("latin-1").split("\r\n")
+    gh = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in glines[1:])}
+    return lines[0], hh, glines[0], gh, body
+
+
+def test_head_is_get_without_body():
+    with Agent(config()) as a:
+        for path in ("/v1/endpoints/web", "/v1/services", "/health", "/v1/pick/db",
+                     "/v1/endpoints/nope", "/ready", "/v1/kv/x"):
+            hline, hh, gline, gh, body = head_then_get(a, path)
+            assert hline.split()[1] == gline.split()[1], (path, hline, gline)
+            assert hh.get("content-length") == str(len(body)) == gh.get("content-length"), \
+                (path, hh, gh, len(body))
+            assert hh.get("content-type") == gh.get("content-type"), (path, hh, gh)
+            assert "allow" not in hh, (path, hh)
+        # HEAD where only POST is allowed: 405 with its headers and no body.
+        hline, hh, gline, _, _ = head_then_get(a, "/v1/self/drain")
+        assert hline.split()[1] == "405" and hh.get("allow") == "POST", (hline, hh)
+        assert int(hh.get("content-length", "-1")) > 0, hh
+        assert a.get("/ready")[0] == 200, "HEAD did not drain"

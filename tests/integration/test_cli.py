@@ -273,3 +273,29 @@ def test_man_page_covers_every_command_and_option():
     for word in ("BEACON_SOCKET", "SIGHUP", "SIGTERM", "EXIT STATUS", "FILES", "SEE ALSO",
                  "/run/beacon/beacon.sock"):
         assert word in man, "beacon.1 does not mention %s" % word
+
+
+def test_control_characters_from_data_are_escaped():
+    evil = "web-1\x1b[31m\nforged 10.6.6.6:80 passing\x07\x7f\u009b"
+    cfg = {"node": "n\x1b]0;title\x07", "static": {"services": {
+        "odd": [endpoint("10.0.0.1", 80, id=evil, tags=["t\x1b[0m", "ok"])]}}}
+    with Agent(cfg) as a:
+        for args in (("endpoints", "odd"), ("status",)):
+            rc, out, err = a.cli(*args)
+            assert rc == 0, (args, rc, err)
+            for bad in ("\x1b", "\x07", "\x7f", "\u009b"):
+                assert bad not in out, "%s writes %r raw: %r" % (args, bad, out)
+        rc, out, _ = a.cli("endpoints", "odd")
+        lines = out.splitlines()
+        assert len(lines) == 1, "an id with a newline forged a line: %r" % out
+        assert "web-1\\x1b[31m\\nforged 10.6.6.6:80 passing\\x07\\x7f\\u009b" in lines[0], lines
+        assert "t\\x1b[0m,ok" in lines[0], lines
+        rc, out, _ = a.cli("status")
+        assert "node n\\x1b]0;title\\x07" in out, out
+        # --json stays JSON and carries the same text, with DEL and C1 escaped too.
+        rc, out, _ = a.cli("endpoints", "odd", "--json")
+        assert "\x7f" not in out and "\u009b" not in out, out
+        assert json.loads(out)["endpoints"][0]["id"] == evil, out
+        # An error sentence that quotes data is escaped on stderr as well.
+        rc, out, err = a.cli("endpoints", "no\x1b[2Jsuch")
+        assert rc == 1 and "\x1b" not in err and "no\\x1b[2Jsuch" in err, (rc, err)

@@ -178,6 +178,35 @@ def test_body_over_max_body_size():
         assert st == 200, (st, body)
 
 
+def chunked_post(a, path, body):
+    with contextlib.closing(a.connect()) as s:
+        send_quietly(s, b"POST " + path.encode() + b" HTTP/1.1\r\nHost: beacon\r\n"
+                     b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + body)
+        return RawResponseReader(s).read()
+
+
+def test_chunk_extensions_are_accepted():
+    # RFC 9112 7.1.1: a chunk-size line may carry extensions, which a server ignores.
+    with Agent(config(max_body_size=1024)) as a:
+        for body in (b"3;x=y\r\nabc\r\n0\r\n\r\n",
+                     b'3 ; name = "quoted \\" value" ;flag\r\nabc\r\n2;n=v\r\nde\r\n0;last\r\n\r\n'):
+            st, h, answer = chunked_post(a, "/v1/self/drain", body)
+            assert st == 200 and answer == {"drained": True}, (body, st, answer)
+            assert a.get("/ready")[0] == 503
+            assert a.post("/v1/self/resume")[0] == 200
+        # A malformed chunk-size line is a clear 400, not "body too large".
+        for body in (b"3;\r\nabc\r\n0\r\n\r\n", b"zz\r\nabc\r\n0\r\n\r\n",
+                     b"3;x=\r\nabc\r\n0\r\n\r\n", b'3;x="open\r\nabc\r\n0\r\n\r\n'):
+            st, h, answer = chunked_post(a, "/v1/self/drain", body)
+            assert st == 400 and "chunked request body is malformed" in answer["error"], \
+                (body, st, answer)
+        # A chunk really over socket.max_body_size is still 413.
+        st, _, answer = chunked_post(a, "/v1/self/drain", b"800;x=y\r\n" + b"x" * 2048 + b"\r\n0\r\n\r\n")
+        assert st == 413 and "max_body_size" in answer["error"], (st, answer)
+        assert a.get("/ready")[0] == 200, "a refused request must not have drained the agent"
+        assert_serving(a)
+
+
 def test_pipelined_requests_answered_in_order():
     with Agent(config()) as a:
         paths = []

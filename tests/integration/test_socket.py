@@ -1,6 +1,7 @@
 """The Unix socket file: mode, group, ownership of the path, clean removal."""
 
 import grp
+import json
 import os
 import signal
 import socket
@@ -63,6 +64,29 @@ def test_unknown_group_refused():
         assert rc == 2, "rc %d: %s" % (rc, a.log())
         assert "$.socket.group" in a.log(), a.log()
         assert not os.path.exists(a.sock)
+
+
+def check_config(c):
+    with temp_dir() as d:
+        path = os.path.join(d, "c.json")
+        with open(path, "w") as f:
+            json.dump(c, f)
+        return run_beacon("agent", "--config", path, "--check-config")
+
+
+def test_group_ids_out_of_range_refused():
+    # strtol and a cast made "4294967297" gid 1 and "4294967296" gid 0 (root).
+    for gid in ("4294967297", "4294967296", "4294967295", "99999999999999999999999"):
+        rc, out, err = check_config(cfg(group=gid))
+        assert rc == 2, "group %s accepted: rc %d\n%s%s" % (gid, rc, out, err)
+        line = [l for l in err.splitlines() if l.startswith("$.socket.group")]
+        assert line and "out of range" in line[0] and "4294967294" in line[0], (gid, err)
+    # Not a number and not a name: no such group (strtol took " 5" and "+5").
+    for name in (" 5", "+5", "-1", "5x"):
+        rc, out, err = check_config(cfg(group=name))
+        assert rc == 2 and "$.socket.group" in err and "no such group" in err, (name, rc, err)
+    rc, out, err = check_config(cfg(group="4294967294"))
+    assert rc == 0, (rc, out, err)
 
 
 def test_second_agent_on_live_socket_refused():

@@ -268,6 +268,57 @@ START_TEST(test_kv_store)
 }
 END_TEST
 
+START_TEST(test_kv_rendered_once_per_change)
+{
+	struct bcn_cache *c = bcn_cache_new(NULL);
+	int src = bcn_cache_source_add(c, "etcd#0");
+	struct bcn_blob *b1, *b2, *b3;
+	size_t big = BCN_KV_MAX_VALUE + 1;
+	char *huge = malloc(big);
+
+	ck_assert_ptr_nonnull(huge);
+	memset(huge, 'x', big);
+	bcn_cache_kv_watch(c, src, "/cfg/", true);
+	bcn_cache_kv_put(c, src, "/cfg/a", "one", 3);
+	bcn_cache_flush(c);
+	b1 = bcn_cache_kv_body(bcn_cache_kv_get(c, "/cfg/a"));
+	b2 = bcn_cache_kv_body(bcn_cache_kv_get(c, "/cfg/a"));
+	ck_assert_ptr_eq(b1, b2); /* the same rendering, not a new one per read */
+	ck_assert_str_eq(b1->data, "{\"key\":\"cfg/a\",\"value\":\"one\"");
+	bcn_cache_kv_put(c, src, "/cfg/a", "two", 3);
+	bcn_cache_flush(c);
+	b3 = bcn_cache_kv_body(bcn_cache_kv_get(c, "/cfg/a"));
+	ck_assert_ptr_ne(b3, b1);
+	ck_assert_str_eq(b3->data, "{\"key\":\"cfg/a\",\"value\":\"two\"");
+	ck_assert_str_eq(b1->data, "{\"key\":\"cfg/a\",\"value\":\"one\""); /* still ours */
+	bcn_blob_unref(b1);
+	bcn_blob_unref(b2);
+	bcn_blob_unref(b3);
+
+	/* NUL and bytes that are not UTF-8, in the value and the key: U+FFFD. */
+	bcn_cache_kv_put(c, src, "/cfg/\xff", "a\0b\xc3", 4);
+	bcn_cache_flush(c);
+	b1 = bcn_cache_kv_body(bcn_cache_kv_get(c, "/cfg/\xff"));
+	ck_assert_ptr_nonnull(b1);
+	ck_assert_str_eq(b1->data, "{\"key\":\"cfg/\xef\xbf\xbd\",\"value\":\"a\xef\xbf\xbd" "b\xef\xbf\xbd\"");
+	bcn_blob_unref(b1);
+
+	/* Over the limit: skipped (the key reads as absent), an older value too. */
+	bcn_cache_kv_put(c, src, "/cfg/a", huge, big);
+	bcn_cache_kv_put(c, src, "/cfg/b", huge, big);
+	bcn_cache_flush(c);
+	ck_assert_ptr_null(bcn_cache_kv_get(c, "/cfg/a"));
+	ck_assert_ptr_null(bcn_cache_kv_get(c, "/cfg/b"));
+	/* At the limit it is served. */
+	bcn_cache_kv_put(c, src, "/cfg/b", huge, big - 1);
+	bcn_cache_flush(c);
+	ck_assert_ptr_nonnull(bcn_cache_kv_get(c, "/cfg/b"));
+	ck_assert_uint_eq(bcn_cache_kv_get(c, "/cfg/b")->len, big - 1);
+	free(huge);
+	bcn_cache_free(c);
+}
+END_TEST
+
 START_TEST(test_unchanged_replace_keeps_index)
 {
 	struct bcn_cache *c = bcn_cache_new(NULL);
@@ -300,6 +351,7 @@ static Suite *cache_suite(void)
 	tcase_add_test(tc, test_replace_dedupes_ids_within_a_source);
 	tcase_add_test(tc, test_ten_thousand_endpoints);
 	tcase_add_test(tc, test_kv_store);
+	tcase_add_test(tc, test_kv_rendered_once_per_change);
 	tcase_add_test(tc, test_unchanged_replace_keeps_index);
 	tcase_set_timeout(tc, 20);
 	suite_add_tcase(s, tc);
