@@ -30,6 +30,13 @@ struct vault_req {
 	struct bcn_http_call *call;
 	vault_reply_cb cb;
 	void *arg;
+	/* What following a redirect needs to send the request again: the same
+	 * method, flags and body (sealed: a login body holds the secret_id or
+	 * the JWT). */
+	char method[8];
+	unsigned flags;
+	struct bcn_sealed body;
+	bool has_body, redirected;
 };
 
 uint64_t vault_two_thirds(uint64_t ttl_ms)
@@ -163,7 +170,8 @@ static void classify(struct vault_ctx *v, const struct bcn_http_response *res,
 		snprintf(msg, MSG_LEN, "Vault at %s is sealed", v->address);
 		return;
 	}
-	if (res->status >= 500 || res->status == 429 || res->status < 200) {
+	if (res->status >= 500 || res->status == 429 || res->status < 200 ||
+	    (res->status >= 300 && res->status < 400)) {
 		snprintf(msg, MSG_LEN, "Vault at %s answered HTTP %ld%s%s", v->address, res->status,
 			 verr[0] ? ": " : "", verr);
 		return;
@@ -189,6 +197,163 @@ static void req_unlink(struct vault_req *r)
 	r->prev = r->next = NULL;
 }
 
+static void req_free(struct vault_req *r)
+{
+	bcn_sealed_clear(&r->body);
+	free(r);
+}
+
+static void req_done(const struct bcn_http_response *res, void *arg);
+
+/* Start r's HTTP call to url: token (when asked) and namespace headers, the
+ * body opened from its sealed copy. 0, or -1 when it could not be built or
+ * started (logged). */
+static int req_send(struct vault_req *r, const char *url)
+{
+	struct vault_ctx *v = r->v;
+	const char *headers[5], *body = NULL;
+	struct bcn_http_opts o;
+	size_t nh = 0, mark = bcn_secrets_mark(v->store), body_len = 0;
+
+	/* Room for the token header and the body; the arena only grows while
+	 * empty (a login's caller still holds the body it built there). */
+	if (mark == 0 &&
+	    bcn_secrets_reserve(v->store, (bcn_sealed_len(&v->token) + bcn_sealed_len(&r->body)) * 2 + 128) < 0)
+		goto fail;
+	if (r->flags & VREQ_TOKEN) {
+		size_t tl = 0;
+		const char *tok;
+		char *h;
+
+		if (!(tok = bcn_secrets_unseal(v->store, &v->token, &tl)) ||
+		    !(h = bcn_secrets_scratch(v->store, tl + sizeof("X-Vault-Token: "))))
+			goto fail;
+		memcpy(h, "X-Vault-Token: ", sizeof("X-Vault-Token: ") - 1);
+		memcpy(h + sizeof("X-Vault-Token: ") - 1, tok, tl + 1);
+		headers[nh++] = h;
+	}
+	if (r->has_body && !(body = bcn_secrets_unseal(v->store, &r->body, &body_len)))
+		goto fail;
+	if (v->ns_header)
+		headers[nh++] = v->ns_header;
+	headers[nh++] = "X-Vault-Request: true";
+	if (body)
+		headers[nh++] = "Content-Type: application/json";
+	headers[nh] = NULL;
+
+	memset(&o, 0, sizeof(o));
+	o.method = r->method;
+	o.url = url;
+	o.headers = headers;
+	o.body = body;
+	o.body_len = body_len;
+	o.timeout_ms = (r->flags & VREQ_SHORT) && v->timeout_ms > SHORT_MS ? SHORT_MS : v->timeout_ms;
+	o.connect_timeout_ms = o.timeout_ms < 5000 ? o.timeout_ms : 5000;
+	o.ca_file = v->ca_file;
+	o.cert_file = v->cert_file;
+	o.key_file = v->key_file;
+	o.max_body = 4 * BCN_SECRET_MAX_DATA;
+	o.sensitive = 1; /* tokens in headers, secrets in bodies */
+	o.on_done = req_done;
+	o.arg = r;
+	r->call = bcn_http_start(v->core->http, &o);
+	bcn_secrets_release(v->store, mark);
+	if (!r->call) {
+		bcn_warn(v->log, "could not start a request to Vault (out of memory?)");
+		return -1;
+	}
+	return 0;
+fail:
+	bcn_secrets_release(v->store, mark);
+	bcn_warn(v->log, "could not build a request to Vault (out of memory or no token)");
+	return -1;
+}
+
+/* A URL from a Location header that may be requested: absolute http(s), or
+ * a path on the server that answered. Printable ASCII without spaces only. */
+static char *redirect_url(const char *from, const char *loc, char *why, size_t why_len)
+{
+	size_t n = loc ? strlen(loc) : 0;
+	char *url;
+
+	if (!n || n > 2048) {
+		snprintf(why, why_len, "without a usable Location");
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if ((unsigned char)loc[i] <= 0x20 || (unsigned char)loc[i] >= 0x7f) {
+			snprintf(why, why_len, "without a usable Location");
+			return NULL;
+		}
+	}
+	if (loc[0] == '/' && loc[1] != '/') {
+		/* Relative to the origin that answered: scheme://host[:port]. */
+		const char *host = strstr(from, "://") + 3, *end = strchr(host, '/');
+		size_t origin = end ? (size_t)(end - from) : strlen(from);
+
+		url = malloc(origin + n + 1);
+		if (url) {
+			memcpy(url, from, origin);
+			memcpy(url + origin, loc, n + 1);
+		}
+	} else if (strncmp(loc, "https://", 8) == 0 || strncmp(loc, "http://", 7) == 0) {
+		url = strdup(loc);
+	} else {
+		snprintf(why, why_len, "to something that is not an http(s) URL");
+		return NULL;
+	}
+	if (!url) {
+		snprintf(why, why_len, "and there is no memory to follow it");
+		return NULL;
+	}
+	/* As Vault's Go client (api/client.go): never from https to http. */
+	if (strncmp(from, "https://", 8) == 0 && strncmp(url, "https://", 8) != 0) {
+		snprintf(why, why_len, "to an http:// address (refused: that would downgrade from https)");
+		free(url);
+		return NULL;
+	}
+	return url;
+}
+
+/*
+ * A standby that cannot forward answers 307 with the active node's address
+ * in Location and an empty body (Vault's http/handler.go respondStandby).
+ * Like Vault's Go client (api/client.go RawRequestWithContext), one 301,
+ * 302 or 307 is followed: same method, token and body, never from https to
+ * http; a second redirect is an error. 1 when the request was sent again.
+ */
+static int follow_redirect(struct vault_req *r, const struct bcn_http_response *res, char *msg)
+{
+	struct vault_ctx *v = r->v;
+	char why[120], from[600];
+	char *url;
+	int rc;
+
+	if (res->error != BCN_HTTP_OK || (res->status != 301 && res->status != 302 && res->status != 307))
+		return 0;
+	if (r->redirected) {
+		snprintf(msg, MSG_LEN, "Vault at %s redirected the request twice (HTTP %ld after a redirect); "
+			 "only one redirect is followed (no active node?)", v->address, res->status);
+		return -1;
+	}
+	snprintf(from, sizeof(from), "%s/", v->address);
+	url = redirect_url(from, bcn_http_header(res->call, "Location"), why, sizeof(why));
+	if (!url) {
+		snprintf(msg, MSG_LEN, "Vault at %s answered HTTP %ld %s", v->address, res->status, why);
+		return -1;
+	}
+	bcn_debug(v->log, "Vault at %s answered HTTP %ld (a standby?): following it once", v->address,
+		  res->status);
+	r->redirected = true;
+	rc = req_send(r, url);
+	free(url);
+	if (rc < 0) {
+		snprintf(msg, MSG_LEN, "could not follow Vault's redirect (out of memory?)");
+		return -1;
+	}
+	return 1;
+}
+
 static void req_done(const struct bcn_http_response *res, void *arg)
 {
 	struct vault_req *r = arg;
@@ -197,11 +362,21 @@ static void req_done(const struct bcn_http_response *res, void *arg)
 	char msg[MSG_LEN] = "";
 	json_t *body = NULL;
 	bool was_down = v->down;
+	int redir;
 
 	memset(&rep, 0, sizeof(rep));
 	r->call = NULL;
+	redir = follow_redirect(r, res, msg);
+	if (redir > 0)
+		return; /* r stays listed; its new call ends in req_done again */
 	req_unlink(r);
-	classify(v, res, &rep, msg, &body);
+	if (redir < 0) {
+		rep.outcome = VAULT_UNREACHABLE;
+		rep.status = res->status;
+		rep.msg = msg;
+	} else {
+		classify(v, res, &rep, msg, &body);
+	}
 	if (rep.outcome == VAULT_UNREACHABLE) {
 		if (!v->down || v->sealed != rep.sealed)
 			bcn_warn(v->log, "%s; serving cached secrets and retrying", msg);
@@ -216,7 +391,7 @@ static void req_done(const struct bcn_http_response *res, void *arg)
 	}
 	r->cb(v, &rep, r->arg);
 	json_decref(body);
-	free(r);
+	req_free(r);
 	vault_report(v);
 }
 
@@ -225,75 +400,35 @@ struct vault_req *vault_request(struct vault_ctx *v, const char *method, const c
 				void *arg)
 {
 	struct vault_req *r = calloc(1, sizeof(*r));
-	const char *headers[5];
-	struct bcn_http_opts o;
-	size_t nh = 0, mark = bcn_secrets_mark(v->store), url_len;
+	size_t url_len;
 	char *url = NULL;
 
-	if (!r)
-		goto fail;
-	url_len = strlen(v->address) + strlen(path) + 8;
-	url = malloc(url_len);
-	if (!url)
-		goto fail;
-	snprintf(url, url_len, "%s/v1/%s", v->address, path);
-	if (flags & VREQ_TOKEN) {
-		size_t tl = 0;
-		const char *tok;
-		char *h;
-
-		if (bcn_secrets_reserve(v->store, bcn_sealed_len(&v->token) * 2 + 64) < 0 ||
-		    !(tok = bcn_secrets_unseal(v->store, &v->token, &tl)) ||
-		    !(h = bcn_secrets_scratch(v->store, tl + sizeof("X-Vault-Token: "))))
-			goto fail;
-		memcpy(h, "X-Vault-Token: ", sizeof("X-Vault-Token: ") - 1);
-		memcpy(h + sizeof("X-Vault-Token: ") - 1, tok, tl + 1);
-		headers[nh++] = h;
+	if (!r || !(url = malloc(url_len = strlen(v->address) + strlen(path) + 8)) ||
+	    (body && bcn_secrets_seal(v->store, &r->body, body, body_len) < 0)) {
+		if (r)
+			req_free(r);
+		free(url);
+		bcn_warn(v->log, "could not build a request to Vault (out of memory)");
+		return NULL;
 	}
-	if (v->ns_header)
-		headers[nh++] = v->ns_header;
-	headers[nh++] = "X-Vault-Request: true";
-	if (body)
-		headers[nh++] = "Content-Type: application/json";
-	headers[nh] = NULL;
-
-	memset(&o, 0, sizeof(o));
-	o.method = method;
-	o.url = url;
-	o.headers = headers;
-	o.body = body;
-	o.body_len = body_len;
-	o.timeout_ms = (flags & VREQ_SHORT) && v->timeout_ms > SHORT_MS ? SHORT_MS : v->timeout_ms;
-	o.connect_timeout_ms = o.timeout_ms < 5000 ? o.timeout_ms : 5000;
-	o.ca_file = v->ca_file;
-	o.cert_file = v->cert_file;
-	o.key_file = v->key_file;
-	o.max_body = 4 * BCN_SECRET_MAX_DATA;
-	o.sensitive = 1; /* tokens in headers, secrets in bodies */
-	o.on_done = req_done;
-	o.arg = r;
+	snprintf(url, url_len, "%s/v1/%s", v->address, path);
+	snprintf(r->method, sizeof(r->method), "%s", method);
+	r->has_body = body != NULL;
+	r->flags = flags;
 	r->v = v;
 	r->cb = cb;
 	r->arg = arg;
-	r->call = bcn_http_start(v->core->http, &o);
-	bcn_secrets_release(v->store, mark);
-	free(url);
-	if (!r->call) {
-		free(r);
-		bcn_warn(v->log, "could not start a request to Vault (out of memory?)");
+	if (req_send(r, url) < 0) {
+		free(url);
+		req_free(r);
 		return NULL;
 	}
+	free(url);
 	r->next = v->reqs;
 	if (v->reqs)
 		v->reqs->prev = r;
 	v->reqs = r;
 	return r;
-fail:
-	bcn_secrets_release(v->store, mark);
-	free(url);
-	free(r);
-	bcn_warn(v->log, "could not build a request to Vault (out of memory or no token)");
-	return NULL;
 }
 
 void vault_req_cancel(struct vault_req *r)
@@ -302,7 +437,7 @@ void vault_req_cancel(struct vault_req *r)
 		return;
 	bcn_http_cancel(r->call);
 	req_unlink(r);
-	free(r);
+	req_free(r);
 }
 
 void vault_cancel_all(struct vault_ctx *v)

@@ -12,6 +12,7 @@ import re
 import secrets
 import shutil
 import string
+import tempfile
 import threading
 import time
 
@@ -436,6 +437,68 @@ def test_vault_dynamic_lease_renewal_and_rotation_before_expiry():
                      first["max_expire_time"] - leases[1]["created"]))
             a.wait_log(r"lease of secret creds reaches its max TTL")
             assert_clean(a.log(), sorted({p for _, _, p in served}))
+
+
+# ---- HA: a standby that redirects -----------------------------------------------------
+
+def test_vault_standby_redirect_is_followed_once():
+    """An agent pointed at a standby (307 to the active node, empty body) still logs in,
+    renews its token, renews its lease and reads KV; a second redirect is an error."""
+    with Vault(extra=["--standby"]) as v:
+        v.db_role("app", ttl="3s", max_ttl="1h")
+        pw = rand()
+        v.kv2_put("web/db", {"password": pw})
+        a, _ = approle_agent(v, [{"name": "db", "path": "secret/data/web/db", "refresh": "1s"},
+                                 {"name": "creds", "path": "database/creds/app"}],
+                             ttl="3s", max_ttl="1h", vault_extra={"address": v.standby_url})
+        with a:
+            wait_ready(a, timeout=15)
+            assert data(a, "db") == {"password": pw}
+            wait_for(lambda: v.state()["counts"]["token_renewals"] >= 2
+                     and v.state()["counts"]["lease_renewals"] >= 2, 15,
+                     what="token and lease renewals through the standby")
+            st = v.state()
+            assert st["counts"]["approle_logins"] == 1, st["counts"]
+            assert st["counts"]["standby_redirects"] >= 5, st["counts"]
+            b = backend(a)
+            assert b["state"] == "synced" and b["auth"]["authenticated"], b
+
+            # A standby whose redirect leads to another redirect: one is followed, not two.
+            v.sim("/standby", {}, target="self")
+            wait_for(lambda: "redirected the request twice" in (backend(a).get("error") or ""), 10,
+                     what="the second redirect reported; self: %r" % (backend(a),))
+            assert data(a, "db") == {"password": pw}, "the cached secret is no longer served"
+            v.sim("/standby", {}, target="active")
+            pw2 = rand()
+            v.kv2_put("web/db", {"password": pw2})
+            wait_for(lambda: data(a, "db") == {"password": pw2}, 10, what="recovery through the standby")
+            assert_clean(a.log(), [pw, pw2])
+
+
+def test_vault_standby_redirect_from_https_to_http_is_refused():
+    """As Vault's Go client: a redirect may not downgrade from https to http (the token and
+    the secret_id would cross the network in clear)."""
+    from etcd_fixture import make_certs
+    d = tempfile.mkdtemp(prefix="beacon-vault-tls-", dir="/tmp")
+    try:
+        certs = make_certs(d)
+        with Vault(extra=["--standby", "--standby-tls",
+                          "%s:%s" % (certs["server"], certs["server_key"])]) as v:
+            v.require_sim("the standby node")
+            v.kv2_put("web/db", {"password": rand()})
+            a, sid = approle_agent(v, [{"name": "db", "path": "secret/data/web/db"}],
+                                   vault_extra={"address": v.standby_url,
+                                                "tls": {"ca_file": certs["ca"]}})
+            with a:
+                a.wait_log(r"answered HTTP 307 to an http:// address \(refused: that would downgrade",
+                           timeout=10)
+                assert not ready(a)
+                st = v.state()
+                assert st["counts"]["standby_redirects"] >= 1, st["counts"]
+                assert st["counts"]["logins"] == 0, "the login was sent over http: %r" % st["counts"]
+                assert_clean(a.log(), [sid])
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 # ---- outages ----------------------------------------------------------------------------

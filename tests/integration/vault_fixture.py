@@ -51,6 +51,7 @@ class Vault:
         self.url = None
         self.unseal_key = None
         self.root_token = ROOT
+        self.standby_url = None
 
     # -- life --
 
@@ -78,10 +79,20 @@ class Vault:
         self.port = int(line[0].split()[1])
         self.url = "http://127.0.0.1:%d" % self.port
         self.unseal_key = "c2ltLXVuc2VhbC1rZXk="
+        if "--standby" in self.extra:
+            # The HA pair's standby node: answers 307 to self.url (vault_sim.py StandbyHandler).
+            line = self.proc.stdout.readline()
+            if not line.startswith(b"STANDBY "):
+                self.proc.kill()
+                raise AssertionError("the Vault simulator started no standby: %r" % (line,))
+            scheme = "https" if "--standby-tls" in self.extra else "http"
+            self.standby_url = "%s://127.0.0.1:%d" % (scheme, int(line.split()[1]))
 
     def _start_real(self):
         if self.namespaces:
             skip("namespaces need Vault Enterprise")
+        if "--standby" in self.extra:
+            skip("an HA pair needs the simulator's --standby node")
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self._log = open(os.path.join(self.dir, "vault.log"), "wb")

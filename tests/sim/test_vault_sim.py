@@ -494,6 +494,40 @@ def test_sigterm_graceful():
     check(time.time() - t0 < 3, "stopped promptly")
 
 
+def test_standby_redirects():
+    # vault/http/handler.go respondStandby: 307, Location = active api_addr + path + query, no body.
+    import http.client
+    proc = subprocess.Popen([sys.executable, SIM, "--port", "0", "--standby"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        active = int(proc.stdout.readline().split()[1])
+        line = proc.stdout.readline()
+        check(line.startswith("STANDBY "), "second line names the standby: %r" % line)
+        standby = int(line.split()[1])
+
+        def raw(method, path, body=None, port=standby):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request(method, path, body=body, headers={"X-Vault-Token": "root"})
+            r = c.getresponse()
+            out = (r.status, r.getheader("Location"), r.read())
+            c.close()
+            return out
+        st, loc, body = raw("POST", "/v1/auth/approle/login?x=1", b'{"role_id":"a"}')
+        eq((st, loc, body), (307, "http://127.0.0.1:%d/v1/auth/approle/login?x=1" % active, b""),
+           "standby answer")
+        eq(raw("GET", "/v1/sys/health")[0], 429, "standby health")
+        eq(raw("GET", "/v1/sys/health?standbycode=200")[0], 200, "standbycode")
+        eq(raw("POST", "/sim/standby?target=self")[0], 200, "target=self")
+        eq(raw("GET", "/v1/secret/data/x")[1], "http://127.0.0.1:%d/v1/secret/data/x" % standby,
+           "redirect to itself")
+        eq(raw("GET", "/sim/state", port=active)[2] and
+           json.loads(raw("GET", "/sim/state", port=active)[2])["counts"]["standby_redirects"], 2,
+           "redirects counted")
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
 def main():
     SIMS["main"] = Sim(MAIN_ARGS)
     passed = failed = 0

@@ -8,6 +8,10 @@ Python 3 standard library only.  One threaded HTTP server on 127.0.0.1, one stat
         --k8s-role ROLE:JWT:ttl=60s:max_ttl=300s[:policies=..][:sa=NAME][:sa_namespace=NS] \
         --db-role NAME:ttl=30s:max_ttl=120s \
         [--root-token root] [--kv1-mount kv] [--namespaces ns1,ns2] [--verbose]
+        [--standby [--standby-tls CERT:KEY]]
+
+With --standby a second node of an HA pair listens on another port (second stdout line
+"STANDBY <port>"): a standby that cannot forward, answering 307 to this node (StandbyHandler).
 
 With --port 0 a free port is chosen; the first stdout line is always "LISTENING <port>".
 Durations are "30s", "5m", "1h30m", "500ms" or integer seconds.  Time is real time.
@@ -29,6 +33,7 @@ Fault/inspection controls under /sim/ (not part of Vault, no token needed):
                                          - the sim implements those too; unseal key: --unseal-key)
   POST /sim/fail?count=N&status=S[&path=PREFIX]  next N /v1 requests -> S {"errors":["simulated failure"]}
   POST /sim/delay?ms=M                   delay every /v1 request by M ms (0 clears)
+  POST /sim/standby?target=self|active   where the standby's 307 points (self: a second redirect)
   POST /sim/reset                        back to the start-up state (keeps CLI config)
   POST /sim/kv2?path=p[&namespace=ns]    body = data map (or {"data":{...}}): write a KV v2 version
   POST /sim/kv1?path=p[&namespace=ns]    body = data map: write a KV v1 secret
@@ -238,7 +243,9 @@ class Sim:
             self.counts = {k: 0 for k in ("logins", "approle_logins", "kubernetes_logins",
                                           "login_failures", "token_renewals", "token_revocations",
                                           "tokens_expired", "leases_issued", "lease_renewals",
-                                          "lease_revocations", "leases_expired", "simulated_failures")}
+                                          "lease_revocations", "leases_expired", "simulated_failures",
+                                          "standby_redirects")}
+            self.standby_target = "active"   # /sim/standby?target=self: a standby that points at itself
             self.requests, self.request_paths, self.ns_seen = {}, {}, {}
             self.last_namespace, self.request_log = None, []
             self.started = time.time()
@@ -933,6 +940,11 @@ class Sim:
             elif path == "/sim/fail":
                 self.fail = {"count": int(arg("count", "1")), "status": int(arg("status", "500")),
                              "path": arg("path", "")}
+            elif path == "/sim/standby":
+                target = arg("target", "active")
+                if target not in ("active", "self"):
+                    return 400, {"error": "target is active or self"}
+                self.standby_target = target
             elif path == "/sim/delay":
                 self.delay_ms = int(arg("ms", "0"))
             elif path == "/sim/reset":
@@ -1078,6 +1090,47 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
 
+class StandbyHandler(Handler):
+    """The standby node of an HA pair (--standby) that cannot forward requests.
+
+    Imitates vault/http/handler.go respondStandby (docs/concepts/ha.mdx "Client redirection"):
+    every API request is answered 307 Temporary Redirect with Location = the active node's
+    api_addr + the request's path and query, no body.  sys/health answers itself: a standby
+    reports standby=true with 429 (api-docs/system/health.mdx, ?standbycode=).  /sim/ controls
+    work on both ports.  /sim/standby?target=self makes the Location point back at this standby
+    (an api_addr that names the wrong node), so a client following redirects sees a second one."""
+    active_port = None
+
+    def dispatch(self, method):
+        u = urlsplit(self.path)
+        path = unquote(u.path)
+        if path.startswith("/sim/") or not path.startswith("/v1/"):
+            return Handler.dispatch(self, method)
+        self.read_body()
+        if path == "/v1/sys/health":
+            q = parse_qs(u.query, keep_blank_values=True)
+            st, body, _ = self.sim.sys_health(q)
+            body["standby"] = True
+            if st == 200:
+                st = int(q.get("standbycode", ["429"])[0])
+            data = b"" if method == "HEAD" else (json.dumps(body) + "\n").encode()
+            self.send_response(st)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        with self.sim.lock:
+            self.sim.counts["standby_redirects"] += 1
+            port = self.server.server_address[1] if self.sim.standby_target == "self" else self.active_port
+            self.sim.log_request(method, "standby " + path, 307, self.headers.get("X-Vault-Namespace"))
+        self.send_response(307)
+        self.send_header("Location", "http://127.0.0.1:%d%s" % (port, self.path))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
 for _m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "LIST"):
     setattr(Handler, "do_" + _m, lambda self, _m=_m: self.dispatch(_m))
 
@@ -1102,6 +1155,9 @@ def main(argv=None):
     ap.add_argument("--lockout-duration", default="15m")
     ap.add_argument("--legacy-invalid-token", action="store_true",
                     help='pre-1.17 body for invalid tokens: {"errors":["permission denied"]}')
+    ap.add_argument("--standby", action="store_true",
+                    help='also run a standby node on another port (second stdout line "STANDBY <port>")')
+    ap.add_argument("--standby-tls", metavar="CERT:KEY", help="the standby node speaks https")
     ap.add_argument("--verbose", action="store_true")
     cfg = ap.parse_args(argv)
     try:
@@ -1119,16 +1175,35 @@ def main(argv=None):
             sim.sweep()
     threading.Thread(target=reaper, daemon=True).start()
 
+    standby = None
+    if cfg.standby:
+        StandbyHandler.active_port = server.server_address[1]
+        standby = ThreadingHTTPServer((cfg.host, 0), StandbyHandler)
+        if cfg.standby_tls:
+            # An https standby whose active node's api_addr is http: the Location downgrades.
+            import ssl
+            cert, _, key = cfg.standby_tls.partition(":")
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(cert, key)
+            standby.socket = ctx.wrap_socket(standby.socket, server_side=True)
+        threading.Thread(target=standby.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
+
     def on_signal(signum, _frame):
         stop.set()
         threading.Thread(target=server.shutdown, daemon=True).start()
+        if standby is not None:
+            threading.Thread(target=standby.shutdown, daemon=True).start()
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     print("LISTENING %d" % server.server_address[1], flush=True)
+    if standby is not None:
+        print("STANDBY %d" % standby.server_address[1], flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()
+        if standby is not None:
+            standby.server_close()
     return 0
 
 
