@@ -98,6 +98,10 @@ void vault_cancel_all(struct vault_ctx *v);
 /* Retry number `attempt` (0-based): 250 ms doubling to 10 s, +-20%. */
 /* Write src as a quoted JSON string into dst (room for 6 * len + 3); returns its length. */
 size_t vault_json_string(char *dst, const char *src, size_t len);
+/* A duration in seconds from Vault (integer or real), clamped to
+ * 0..VAULT_MAX_SECONDS: negative, NaN or missing -> 0. */
+#define VAULT_MAX_SECONDS (10ULL * 366 * 86400) /* 10 years: longer than any Vault max TTL */
+uint64_t vault_seconds(const json_t *j);
 /* A renewal point: 2/3 of ttl_ms, minus up to 3% jitter. */
 uint64_t vault_two_thirds(uint64_t ttl_ms);
 

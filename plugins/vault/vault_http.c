@@ -7,7 +7,14 @@
  * is wiped when the request ends). Vault's answers are classified once here:
  * OK, refused by Vault (4xx, with the first of its "errors" as the reason),
  * or unreachable (no answer, 5xx, sealed). The last classification drives
- * the instance's state (sealed / unreachable) and its recovery.
+ * the instance's state (sealed / unreachable) and its recovery. One 301,
+ * 302 or 307 (a standby pointing at the active node) is followed here, for
+ * every request, as Vault's Go client does.
+ *
+ * Durations Vault sends (lease_duration, ttl) are clamped to 0..10 years by
+ * vault_seconds() before any arithmetic: a huge or negative number from a
+ * broken or hostile server must not overflow into "expired at once" or a
+ * renewal loop.
  *
  * A parse error from jansson is never quoted: its text may contain a piece of
  * the body, which may be a secret.
@@ -44,6 +51,22 @@ uint64_t vault_two_thirds(uint64_t ttl_ms)
 	uint64_t at = ttl_ms * 2 / 3;
 
 	return at - at * randombytes_uniform(4) / 100;
+}
+
+uint64_t vault_seconds(const json_t *j)
+{
+	double d;
+
+	if (json_is_integer(j)) {
+		json_int_t i = json_integer_value(j);
+		return i <= 0 ? 0 : (uint64_t)i > VAULT_MAX_SECONDS ? VAULT_MAX_SECONDS : (uint64_t)i;
+	}
+	if (!json_is_real(j))
+		return 0;
+	d = json_real_value(j);
+	if (!(d > 0)) /* negative, zero or NaN */
+		return 0;
+	return d >= (double)VAULT_MAX_SECONDS ? VAULT_MAX_SECONDS : (uint64_t)d;
 }
 
 size_t vault_json_string(char *dst, const char *src, size_t len)

@@ -133,7 +133,7 @@ static int take_answer(struct vault_secret *s, json_t *body, char *why, size_t l
 	struct vault_ctx *v = s->v;
 	json_t *data = json_object_get(body, "data");
 	const char *lease = json_string_value(json_object_get(body, "lease_id"));
-	json_int_t dur = json_integer_value(json_object_get(body, "lease_duration"));
+	uint64_t dur = vault_seconds(json_object_get(body, "lease_duration"));
 	uint64_t now = bcn_secrets_now_ms(), expires = 0;
 	enum vs_kind kind;
 	int64_t version = -1; /* the store counts */
@@ -153,7 +153,7 @@ static int take_answer(struct vault_secret *s, json_t *body, char *why, size_t l
 		kind = VS_KV2;
 	} else if (lease && lease[0] && dur > 0) {
 		kind = VS_LEASE;
-		expires = now + (uint64_t)dur * 1000;
+		expires = now + dur * 1000;
 	} else {
 		kind = VS_KV1;
 	}
@@ -187,14 +187,14 @@ static int take_answer(struct vault_secret *s, json_t *body, char *why, size_t l
 	s->lease_id = strdup(lease);
 	s->renewable = json_is_true(json_object_get(body, "renewable"));
 	s->capped = false;
-	s->lease_s = s->lease_increment_s = (uint64_t)dur;
+	s->lease_s = s->lease_increment_s = dur;
 	s->lease_expires_ms = expires;
 	s->token_gen = v->token_gen;
 	bcn_timer_ms(s->expire_ev, expires - now);
 	if (s->renewable && s->lease_id) {
-		schedule(s, VS_RENEW, vault_two_thirds((uint64_t)dur * 1000));
+		schedule(s, VS_RENEW, vault_two_thirds(dur * 1000));
 	} else {
-		uint64_t at = vault_two_thirds((uint64_t)dur * 1000);
+		uint64_t at = vault_two_thirds(dur * 1000);
 		schedule(s, VS_FETCH, at < s->refresh_ms ? at : s->refresh_ms);
 	}
 	return 0;
@@ -245,8 +245,7 @@ static void fetch(struct vault_secret *s)
 static void renew_done(struct vault_ctx *v, const struct vault_reply *r, void *arg)
 {
 	struct vault_secret *s = arg;
-	json_int_t dur;
-	uint64_t now;
+	uint64_t dur, now;
 
 	s->req = NULL;
 	if (r->outcome == VAULT_REFUSED && !r->denied) {
@@ -260,8 +259,8 @@ static void renew_done(struct vault_ctx *v, const struct vault_reply *r, void *a
 		failed(s, r, "cannot renew the lease of", VS_RENEW);
 		return;
 	}
-	dur = json_integer_value(json_object_get(r->body, "lease_duration"));
-	if (dur <= 0) {
+	dur = vault_seconds(json_object_get(r->body, "lease_duration"));
+	if (dur == 0) {
 		fetch(s);
 		return;
 	}
@@ -269,19 +268,19 @@ static void renew_done(struct vault_ctx *v, const struct vault_reply *r, void *a
 	s->attempt = 0;
 	s->err[0] = '\0';
 	set_stale(s, false);
-	s->lease_s = (uint64_t)dur;
-	s->lease_expires_ms = now + (uint64_t)dur * 1000;
+	s->lease_s = dur;
+	s->lease_expires_ms = now + dur * 1000;
 	bcn_secret_set_expiry(s->sec, s->lease_expires_ms);
 	evtimer_del(s->expire_ev);
-	bcn_timer_ms(s->expire_ev, (uint64_t)dur * 1000);
-	s->capped = (uint64_t)dur < s->lease_increment_s;
+	bcn_timer_ms(s->expire_ev, dur * 1000);
+	s->capped = dur < s->lease_increment_s;
 	if (s->capped) {
-		bcn_info(v->log, "the lease of secret %s reaches its max TTL in %llds; reading a new "
-			 "secret before it ends", s->name, (long long)dur);
-		schedule(s, VS_FETCH, vault_two_thirds((uint64_t)dur * 1000));
+		bcn_info(v->log, "the lease of secret %s reaches its max TTL in %llus; reading a new "
+			 "secret before it ends", s->name, (unsigned long long)dur);
+		schedule(s, VS_FETCH, vault_two_thirds(dur * 1000));
 	} else {
-		bcn_debug(v->log, "renewed the lease of secret %s for %llds", s->name, (long long)dur);
-		schedule(s, VS_RENEW, vault_two_thirds((uint64_t)dur * 1000));
+		bcn_debug(v->log, "renewed the lease of secret %s for %llus", s->name, (unsigned long long)dur);
+		schedule(s, VS_RENEW, vault_two_thirds(dur * 1000));
 	}
 }
 

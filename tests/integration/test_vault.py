@@ -501,6 +501,43 @@ def test_vault_standby_redirect_from_https_to_http_is_refused():
         shutil.rmtree(d, ignore_errors=True)
 
 
+YEAR = 365 * 86400
+
+
+def test_vault_extreme_durations_are_clamped():
+    """lease_duration / ttl values a broken or hostile Vault might send (2^63-1, -1, 1e300)
+    are clamped before any arithmetic: no lease counted as expired at once, no renewal loop."""
+    with Vault() as v:
+        v.require_sim("/sim/mangle")
+        for role in ("big", "float", "neg", "renewed"):
+            v.db_role(role, ttl="2s" if role == "renewed" else "1h", max_ttl="2h")
+        v.sim("/mangle", {"auth.lease_duration": 9223372036854775807}, path="/v1/auth/approle/login")
+        v.sim("/mangle", {"lease_duration": 9223372036854775807}, path="/v1/database/creds/big")
+        v.sim("/mangle", {"lease_duration": 1e300}, path="/v1/database/creds/float")
+        v.sim("/mangle", {"lease_duration": -1}, path="/v1/database/creds/neg")
+        a, _ = approle_agent(v, [{"name": n, "path": "database/creds/" + n}
+                                 for n in ("big", "float", "neg", "renewed")])
+        with a:
+            wait_ready(a)
+            # The first renewal of "renewed" answers 2^63-1 seconds.
+            v.sim("/mangle", {"lease_duration": 9223372036854775807}, path="/v1/sys/leases/renew")
+            wait_for(lambda: v.state()["counts"]["lease_renewals"] >= 1, 10, what="a lease renewal")
+            before = v.state()["counts"]
+            time.sleep(scale(2.5))
+            after = v.state()["counts"]
+            for k in ("logins", "token_renewals", "lease_renewals", "leases_issued"):
+                assert after[k] == before[k], "%s went on: %r -> %r" % (k, before, after)
+            assert after["logins"] == 1 and after["lease_renewals"] == 1, after
+            b = backend(a)
+            assert b["auth"]["token_ttl"] >= 9 * YEAR, b["auth"]
+            for name in ("big", "float", "renewed"):
+                st, _, body = secret(a, name)
+                assert st == 200 and body["expires_in"] >= 9 * YEAR, (name, st, body)
+            st, _, body = secret(a, "neg")   # no usable duration: kept as a secret without lease
+            assert st == 200 and body["expires_in"] is None, body
+            assert "ended" not in a.log(), a.log()[-2000:]
+
+
 # ---- outages ----------------------------------------------------------------------------
 
 def stale(a, name):

@@ -34,6 +34,9 @@ Fault/inspection controls under /sim/ (not part of Vault, no token needed):
   POST /sim/fail?count=N&status=S[&path=PREFIX]  next N /v1 requests -> S {"errors":["simulated failure"]}
   POST /sim/delay?ms=M                   delay every /v1 request by M ms (0 clears)
   POST /sim/standby?target=self|active   where the standby's 307 points (self: a second redirect)
+  POST /sim/mangle?path=/v1/PREFIX       body {"lease_duration": 9223372036854775807, "auth.x": ..}:
+                                         set those (dotted) fields in every 2xx answer under
+                                         PREFIX - a broken or hostile server; {} clears
   POST /sim/reset                        back to the start-up state (keeps CLI config)
   POST /sim/kv2?path=p[&namespace=ns]    body = data map (or {"data":{...}}): write a KV v2 version
   POST /sim/kv1?path=p[&namespace=ns]    body = data map: write a KV v1 secret
@@ -239,6 +242,7 @@ class Sim:
             self.db_roles = {r["name"]: r for r in (parse_spec("db", s) for s in c.db_role or [])}
             self.lockouts = {}
             self.fail = {"count": 0, "status": 500, "path": ""}
+            self.mangles = {}          # /sim/mangle: path prefix -> {"a.b": value} for 2xx answers
             self.delay_ms = 0
             self.counts = {k: 0 for k in ("logins", "approle_logins", "kubernetes_logins",
                                           "login_failures", "token_renewals", "token_revocations",
@@ -352,9 +356,18 @@ class Sim:
                 self.counts["simulated_failures"] += 1
                 return f["status"], {"errors": ["simulated failure"]}, None
             try:
-                return self.route(method, rel, query, body, hdrs, hdr_ns)
+                status, obj, extra = self.route(method, rel, query, body, hdrs, hdr_ns)
             except VaultError as e:
                 return e.status, e.body, None
+            for prefix, fields in self.mangles.items():
+                if 200 <= status < 300 and isinstance(obj, dict) and rawpath.startswith(prefix):
+                    for dotted, value in fields.items():
+                        node, keys = obj, dotted.split(".")
+                        for k in keys[:-1]:
+                            node = node.get(k) if isinstance(node, dict) else None
+                        if isinstance(node, dict):
+                            node[keys[-1]] = value
+            return status, obj, extra
 
     def route(self, method, rel, q, body, hdrs, hdr_ns):
         list_op = method == "LIST" or (method == "GET" and q.get("list", [""])[0] in ("true", "1"))
@@ -940,6 +953,14 @@ class Sim:
             elif path == "/sim/fail":
                 self.fail = {"count": int(arg("count", "1")), "status": int(arg("status", "500")),
                              "path": arg("path", "")}
+            elif path == "/sim/mangle":
+                p = arg("path") or ""
+                if not p.startswith("/v1/"):
+                    return 400, {"error": "path must start with /v1/"}
+                if body:
+                    self.mangles[p] = dict(body)
+                else:
+                    self.mangles.pop(p, None)
             elif path == "/sim/standby":
                 target = arg("target", "active")
                 if target not in ("active", "self"):
