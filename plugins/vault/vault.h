@@ -78,6 +78,9 @@ struct vault_reply {
 	bool sealed;       /* "Vault is sealed" */
 	bool bad_token;    /* 403 "invalid token": revoked or expired */
 	bool denied;       /* any 403 */
+	bool acl_denied;   /* 403 in the shape of Vault's ACL check ("1 error occurred:
+			    * permission denied"), without "invalid token": the token was
+			    * accepted, this path is not in its policies */
 };
 
 struct vault_ctx;
@@ -164,6 +167,7 @@ struct vault_ctx {
 	uint64_t token_expires_ms;     /* monotonic; 0 = never */
 	uint64_t token_ttl_s, token_increment_s;
 	bool token_renewable, token_capped;
+	bool lookup_denied;            /* lookup-self is not in the token's policies (logged once) */
 	struct vault_req *auth_req;
 	struct event *auth_ev;
 	int auth_next;                 /* what auth_ev does (vault_auth.c) */

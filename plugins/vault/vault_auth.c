@@ -230,7 +230,8 @@ static void got_token(struct vault_ctx *v, uint64_t ttl, bool renewable, bool fr
 	if (fresh || first)
 		bcn_info(v->log, "%s Vault with %s (token TTL %llus%s)",
 			 v->method == VAULT_TOKEN ? "authenticated to" : "logged in to", method_name(v->method),
-			 (unsigned long long)ttl, ttl == 0 ? ", never expires" : renewable ? ", renewable" : ", not renewable");
+			 (unsigned long long)ttl, ttl == 0 && v->lookup_denied ? ", unknown: lookup-self is denied" :
+			 ttl == 0 ? ", never expires" : renewable ? ", renewable" : ", not renewable");
 	plan_next(v, ttl);
 	vault_secrets_token_ready(v, fresh && !first);
 }
@@ -267,6 +268,18 @@ static void login_done(struct vault_ctx *v, const struct vault_reply *r, void *a
 		  json_is_true(json_object_get(auth, "renewable")), true);
 }
 
+/* lookup-self is in Vault's default policy; a token created without it
+ * (no_default_policy) is refused there although it works. That is not an
+ * invalid token: the token is kept with the TTL its login or renewal gave. */
+static void note_lookup_denied(struct vault_ctx *v)
+{
+	if (!v->lookup_denied)
+		bcn_warn(v->log, "Vault denies auth/token/lookup-self to this token (a token without the "
+			 "default policy?); relying on the TTL %s", v->method == VAULT_TOKEN ?
+			 "Vault reports when renewing it, and on Vault refusing it" : "its login or renewal returned");
+	v->lookup_denied = true;
+}
+
 /* token_file's token: lookup-self tells whether it works and for how long. */
 static void lookup_done(struct vault_ctx *v, const struct vault_reply *r, void *arg)
 {
@@ -274,6 +287,13 @@ static void lookup_done(struct vault_ctx *v, const struct vault_reply *r, void *
 
 	(void)arg;
 	v->auth_req = NULL;
+	if (r->outcome == VAULT_REFUSED && r->acl_denied) {
+		/* Vault accepted the token but will not say its TTL: use it. */
+		note_lookup_denied(v);
+		got_token(v, 0, false, v->token_from_file_new);
+		v->token_from_file_new = false;
+		return;
+	}
 	if (r->outcome != VAULT_OK) {
 		if (r->denied)
 			v->auth = AUTH_FAILED;
@@ -445,10 +465,12 @@ static void verify_done(struct vault_ctx *v, const struct vault_reply *r, void *
 {
 	(void)arg;
 	v->auth_req = NULL;
-	if (r->outcome == VAULT_REFUSED && r->denied) {
+	if (r->outcome == VAULT_REFUSED && r->denied && !r->acl_denied) {
 		vault_auth_refused(v, true);
 		return;
 	}
+	if (r->outcome == VAULT_REFUSED && r->acl_denied)
+		note_lookup_denied(v);
 	/* The token is fine: the 403 was Vault's ACL (reported by that secret).
 	 * Put back the renewal or login the verification displaced, at 2/3 of
 	 * what is left of the token. */

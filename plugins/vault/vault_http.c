@@ -202,6 +202,13 @@ static void classify(struct vault_ctx *v, const struct bcn_http_response *res,
 	rep->outcome = VAULT_REFUSED;
 	rep->denied = res->status == 403;
 	rep->bad_token = rep->denied && strstr(verr, "invalid token") != NULL;
+	/* An ACL denial of a token Vault accepted is a multierror (request_handling.go
+	 * CheckToken appends ErrPermissionDenied); Vaults before 1.17 answered an
+	 * invalid token with a bare "permission denied". */
+	if (rep->denied && !rep->bad_token) {
+		const char *e = json_string_value(json_array_get(json_object_get(*body, "errors"), 0));
+		rep->acl_denied = e && (strstr(e, "error occurred:") || strstr(e, "errors occurred:"));
+	}
 	snprintf(msg, MSG_LEN, "HTTP %ld: %s", res->status, verr[0] ? verr : "no reason given");
 }
 

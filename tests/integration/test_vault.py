@@ -338,6 +338,50 @@ def test_vault_token_revoked_out_of_band_logs_in_again():
             assert secret(a, "db")[2]["stale"] is False
 
 
+def test_vault_lookup_self_denied_is_not_an_invalid_token():
+    """A token without the default policy is refused auth/token/lookup-self (Vault's ACL
+    body, not "invalid token"): beacon keeps it and its login TTL instead of logging in
+    again every time a secret read is denied."""
+    with Vault() as v:
+        v.require_sim("roles without the default policy and login counts")
+        role_id, sid = rand("role"), rand("sid")
+        v.sim("/approle", {}, spec="%s:%s:ttl=1h:max_ttl=2h:policies=deny-secret:no_default_policy=1"
+              % (role_id, sid))
+        v.kv2_put("web/db", {"password": rand()})
+        a = Agent(config(v, dict(APPROLE), [{"name": "db", "path": "secret/data/web/db"}]))
+        write(a.dir, "role_id", role_id + "\n")
+        write(a.dir, "secret_id", sid + "\n")
+        with a:
+            wait_for(lambda: v.state()["requests"].get("GET /v1/auth/token/lookup-self", 0) >= 1, 10,
+                     what="the token checked after a denied read")
+            time.sleep(scale(7))   # more than the 5 s between two checks of a denied read
+            st = v.state()
+            assert st["counts"]["approle_logins"] == 1, \
+                "logged in again after lookup-self was denied: %r" % st["counts"]
+            a.wait_log(r"denies auth/token/lookup-self to this token")
+            b = backend(a)
+            assert b["auth"]["authenticated"] and b["auth"]["token_ttl"] > 3000, b["auth"]
+            assert "permission denied" in b["secrets"][0]["error"], b
+
+
+def test_vault_token_file_without_default_policy_is_used():
+    with Vault() as v:
+        v.require_sim("tokens without the default policy")
+        st, obj = v.v1("POST", "auth/token/create", {"ttl": "1h", "policies": ["reader"],
+                                                     "no_default_policy": True}, expect=(200,))
+        tok = obj["auth"]["client_token"]
+        pw = rand()
+        v.kv2_put("web/db", {"password": pw})
+        a = Agent(config(v, {"method": "token", "token_file": "@DIR@/token"},
+                         [{"name": "db", "path": "secret/data/web/db"}]))
+        write(a.dir, "token", tok + "\n")
+        with a:
+            wait_ready(a)
+            assert data(a, "db") == {"password": pw}
+            a.wait_log(r"authenticated to Vault with token \(token TTL 0s, unknown: lookup-self is denied\)")
+            assert_clean(a.log(), [pw, tok])
+
+
 # ---- KV v2, KV v1, blocking reads ---------------------------------------------------
 
 def test_vault_kv2_update_within_refresh_wakes_blocking_reads():

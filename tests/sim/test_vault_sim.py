@@ -494,6 +494,19 @@ def test_sigterm_graceful():
     check(time.time() - t0 < 3, "stopped promptly")
 
 
+def test_no_default_policy():
+    # vault/policy_store.go defaultPolicy grants lookup-self/renew-self/revoke-self.
+    fresh()
+    eq(call("POST", "/sim/approle?spec=nd:nd-secret:ttl=60s:no_default_policy=1")[0], 200, "add role")
+    a = login("nd", "nd-secret")
+    eq(a["policies"], [], "no default policy")
+    st, b = call("GET", "/v1/auth/token/lookup-self", token=a["client_token"])
+    eq((st, b["errors"]), (403, [ACL_DENIED]), "lookup-self denied by ACL, not invalid token")
+    st, b = call("POST", "/v1/auth/token/create", {"policies": ["x"], "no_default_policy": True},
+                 token="root")
+    eq(b["auth"]["policies"], ["x"], "create without default")
+
+
 def test_standby_redirects():
     # vault/http/handler.go respondStandby: 307, Location = active api_addr + path + query, no body.
     import http.client

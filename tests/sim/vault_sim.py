@@ -4,7 +4,8 @@
 Python 3 standard library only.  One threaded HTTP server on 127.0.0.1, one state lock.
 
     python3 tests/sim/vault_sim.py --port 0 \
-        --approle ROLE_ID:SECRET_ID:ttl=60s:max_ttl=300s:policies=p1,p2[:num_uses=1][:name=web] \
+        --approle ROLE_ID:SECRET_ID:ttl=60s:max_ttl=300s:policies=p1,p2[:num_uses=1][:name=web]
+                  [:no_default_policy=1] \
         --k8s-role ROLE:JWT:ttl=60s:max_ttl=300s[:policies=..][:sa=NAME][:sa_namespace=NS] \
         --db-role NAME:ttl=30s:max_ttl=120s \
         [--root-token root] [--kv1-mount kv] [--namespaces ns1,ns2] [--verbose]
@@ -203,7 +204,8 @@ def parse_spec(kind, spec):
          "policies": [p for p in opts.get("policies", "").split(",") if p]}
     if kind == "approle":
         r.update(role_id=parts[0], secret_id=parts[1], name=opts.get("name", parts[0]),
-                 num_uses=int(opts.get("num_uses", opts.get("secret_id_num_uses", 0)) or 0))
+                 num_uses=int(opts.get("num_uses", opts.get("secret_id_num_uses", 0)) or 0),
+                 no_default_policy=opts.get("no_default_policy", "") in ("1", "true"))
     elif kind == "k8s":
         r.update(name=parts[0], jwt=parts[1], sa=opts.get("sa", "default"),
                  sa_namespace=opts.get("sa_namespace", "default"), uid=str(uuid.uuid4()))
@@ -328,9 +330,16 @@ class Sim:
         t["uses"] += 1
         return t
 
+    # vault/policy_store.go defaultPolicy: the "default" policy is what grants a token its own
+    # auth/token/lookup-self, renew-self and revoke-self; a token created without it
+    # (no_default_policy / token_no_default_policy) gets the ACL-denied body there.
+    DEFAULT_POLICY_PATHS = ("auth/token/lookup-self", "auth/token/renew-self", "auth/token/revoke-self")
+
     def check_acl(self, t, rel):
         if "root" in t["policies"]:
             return
+        if "default" not in t["policies"] and rel in self.DEFAULT_POLICY_PATHS:
+            raise VaultError(403, [ACL_DENIED])
         for p in t["policies"]:
             if any(rel.startswith(pre) for pre in self.deny.get(p, [])):
                 raise VaultError(403, [ACL_DENIED])
@@ -480,7 +489,8 @@ class Sim:
     def new_login_token(self, kind, role, policies, path, display, meta, ns):
         now = time.time()
         ttl, warnings, hard = calculate_ttl(0, role["ttl"], role["max_ttl"], 0, now, now)
-        pols = sorted(set(["default"] + policies))   # SanitizePolicies adds "default", sorts
+        # SanitizePolicies adds "default" and sorts, unless the role sets token_no_default_policy.
+        pols = sorted(set(policies + ([] if role.get("no_default_policy") else ["default"])))
         t = self.add_token("hvs." + rand(24), kind=kind, policies=pols, path=path, display=display,
                            ttl=ttl, expire=min(now + ttl, hard), renewable=True, ns=ns,
                            role_ttl=role["ttl"], max_ttl=role["max_ttl"], meta=meta,
@@ -698,7 +708,8 @@ class Sim:
             pols = [p for p in pols.split(",") if p]
         if "root" not in parent["policies"] and not set(pols) <= set(parent["policies"]):
             raise VaultError(400, ["child policies must be subset of parent"])
-        pols = pols if pols == ["root"] else sorted(set(["default"] + pols))
+        if pols != ["root"]:
+            pols = sorted(set(pols + ([] if body.get("no_default_policy") else ["default"])))
         ttl = int(parse_duration(body.get("ttl") or body.get("lease")))
         emax = int(parse_duration(body.get("explicit_max_ttl")))
         if pols == ["root"] and not ttl:
