@@ -97,11 +97,11 @@ size_t vault_json_string(char *dst, const char *src, size_t len)
 
 /* ---- classification ------------------------------------------------------- */
 
-/* Vault's first error as one line: "1 error occurred:\n\t* permission denied\n\n"
- * becomes "permission denied". */
-static void vault_error_text(const json_t *body, char *out, size_t len)
+/* Vault's first error (or warning) as one line: "1 error occurred:\n\t* permission
+ * denied\n\n" becomes "permission denied". */
+static void vault_error_text(const json_t *body, const char *key, char *out, size_t len)
 {
-	const json_t *errs = json_object_get(body, "errors");
+	const json_t *errs = json_object_get(body, key);
 	const char *e = json_string_value(json_array_get(errs, 0));
 	size_t j = 0;
 	bool space = false;
@@ -186,7 +186,11 @@ static void classify(struct vault_ctx *v, const struct bcn_http_response *res,
 		rep->msg = NULL;
 		return;
 	}
-	vault_error_text(*body, verr, sizeof(verr));
+	vault_error_text(*body, "errors", verr, sizeof(verr));
+	/* A KV v2 path read without data/ is a 404 whose body holds only a
+	 * warning ("Invalid path for a versioned K/V secrets engine..."). */
+	if (!verr[0])
+		vault_error_text(*body, "warnings", verr, sizeof(verr));
 	rep->body = *body;
 	if (res->status == 503 && strstr(verr, "Vault is sealed")) {
 		rep->sealed = true;

@@ -1,8 +1,9 @@
 /*
  * vault_secret.c - reading the configured secrets and keeping them fresh.
  *
- * What a path is decides how it is kept:
- *   KV v2   (the path has "/data/", or kv_version 2): data.data, with
+ * What a path is decides how it is kept (kv_version 0 asks Vault which KV
+ * version the mount has first, see kv_path()):
+ *   KV v2   (a KV v2 mount, or kv_version 2): data.data, with
  *           data.metadata.version as the version; read again every `refresh`
  *   leased  (lease_id set): a dynamic secret. Renewable leases are renewed
  *           (sys/leases/renew, asking for the first duration again) at 2/3 of
@@ -32,7 +33,12 @@ struct vault_secret {
 	struct bcn_secret *sec;      /* in the store */
 	char *name;
 	char *path;                  /* what is read, after /v1/ (with ?version=) */
+	char *want;                  /* that path as configured (a reload compares it) */
+	char *conf_path;             /* the configured path, without ?version= */
+	int64_t pin;                 /* KV v2 version pin, 0 = latest */
+	int64_t kv_version;          /* as configured: 0 detect, 1, 2 */
 	bool kv2;
+	bool detect;                 /* kv_version 0: ask sys/internal/ui/mounts first */
 	uint64_t refresh_ms;
 	enum vs_kind kind;
 	struct vault_req *req;       /* the read or renewal in flight */
@@ -59,6 +65,7 @@ static const char *kind_name(enum vs_kind k)
 
 static void fetch(struct vault_secret *s);
 static void renew(struct vault_secret *s);
+static void detect(struct vault_secret *s);
 
 static void schedule(struct vault_secret *s, enum vs_next next, uint64_t ms)
 {
@@ -237,6 +244,10 @@ static void fetch(struct vault_secret *s)
 		return;
 	}
 	s->waiting_token = false;
+	if (s->detect) {
+		detect(s);
+		return;
+	}
 	s->req = vault_request(v, "GET", s->path, NULL, 0, VREQ_TOKEN, fetch_done, s);
 	if (!s->req)
 		failed(s, NULL, "cannot read", VS_FETCH);
@@ -312,6 +323,103 @@ static void renew(struct vault_secret *s)
 		failed(s, NULL, "cannot renew the lease of", VS_RENEW);
 }
 
+/* ---- KV version detection ----------------------------------------------------- */
+
+/*
+ * kv_version 0, as the Vault CLI and Vault Agent's templates (consul-template
+ * vault_common.go isKVv2 / addPrefixToVKVPath) do it: GET
+ * sys/internal/ui/mounts/<path> names the mount ("secret/", "team/kv/") and
+ * its options.version. On KV v2, data/ goes right after the mount path unless
+ * the path already has it there; anything else is read as written (a KV v1
+ * path may well contain "/data/"). The mount path Vault gives may carry a
+ * namespace the path does not: its leading parts are dropped until it is a
+ * prefix of the path, as the CLI does. NULL when no mount path fits.
+ */
+static char *kv_path(const char *p, const char *mount, bool v2, int64_t pin)
+{
+	size_t n = strlen(p) + strlen(mount) + 48, ml;
+	char *out = malloc(n);
+
+	if (!out)
+		return NULL;
+	while (*mount == '/')
+		mount++;
+	ml = strlen(mount);
+	while (ml && mount[ml - 1] == '/')
+		ml--;
+	while (ml && !(strncmp(p, mount, ml) == 0 && (p[ml] == '/' || p[ml] == '\0'))) {
+		const char *slash = memchr(mount, '/', ml);
+
+		if (!slash) {
+			ml = 0;
+			break;
+		}
+		ml -= (size_t)(slash + 1 - mount);
+		mount = slash + 1;
+	}
+	if (!ml) {
+		free(out);
+		return NULL;
+	}
+	if (!v2 || strncmp(p + ml, "/data/", 6) == 0 || strcmp(p + ml, "/data") == 0)
+		snprintf(out, n, "%s", p);
+	else
+		snprintf(out, n, "%.*s/data%s%s", (int)ml, p, p[ml] ? "" : "/", p + ml);
+	if (pin > 0)
+		snprintf(out + strlen(out), n - strlen(out), "?version=%lld", (long long)pin);
+	return out;
+}
+
+static void detect_done(struct vault_ctx *v, const struct vault_reply *r, void *arg)
+{
+	struct vault_secret *s = arg;
+	json_t *data = json_object_get(r->body, "data");
+	const char *mount = json_string_value(json_object_get(data, "path"));
+	const char *type = json_string_value(json_object_get(data, "type"));
+	const char *ver = json_string_value(json_object_get(json_object_get(data, "options"), "version"));
+	bool v2 = type && strcmp(type, "kv") == 0 && ver && strcmp(ver, "2") == 0;
+	char *path;
+
+	s->req = NULL;
+	if (r->outcome != VAULT_OK && !(r->outcome == VAULT_REFUSED && !r->bad_token &&
+					 (r->status == 403 || r->status == 404))) {
+		failed(s, r, "cannot detect the KV version of", VS_FETCH);
+		return;
+	}
+	if (r->outcome != VAULT_OK) {
+		/* Denied (or an older Vault without it): what the path says. */
+		bcn_info(v->log, "secret %s: cannot detect its KV version (%s); reading %s as configured",
+			 s->name, r->msg, s->path);
+	} else if (!mount || !(path = kv_path(s->conf_path, mount, v2, s->pin))) {
+		bcn_warn(v->log, "secret %s: Vault's mount for %s is unusable; reading it as configured",
+			 s->name, s->conf_path);
+	} else {
+		bool kv = type && strcmp(type, "kv") == 0;
+
+		bcn_info(v->log, "secret %s: %s is %s%s mount; reading %s", s->name, mount,
+			 kv ? (v2 ? "a KV v2" : "a KV v1") : "a ", kv ? "" : type ? type : "non-KV", path);
+		free(s->path);
+		s->path = path;
+		s->kv2 = v2;
+	}
+	s->detect = false;
+	fetch(s);
+}
+
+static void detect(struct vault_secret *s)
+{
+	size_t n = strlen(s->conf_path) + sizeof("sys/internal/ui/mounts/");
+	char *path = malloc(n);
+
+	if (path) {
+		snprintf(path, n, "sys/internal/ui/mounts/%s", s->conf_path);
+		s->req = vault_request(s->v, "GET", path, NULL, 0, VREQ_TOKEN, detect_done, s);
+		free(path);
+	}
+	if (!s->req)
+		failed(s, NULL, "cannot detect the KV version of", VS_FETCH);
+}
+
 /* ---- the set ---------------------------------------------------------------- */
 
 /* "secret/web/db" with kv_version 2 is read as "secret/data/web/db". */
@@ -350,11 +458,20 @@ int vault_secrets_init(struct vault_ctx *v, const struct vault_conf *c)
 		struct vault_secret *s = &v->secrets[i];
 		size_t nuids = 0;
 		uid_t *uids = vault_uids(sc[i].allow_uids, &nuids);
+		const char *p;
 
 		v->nsecrets++;
 		s->v = v;
 		s->name = strdup(sc[i].name);
 		s->path = read_path(&sc[i]);
+		s->want = read_path(&sc[i]);
+		for (p = sc[i].path; *p == '/'; p++)
+			;
+		s->conf_path = strdup(p);
+		s->pin = sc[i].version;
+		s->kv_version = sc[i].kv_version;
+		s->detect = sc[i].kv_version == 0;
+		/* Until detection says otherwise (or when it cannot), "/data/" decides. */
 		s->kv2 = sc[i].kv_version == 2 || (sc[i].kv_version == 0 && strstr(sc[i].path, "/data/"));
 		s->refresh_ms = sc[i].refresh_ms;
 		s->waiting_token = true;
@@ -363,7 +480,7 @@ int vault_secrets_init(struct vault_ctx *v, const struct vault_conf *c)
 		if (uids)
 			s->sec = bcn_secrets_add(v->store, sc[i].name, uids, nuids);
 		free(uids);
-		if (!s->name || !s->path || !s->timer || !s->expire_ev || !s->sec) {
+		if (!s->name || !s->path || !s->want || !s->conf_path || !s->timer || !s->expire_ev || !s->sec) {
 			if (uids && !s->sec && bcn_secrets_find(sc[i].name))
 				bcn_error(v->log, "secret name %s is used twice", sc[i].name);
 			goto oom;
@@ -401,7 +518,8 @@ void vault_secrets_reload(struct vault_ctx *v, const struct vault_conf *c)
 		size_t nuids = 0;
 		uid_t *uids;
 
-		if (strcmp(s->name, sc[i].name) != 0 || !path || strcmp(path, s->path) != 0) {
+		if (strcmp(s->name, sc[i].name) != 0 || !path || strcmp(path, s->want) != 0 ||
+		    sc[i].kv_version != s->kv_version) {
 			other = true;
 			free(path);
 			continue;
@@ -442,6 +560,8 @@ void vault_secrets_free(struct vault_ctx *v)
 			event_free(s->expire_ev);
 		free(s->name);
 		free(s->path);
+		free(s->want);
+		free(s->conf_path);
 		free(s->lease_id);
 	}
 	free(v->secrets);

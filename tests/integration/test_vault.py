@@ -442,6 +442,62 @@ def test_vault_kv1():
             assert_clean(a.log(), [k1, k2])
 
 
+def test_vault_kv_version_detection():
+    """kv_version 0 asks sys/internal/ui/mounts, as the Vault CLI and Vault Agent do: data/
+    goes after the mount path (which may hold a '/'), a KV v1 path with /data/ stays v1."""
+    with Vault(extra=["--kv2-extra-mount", "team/kv"]) as v:
+        v.require_sim("an extra KV v2 mount")
+        p1, p2, p3, p4 = rand(), rand(), rand(), rand()
+        v.kv2_put("web/db", {"password": p1})
+        v.sim("/kv2", {"password": p2}, path="app/cfg", mount="team/kv")
+        v.kv1_put("data/x", {"password": p3})
+        v.kv2_put("web/db", {"password": p4})   # version 2; version 1 is pinned below
+        a, _ = approle_agent(v, [{"name": "plain", "path": "secret/web/db"},
+                                 {"name": "team", "path": "team/kv/app/cfg"},
+                                 {"name": "v1data", "path": "kv/data/x"},
+                                 {"name": "pinned", "path": "secret/data/web/db", "version": 1}])
+        with a:
+            wait_ready(a)
+            assert data(a, "plain") == {"password": p4}
+            assert data(a, "team") == {"password": p2}
+            assert data(a, "v1data") == {"password": p3}
+            assert data(a, "pinned") == {"password": p1}
+            kinds = {s["name"]: (s["kind"], s["path"]) for s in backend(a)["secrets"]}
+            assert kinds == {"plain": ("kv2", "secret/data/web/db"),
+                             "team": ("kv2", "team/kv/data/app/cfg"),
+                             "v1data": ("kv1", "kv/data/x"),
+                             "pinned": ("kv2", "secret/data/web/db?version=1")}, kinds
+            assert_clean(a.log(), [p1, p2, p3, p4])
+
+
+def test_vault_kv_detection_falls_back_and_reports_kv2_warnings():
+    """Where sys/internal/ui/mounts is missing (older Vault: 404) or denied (403), the path is
+    read as configured; a KV v2 path read without data/ reports Vault's warning."""
+    with Vault(extra=["--no-ui-mounts"]) as v:
+        v.require_sim("a Vault without sys/internal/ui/mounts")
+        v.kv2_put("web/db", {"password": rand()})
+        a, _ = approle_agent(v, [{"name": "db", "path": "secret/web/db"}])
+        with a:
+            wait_for(lambda: backend(a)["secrets"][0]["error"], 10, what="the read's error")
+            err = backend(a)["secrets"][0]["error"]
+            assert "Invalid path for a versioned K/V secrets engine" in err, err
+            assert "no reason given" not in a.log()
+            a.wait_log(r"cannot detect its KV version \(HTTP 404: unsupported path\); reading secret/web/db")
+    with Vault() as v:
+        v.require_sim("the deny-secret policy")
+        role_id, sid = rand("role"), rand("sid")
+        v.sim("/approle", {}, spec="%s:%s:ttl=1h:max_ttl=2h:policies=deny-secret" % (role_id, sid))
+        a = Agent(config(v, dict(APPROLE), [{"name": "db", "path": "secret/data/web/db"}]))
+        write(a.dir, "role_id", role_id + "\n")
+        write(a.dir, "secret_id", sid + "\n")
+        with a:
+            a.wait_log(r"cannot detect its KV version \(HTTP 403: preflight capability check", timeout=10)
+            wait_for(lambda: v.state()["request_paths"].get("/v1/secret/data/web/db", 0) >= 1, 10,
+                     what="the configured path read")
+            wait_for(lambda: "permission denied" in backend(a)["secrets"][0]["error"], 10,
+                     what="the read's own error")
+
+
 # ---- dynamic secrets ------------------------------------------------------------------
 
 def test_vault_dynamic_lease_renewal_and_rotation_before_expiry():

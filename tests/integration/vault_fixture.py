@@ -93,6 +93,8 @@ class Vault:
             skip("namespaces need Vault Enterprise")
         if "--standby" in self.extra:
             skip("an HA pair needs the simulator's --standby node")
+        if self.extra:
+            skip("simulator options %s" % " ".join(self.extra))
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self._log = open(os.path.join(self.dir, "vault.log"), "wb")

@@ -507,6 +507,24 @@ def test_no_default_policy():
     eq(b["auth"]["policies"], ["x"], "create without default")
 
 
+def test_ui_mounts_and_kv2_path_without_data():
+    fresh()
+    st, b = call("GET", "/v1/sys/internal/ui/mounts/secret/web/db", token="root")
+    eq((st, b["data"]["path"], b["data"]["type"], b["data"]["options"]), (200, "secret/", "kv", {"version": "2"}),
+       "KV v2 mount info")
+    st, b = call("GET", "/v1/sys/internal/ui/mounts/kv/data/x", token="root")
+    eq((st, b["data"]["path"], b["data"]["options"]), (200, "kv/", {"version": "1"}), "KV v1 mount info")
+    st, b = call("GET", "/v1/sys/internal/ui/mounts/nowhere/x", token="root")
+    eq(st, 403, "no mount: preflight 403")
+    check("preflight capability check returned 403" in b["errors"][0], b)
+    tok = login("denied", "denied-secret")["client_token"]
+    eq(call("GET", "/v1/sys/internal/ui/mounts/secret/x", token=tok)[0], 403, "no access to the mount")
+    # vault-plugin-secrets-kv pathInvalid: 404, a warning and no errors.
+    st, b = call("GET", "/v1/secret/web/db", token="root")
+    eq(st, 404, "KV v2 read without data/")
+    check("errors" not in b and b["warnings"][0].startswith("Invalid path for a versioned K/V"), b)
+
+
 def test_standby_redirects():
     # vault/http/handler.go respondStandby: 307, Location = active api_addr + path + query, no body.
     import http.client

@@ -39,7 +39,8 @@ Fault/inspection controls under /sim/ (not part of Vault, no token needed):
                                          set those (dotted) fields in every 2xx answer under
                                          PREFIX - a broken or hostile server; {} clears
   POST /sim/reset                        back to the start-up state (keeps CLI config)
-  POST /sim/kv2?path=p[&namespace=ns]    body = data map (or {"data":{...}}): write a KV v2 version
+  POST /sim/kv2?path=p[&namespace=ns][&mount=team/kv]  body = data map (or {"data":{...}}): write
+                                         a KV v2 version (mount: an --kv2-extra-mount)
   POST /sim/kv1?path=p[&namespace=ns]    body = data map: write a KV v1 secret
   POST /sim/approle|/sim/k8s-role|/sim/db-role?spec=SPEC   add a role (same syntax as the CLI flag)
   POST /sim/revoke?accessor=A | ?lease_id=L   revoke out-of-band, as an operator would
@@ -407,7 +408,15 @@ class Sim:
         if rel == "auth/kubernetes/login" and op == "write":
             return self.k8s_login(body, ns)
         t = self.check_token(hdrs, ns)
+        if rel.startswith("sys/internal/ui/mounts/") and op == "read":
+            if self.cfg.no_ui_mounts:   # the sys backend's answer to a path it does not have
+                raise VaultError(404, ["unsupported path"])
+            return self.ui_mount(rel[len("sys/internal/ui/mounts/"):], t)
         self.check_acl(t, rel)
+        for extra in self.cfg.kv2_extra_mount or []:
+            m = extra.strip("/") + "/"
+            if rel.startswith(m):
+                return self.kv2_api(op, rel[len(m):], q, body, ns, m)
         kv2 = self.cfg.kv2_mount.strip("/") + "/"
         kv1 = self.kv1_mount.strip("/") + "/" if self.kv1_mount else None
         if rel.startswith(("sys/auth/", "sys/mounts/")) and op == "write":
@@ -441,6 +450,38 @@ class Sim:
         raise VaultError(404, ['no handler for route "%s". route entry not found.' % rel])
 
     # ------------------------------------------------------------------- sys
+    # vault/logical_system.go pathInternalUIMountRead (what `vault kv` and Vault Agent's
+    # templates use to detect a KV version): GET sys/internal/ui/mounts/<path> -> data =
+    # mountInfo of the longest mount matching path, with "path" = the mount path ("secret/",
+    # "team/kv/") and "options" ({"version": "2"} for KV v2).  No mount, or a token with no
+    # access to anything under it (hasMountAccess) -> 403 "preflight capability check returned
+    # 403, please ensure client's policies grant access to path ..." (not ACL-checked itself: it
+    # is in the sys backend's unauthenticated paths).  --no-ui-mounts: an older Vault without it.
+    def ui_mount(self, path, t):
+        path = path.lstrip("/")
+        path = path if path.endswith("/") else path + "/"
+        denied = VaultError(403, ["preflight capability check returned 403, please ensure client's "
+                                  "policies grant access to path \"%s\"" % path])
+        mounts = {self.cfg.kv2_mount.strip("/") + "/": ("kv", {"version": "2"}),
+                  "database/": ("database", None), "cubbyhole/": ("cubbyhole", None)}
+        for extra in self.cfg.kv2_extra_mount or []:
+            mounts[extra.strip("/") + "/"] = ("kv", {"version": "2"})
+        if self.kv1_mount:
+            mounts[self.kv1_mount.strip("/") + "/"] = ("kv", {"version": "1"})
+        match = max((m for m in mounts if path.startswith(m)), key=len, default=None)
+        if match is None:
+            raise denied
+        if "root" not in t["policies"] and any(match.startswith(pre) for p in t["policies"]
+                                               for pre in self.deny.get(p, [])):
+            raise denied
+        typ, opts = mounts[match]
+        return 200, self.envelope(data={
+            "accessor": "%s_%s" % (typ, secrets.token_hex(4)), "config": {
+                "default_lease_ttl": 0, "force_no_cache": False, "max_lease_ttl": 0},
+            "description": "", "external_entropy_access": False, "local": False, "options": opts,
+            "path": match, "plugin_version": "", "running_plugin_version": "v1.17.2+builtin.vault",
+            "running_sha256": "", "seal_wrap": False, "type": typ, "uuid": str(uuid.uuid4())}), None
+
     # api-docs/system/health.mdx: 200 initialized+unsealed+active, 503 sealed (501 uninit,
     # 429 standby never happen here); ?sealedcode= / ?activecode= / ?uninitcode= override; HEAD
     # gets no body.  Sealed bodies omit cluster_name/cluster_id and report standby=true with
@@ -864,6 +905,18 @@ class Sim:
     def kv2_api(self, op, sub, q, body, ns, mount):
         kind, _, path = sub.partition("/")
         mt = "kv"
+        if kind not in ("data", "metadata", "delete", "undelete", "destroy", "subkeys", "config",
+                        "detailed-metadata"):
+            # vault-plugin-secrets-kv backend.go pathInvalid: a KV v2 path without data/ (what a
+            # KV v1 client reads) -> 404 whose body has only a warning, no "errors".
+            verb = {"write": "put", "read": "get", "list": "list", "delete": "delete",
+                    "patch": "patch"}.get(op, "get")
+            raise VaultError(404, body=self.envelope(mount_type=mt, warnings=[
+                "Invalid path for a versioned K/V secrets engine. See the API docs for the "
+                "appropriate API endpoints to use. If using the Vault CLI, use 'vault kv %s' for "
+                "this operation." % verb]))
+        if mount != self.cfg.kv2_mount.strip("/") + "/" and path:
+            path = mount + path    # keys of an extra mount live under its mount path
         if kind == "data" and path:
             if op == "read":
                 m = self.kv2.get((ns, path))
@@ -989,6 +1042,8 @@ class Sim:
                     self.kv1[(ns, p)] = dict(body)
                     return 200, {"ok": True}
                 data = body["data"] if set(body) == {"data"} and isinstance(body["data"], dict) else body
+                if arg("mount"):   # an --kv2-extra-mount
+                    p = arg("mount").strip("/") + "/" + p
                 v, _ = self.kv2_write_version(ns, p, data)
                 return 200, {"ok": True, "version": v}
             elif path in ("/sim/approle", "/sim/k8s-role", "/sim/db-role"):
@@ -1177,6 +1232,10 @@ def main(argv=None):
     ap.add_argument("--db-role", action="append", metavar="NAME[:k=v..]")
     ap.add_argument("--kv1-mount", default="kv", help='KV v1 mount ("" disables)')
     ap.add_argument("--kv2-mount", default="secret")
+    ap.add_argument("--kv2-extra-mount", action="append", metavar="PATH",
+                    help="another KV v2 mount, e.g. team/kv (repeatable)")
+    ap.add_argument("--no-ui-mounts", action="store_true",
+                    help="no sys/internal/ui/mounts (an older Vault): 404 unsupported path")
     ap.add_argument("--namespaces", default="", help="comma list; enables Enterprise-style checks")
     ap.add_argument("--deny-policy", action="append", metavar="NAME=prefix,prefix",
                     help="default: deny-secret=secret/,kv/")
