@@ -12,6 +12,8 @@
  *           the old one ends. A lease that cannot be renewed is replaced the
  *           same way. Leases die with the token that made them, so a new
  *           token (login again) means new secrets too.
+ *   rotating  (no lease, but data.ttl and a rotation_period/_schedule: static
+ *           database credentials): read again when data.ttl runs out
  *   KV v1   anything else: data, read again every `refresh`
  *
  * Failures keep the last good data and mark it stale; retries back off with
@@ -25,7 +27,7 @@
 
 #include "vault.h"
 
-enum vs_kind { VS_UNKNOWN, VS_KV1, VS_KV2, VS_LEASE };
+enum vs_kind { VS_UNKNOWN, VS_KV1, VS_KV2, VS_LEASE, VS_ROTATING };
 enum vs_next { VS_FETCH, VS_RENEW };
 
 struct vault_secret {
@@ -59,6 +61,7 @@ static const char *kind_name(enum vs_kind k)
 	case VS_KV1:   return "kv1";
 	case VS_KV2:   return "kv2";
 	case VS_LEASE: return "lease";
+	case VS_ROTATING: return "rotating";
 	default:       return "unknown";
 	}
 }
@@ -141,7 +144,7 @@ static int take_answer(struct vault_secret *s, json_t *body, char *why, size_t l
 	json_t *data = json_object_get(body, "data");
 	const char *lease = json_string_value(json_object_get(body, "lease_id"));
 	uint64_t dur = vault_seconds(json_object_get(body, "lease_duration"));
-	uint64_t now = bcn_secrets_now_ms(), expires = 0;
+	uint64_t now = bcn_secrets_now_ms(), expires = 0, rotate_s = 0;
 	enum vs_kind kind;
 	int64_t version = -1; /* the store counts */
 	int changed;
@@ -161,6 +164,14 @@ static int take_answer(struct vault_secret *s, json_t *body, char *why, size_t l
 	} else if (lease && lease[0] && dur > 0) {
 		kind = VS_LEASE;
 		expires = now + dur * 1000;
+	} else if ((json_object_get(data, "rotation_period") || json_object_get(data, "rotation_schedule")) &&
+		   json_is_number(json_object_get(data, "ttl"))) {
+		kind = VS_ROTATING;
+		/* data.ttl counts down on every read: kept, it would make each read a
+		 * "change" (version bump, blocking readers woken). The answer is our
+		 * own parsed copy, so it is taken out of it. */
+		rotate_s = vault_seconds(json_object_get(data, "ttl"));
+		json_object_del(data, "ttl");
 	} else {
 		kind = VS_KV1;
 	}
@@ -187,6 +198,17 @@ static int take_answer(struct vault_secret *s, json_t *body, char *why, size_t l
 	free(s->lease_id);
 	s->lease_id = NULL;
 	evtimer_del(s->expire_ev);
+	if (kind == VS_ROTATING) {
+		/* Static credentials (database/static-creds, ldap/static-cred): no
+		 * lease, but data.ttl says when Vault rotates the password. Read
+		 * again a second after that, as Vault Agent's templates do
+		 * (consul-template vault_common.go leaseCheckWait), and at
+		 * `refresh` at the latest. */
+		uint64_t at = (rotate_s + 1) * 1000;
+
+		schedule(s, VS_FETCH, at < s->refresh_ms ? at : s->refresh_ms);
+		return 0;
+	}
 	if (kind != VS_LEASE) {
 		schedule(s, VS_FETCH, s->refresh_ms);
 		return 0;

@@ -539,6 +539,29 @@ def test_vault_dynamic_lease_renewal_and_rotation_before_expiry():
             assert_clean(a.log(), sorted({p for _, _, p in served}))
 
 
+def test_vault_static_database_credentials_follow_their_rotation():
+    """database/static-creds has no lease but data.ttl (seconds to the next rotation): the
+    new password is read when that runs out, not only every `refresh` (5m here)."""
+    with Vault() as v:
+        v.require_sim("the database engine")
+        v.db_static_role("app", rotation_period="3s")
+        a, _ = approle_agent(v, [{"name": "db", "path": "database/static-creds/app"}])
+        with a:
+            wait_ready(a)
+            first = data(a, "db")
+            assert first["username"] == "app" and "ttl" not in first, first
+            s = backend(a)["secrets"][0]
+            assert s["kind"] == "rotating" and s["version"] == 1, s
+            wait_for(lambda: data(a, "db")["password"] != first["password"], 8,
+                     what="the rotated password")
+            st, _, body = secret(a, "db")
+            assert body["stale"] is False and body["version"] >= 2, body
+            _, vs = v.v1("GET", "database/static-creds/app")
+            wait_for(lambda: data(a, "db")["password"] == v.v1("GET", "database/static-creds/app")[1]
+                     ["data"]["password"], 8, what="the password Vault has now")
+            assert_clean(a.log(), [first["password"], vs["data"]["password"]])
+
+
 # ---- HA: a standby that redirects -----------------------------------------------------
 
 def test_vault_standby_redirect_is_followed_once():

@@ -240,6 +240,9 @@ class Vault:
     def db_role(self, name, ttl, max_ttl):
         self.sim("/db-role", {}, spec="%s:ttl=%s:max_ttl=%s" % (name, ttl, max_ttl))
 
+    def db_static_role(self, name, rotation_period):
+        self.sim("/db-static-role", {}, spec="%s:rotation_period=%s" % (name, rotation_period))
+
     # -- faults and inspection --
 
     def seal(self):

@@ -525,6 +525,18 @@ def test_ui_mounts_and_kv2_path_without_data():
     check("errors" not in b and b["warnings"][0].startswith("Invalid path for a versioned K/V"), b)
 
 
+def test_static_creds_rotate():
+    fresh()
+    eq(call("POST", "/sim/db-static-role?spec=st:rotation_period=2s")[0], 200, "add static role")
+    st, b = call("GET", "/v1/database/static-creds/st", token="root")
+    eq((st, b["lease_id"], b["lease_duration"], b["data"]["rotation_period"]), (200, "", 0, 2), "static creds")
+    check(0 <= b["data"]["ttl"] <= 2 and b["data"]["username"] == "st", b)
+    time.sleep(b["data"]["ttl"] + 0.2)
+    st, b2 = call("GET", "/v1/database/static-creds/st", token="root")
+    check(b2["data"]["password"] != b["data"]["password"], "rotated")
+    eq(call("GET", "/v1/database/static-creds/nope", token="root")[0], 400, "unknown role")
+
+
 def test_standby_redirects():
     # vault/http/handler.go respondStandby: 307, Location = active api_addr + path + query, no body.
     import http.client

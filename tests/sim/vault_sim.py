@@ -7,7 +7,7 @@ Python 3 standard library only.  One threaded HTTP server on 127.0.0.1, one stat
         --approle ROLE_ID:SECRET_ID:ttl=60s:max_ttl=300s:policies=p1,p2[:num_uses=1][:name=web]
                   [:no_default_policy=1] \
         --k8s-role ROLE:JWT:ttl=60s:max_ttl=300s[:policies=..][:sa=NAME][:sa_namespace=NS] \
-        --db-role NAME:ttl=30s:max_ttl=120s \
+        --db-role NAME:ttl=30s:max_ttl=120s --db-static-role NAME:rotation_period=30s \
         [--root-token root] [--kv1-mount kv] [--namespaces ns1,ns2] [--verbose]
         [--standby [--standby-tls CERT:KEY]]
 
@@ -24,6 +24,7 @@ Vault endpoints: GET|HEAD sys/health, GET sys/seal-status, PUT sys/seal, PUT sys
 POST auth/approle/login, POST auth/kubernetes/login, GET auth/token/lookup-self,
 POST auth/token/{lookup,renew-self,revoke-self,revoke,create}, GET|POST|PUT|DELETE secret/data/:p,
 GET|LIST|DELETE secret/metadata/:p, GET|PUT|POST|DELETE|LIST kv/:p, GET database/creds/:role,
+GET database/static-creds/:role, GET sys/internal/ui/mounts/:path,
 PUT|POST sys/leases/{renew,revoke,lookup} (+ sys/renew/:id, sys/revoke/:id); for setup as on a
 real dev server (root only): POST sys/auth/approle, POST sys/mounts/:path (KV v1),
 POST auth/approle/role/:name, .../role-id, .../custom-secret-id. tests/sim/vault-cli starts
@@ -42,7 +43,8 @@ Fault/inspection controls under /sim/ (not part of Vault, no token needed):
   POST /sim/kv2?path=p[&namespace=ns][&mount=team/kv]  body = data map (or {"data":{...}}): write
                                          a KV v2 version (mount: an --kv2-extra-mount)
   POST /sim/kv1?path=p[&namespace=ns]    body = data map: write a KV v1 secret
-  POST /sim/approle|/sim/k8s-role|/sim/db-role?spec=SPEC   add a role (same syntax as the CLI flag)
+  POST /sim/approle|/sim/k8s-role|/sim/db-role|/sim/db-static-role?spec=SPEC   add a role (same
+                                         syntax as the CLI flag)
   POST /sim/revoke?accessor=A | ?lease_id=L   revoke out-of-band, as an operator would
   GET  /sim/state                        tokens (ttl left, renew history), leases, counters,
                                          request counts per path, last X-Vault-Namespace, request log
@@ -194,7 +196,7 @@ def calculate_ttl(increment, backend_ttl, backend_max, explicit_max, start, now)
 def parse_spec(kind, spec):
     """approle: ROLE_ID:SECRET_ID[:k=v]..  k8s: ROLE:JWT[:k=v]..  db: NAME[:k=v].."""
     parts = spec.split(":")
-    npos = {"approle": 2, "k8s": 2, "db": 1}[kind]
+    npos = {"approle": 2, "k8s": 2, "db": 1, "static": 1}[kind]
     if len(parts) < npos or any("=" in p for p in parts[:npos]):
         raise ValueError("bad %s spec %r" % (kind, spec))
     opts = {}
@@ -210,6 +212,9 @@ def parse_spec(kind, spec):
     elif kind == "k8s":
         r.update(name=parts[0], jwt=parts[1], sa=opts.get("sa", "default"),
                  sa_namespace=opts.get("sa_namespace", "default"), uid=str(uuid.uuid4()))
+    elif kind == "static":
+        r.update(name=parts[0], period=int(parse_duration(opts.get("rotation_period", "24h"))),
+                 username=opts.get("username", parts[0]))
     else:
         r.update(name=parts[0])
     return r
@@ -243,6 +248,9 @@ class Sim:
             self.kv1_mount = c.kv1_mount
             self.k8s_roles = {r["name"]: r for r in (parse_spec("k8s", s) for s in c.k8s_role or [])}
             self.db_roles = {r["name"]: r for r in (parse_spec("db", s) for s in c.db_role or [])}
+            self.static_roles = {}
+            for r in (parse_spec("static", s) for s in c.db_static_role or []):
+                self.add_static_role(r)
             self.lockouts = {}
             self.fail = {"count": 0, "status": 500, "path": ""}
             self.mangles = {}          # /sim/mangle: path prefix -> {"a.b": value} for 2xx answers
@@ -446,6 +454,8 @@ class Sim:
             return self.kv1_api(op, "", body, ns)
         if rel.startswith("database/creds/") and op == "read":
             return self.db_creds(rel[len("database/creds/"):], t, ns)
+        if rel.startswith("database/static-creds/") and op == "read":
+            return self.static_creds(rel[len("database/static-creds/"):])
         # router: no mount matches -> 404 "no handler for route %q. route entry not found."
         raise VaultError(404, ['no handler for route "%s". route entry not found.' % rel])
 
@@ -860,6 +870,28 @@ class Sim:
                                   lease_duration=ttl, renewable=True, warnings=warnings,
                                   mount_type="database"), None
 
+    # api-docs/secret/databases/index.mdx "Get static credentials" + builtin/logical/database
+    # path_creds_create.go pathStaticCredsRead: GET database/static-creds/:name -> data {username,
+    # password, last_vault_rotation, rotation_period, ttl} and NO lease (lease_id "", duration 0);
+    # ttl = seconds to the next rotation (staticAccount.CredentialTTL, rounded, never negative).
+    # Vault rotates the password every rotation_period; unknown role -> 400 "unknown role: <name>".
+    def add_static_role(self, r):
+        now = time.time()
+        self.static_roles[r["name"]] = dict(r, last=now, password="A1a-" + rand(16), rotations=0)
+
+    def static_creds(self, name):
+        r = self.static_roles.get(name)
+        if r is None:
+            raise VaultError(400, ["unknown role: %s" % name])
+        now = time.time()
+        while now >= r["last"] + r["period"]:
+            r["last"] += r["period"]
+            r["password"], r["rotations"] = "A1a-" + rand(16), r["rotations"] + 1
+        ttl = max(0, int(round(r["last"] + r["period"] - now)))
+        return 200, self.envelope(mount_type="database", data={
+            "username": r["username"], "password": r["password"],
+            "last_vault_rotation": rfc3339(r["last"]), "rotation_period": r["period"], "ttl": ttl}), None
+
     # -------------------------------------------------------------------- kv
     def kv2_write_version(self, ns, path, data, cas=None):
         now = time.time()
@@ -1046,6 +1078,11 @@ class Sim:
                     p = arg("mount").strip("/") + "/" + p
                 v, _ = self.kv2_write_version(ns, p, data)
                 return 200, {"ok": True, "version": v}
+            elif path == "/sim/db-static-role":
+                try:
+                    self.add_static_role(parse_spec("static", arg("spec") or ""))
+                except ValueError as e:
+                    return 400, {"error": str(e)}
             elif path in ("/sim/approle", "/sim/k8s-role", "/sim/db-role"):
                 spec = arg("spec") or body.get("spec")
                 try:
@@ -1230,6 +1267,7 @@ def main(argv=None):
     ap.add_argument("--approle", action="append", metavar="ROLE_ID:SECRET_ID[:k=v..]")
     ap.add_argument("--k8s-role", action="append", metavar="ROLE:JWT[:k=v..]")
     ap.add_argument("--db-role", action="append", metavar="NAME[:k=v..]")
+    ap.add_argument("--db-static-role", action="append", metavar="NAME[:rotation_period=30s][:username=U]")
     ap.add_argument("--kv1-mount", default="kv", help='KV v1 mount ("" disables)')
     ap.add_argument("--kv2-mount", default="secret")
     ap.add_argument("--kv2-extra-mount", action="append", metavar="PATH",
