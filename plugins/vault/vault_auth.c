@@ -23,7 +23,9 @@
  * logging in again now; a Vault that does not answer is retried with backoff
  * until the token expires. A 403 that does not say "invalid token" (older
  * Vaults say only "permission denied") is checked with lookup-self before
- * the token is thrown away.
+ * the token is thrown away. A token without Vault's default policy is denied
+ * lookup-self itself (an ACL answer, not "invalid token"): it is kept, with
+ * the TTL its login or renewal returned.
  */
 #include <event2/event.h>
 #include <sodium.h>
@@ -275,8 +277,9 @@ static void note_lookup_denied(struct vault_ctx *v)
 {
 	if (!v->lookup_denied)
 		bcn_warn(v->log, "Vault denies auth/token/lookup-self to this token (a token without the "
-			 "default policy?); relying on the TTL %s", v->method == VAULT_TOKEN ?
-			 "Vault reports when renewing it, and on Vault refusing it" : "its login or renewal returned");
+			 "default policy?); %s", v->method == VAULT_TOKEN ?
+			 "using it, with an unknown TTL, until Vault calls it invalid" :
+			 "relying on the TTL its login or renewal returned");
 	v->lookup_denied = true;
 }
 

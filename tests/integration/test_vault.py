@@ -596,6 +596,17 @@ def test_vault_standby_redirect_is_followed_once():
             v.kv2_put("web/db", {"password": pw2})
             wait_for(lambda: data(a, "db") == {"password": pw2}, 10, what="recovery through the standby")
             assert_clean(a.log(), [pw, pw2])
+        # The token method's lookup-self goes through the standby too.
+        tok = v.create_token(ttl="1h")
+        t = Agent(config(v, {"method": "token", "token_file": "@DIR@/token"},
+                         [{"name": "db", "path": "secret/data/web/db"}],
+                         vault_extra={"address": v.standby_url}))
+        write(t.dir, "token", tok + "\n")
+        with t:
+            wait_ready(t)
+            assert data(t, "db") == {"password": pw2}
+            assert backend(t)["auth"]["token_ttl"] > 3000, backend(t)["auth"]
+            assert v.state()["requests"].get("GET /v1/auth/token/lookup-self", 0) >= 1
 
 
 def test_vault_standby_redirect_from_https_to_http_is_refused():
