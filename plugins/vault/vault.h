@@ -78,6 +78,9 @@ struct vault_reply {
 	bool sealed;       /* "Vault is sealed" */
 	bool bad_token;    /* 403 "invalid token": revoked or expired */
 	bool denied;       /* any 403 */
+	bool acl_denied;   /* 403 in the shape of Vault's ACL check ("1 error occurred:
+			    * permission denied"), without "invalid token": the token was
+			    * accepted, this path is not in its policies */
 };
 
 struct vault_ctx;
@@ -98,6 +101,10 @@ void vault_cancel_all(struct vault_ctx *v);
 /* Retry number `attempt` (0-based): 250 ms doubling to 10 s, +-20%. */
 /* Write src as a quoted JSON string into dst (room for 6 * len + 3); returns its length. */
 size_t vault_json_string(char *dst, const char *src, size_t len);
+/* A duration in seconds from Vault (integer or real), clamped to
+ * 0..VAULT_MAX_SECONDS: negative, NaN or missing -> 0. */
+#define VAULT_MAX_SECONDS (10ULL * 366 * 86400) /* 10 years: longer than any Vault max TTL */
+uint64_t vault_seconds(const json_t *j);
 /* A renewal point: 2/3 of ttl_ms, minus up to 3% jitter. */
 uint64_t vault_two_thirds(uint64_t ttl_ms);
 
@@ -161,6 +168,7 @@ struct vault_ctx {
 	uint64_t token_expires_ms;     /* monotonic; 0 = never */
 	uint64_t token_ttl_s, token_increment_s;
 	bool token_renewable, token_capped;
+	bool lookup_denied;            /* lookup-self is not in the token's policies (logged once) */
 	struct vault_req *auth_req;
 	struct event *auth_ev;
 	int auth_next;                 /* what auth_ev does (vault_auth.c) */

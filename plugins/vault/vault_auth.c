@@ -23,7 +23,9 @@
  * logging in again now; a Vault that does not answer is retried with backoff
  * until the token expires. A 403 that does not say "invalid token" (older
  * Vaults say only "permission denied") is checked with lookup-self before
- * the token is thrown away.
+ * the token is thrown away. A token without Vault's default policy is denied
+ * lookup-self itself (an ACL answer, not "invalid token"): it is kept, with
+ * the TTL its login or renewal returned.
  */
 #include <event2/event.h>
 #include <sodium.h>
@@ -212,28 +214,27 @@ static void auth_failed(struct vault_ctx *v, const struct vault_reply *r, const 
 }
 
 /* A usable token arrived (login) or was confirmed (token_file). */
-static void got_token(struct vault_ctx *v, json_int_t ttl, bool renewable, bool fresh)
+static void got_token(struct vault_ctx *v, uint64_t ttl, bool renewable, bool fresh)
 {
 	bool first = !v->ever_authed;
 
-	if (ttl < 0)
-		ttl = 0;
 	v->auth = AUTH_OK;
 	v->ever_authed = true;
 	if (fresh || first)
 		v->token_gen++;
 	v->auth_attempt = 0;
 	v->auth_err[0] = '\0';
-	v->token_ttl_s = (uint64_t)ttl;
-	v->token_increment_s = (uint64_t)ttl;
+	v->token_ttl_s = ttl;
+	v->token_increment_s = ttl;
 	v->token_renewable = renewable;
 	v->token_capped = false;
-	v->token_expires_ms = ttl ? bcn_secrets_now_ms() + (uint64_t)ttl * 1000 : 0;
+	v->token_expires_ms = ttl ? bcn_secrets_now_ms() + ttl * 1000 : 0;
 	if (fresh || first)
-		bcn_info(v->log, "%s Vault with %s (token TTL %llds%s)",
+		bcn_info(v->log, "%s Vault with %s (token TTL %llus%s)",
 			 v->method == VAULT_TOKEN ? "authenticated to" : "logged in to", method_name(v->method),
-			 (long long)ttl, ttl == 0 ? ", never expires" : renewable ? ", renewable" : ", not renewable");
-	plan_next(v, (uint64_t)ttl);
+			 (unsigned long long)ttl, ttl == 0 && v->lookup_denied ? ", unknown: lookup-self is denied" :
+			 ttl == 0 ? ", never expires" : renewable ? ", renewable" : ", not renewable");
+	plan_next(v, ttl);
 	vault_secrets_token_ready(v, fresh && !first);
 }
 
@@ -265,8 +266,21 @@ static void login_done(struct vault_ctx *v, const struct vault_reply *r, void *a
 		return;
 	}
 	v->token_ours = true;
-	got_token(v, json_integer_value(json_object_get(auth, "lease_duration")),
+	got_token(v, vault_seconds(json_object_get(auth, "lease_duration")),
 		  json_is_true(json_object_get(auth, "renewable")), true);
+}
+
+/* lookup-self is in Vault's default policy; a token created without it
+ * (no_default_policy) is refused there although it works. That is not an
+ * invalid token: the token is kept with the TTL its login or renewal gave. */
+static void note_lookup_denied(struct vault_ctx *v)
+{
+	if (!v->lookup_denied)
+		bcn_warn(v->log, "Vault denies auth/token/lookup-self to this token (a token without the "
+			 "default policy?); %s", v->method == VAULT_TOKEN ?
+			 "using it, with an unknown TTL, until Vault calls it invalid" :
+			 "relying on the TTL its login or renewal returned");
+	v->lookup_denied = true;
 }
 
 /* token_file's token: lookup-self tells whether it works and for how long. */
@@ -276,6 +290,13 @@ static void lookup_done(struct vault_ctx *v, const struct vault_reply *r, void *
 
 	(void)arg;
 	v->auth_req = NULL;
+	if (r->outcome == VAULT_REFUSED && r->acl_denied) {
+		/* Vault accepted the token but will not say its TTL: use it. */
+		note_lookup_denied(v);
+		got_token(v, 0, false, v->token_from_file_new);
+		v->token_from_file_new = false;
+		return;
+	}
 	if (r->outcome != VAULT_OK) {
 		if (r->denied)
 			v->auth = AUTH_FAILED;
@@ -283,7 +304,7 @@ static void lookup_done(struct vault_ctx *v, const struct vault_reply *r, void *
 		return;
 	}
 	data = json_object_get(r->body, "data");
-	got_token(v, json_integer_value(json_object_get(data, "ttl")),
+	got_token(v, vault_seconds(json_object_get(data, "ttl")),
 		  json_is_true(json_object_get(data, "renewable")), v->token_from_file_new);
 	v->token_from_file_new = false;
 }
@@ -362,32 +383,32 @@ static void login(struct vault_ctx *v)
 static void renew_done(struct vault_ctx *v, const struct vault_reply *r, void *arg)
 {
 	json_t *auth;
-	json_int_t ttl;
+	uint64_t ttl;
 
 	(void)arg;
 	v->auth_req = NULL;
 	if (r->outcome == VAULT_OK) {
 		auth = json_object_get(r->body, "auth");
-		ttl = json_integer_value(json_object_get(auth, "lease_duration"));
-		if (ttl <= 0) {
+		ttl = vault_seconds(json_object_get(auth, "lease_duration"));
+		if (ttl == 0) {
 			bcn_warn(v->log, "Vault renewed the token without a TTL; logging in again");
 			login(v);
 			return;
 		}
 		v->auth_attempt = 0;
-		v->token_ttl_s = (uint64_t)ttl;
-		v->token_expires_ms = bcn_secrets_now_ms() + (uint64_t)ttl * 1000;
-		v->token_capped = (uint64_t)ttl < v->token_increment_s;
+		v->token_ttl_s = ttl;
+		v->token_expires_ms = bcn_secrets_now_ms() + ttl * 1000;
+		v->token_capped = ttl < v->token_increment_s;
 		if (v->token_capped && v->method != VAULT_TOKEN)
-			bcn_info(v->log, "the Vault token reached its max TTL (%llds left): logging in again "
-				 "before it expires", (long long)ttl);
+			bcn_info(v->log, "the Vault token reached its max TTL (%llus left): logging in again "
+				 "before it expires", (unsigned long long)ttl);
 		else if (v->token_capped)
-			bcn_warn(v->log, "the token in token_file reaches its max TTL in %llds and cannot be "
+			bcn_warn(v->log, "the token in token_file reaches its max TTL in %llus and cannot be "
 				 "renewed further; write a new token into token_file (it is read again when "
-				 "this one stops working)", (long long)ttl);
+				 "this one stops working)", (unsigned long long)ttl);
 		else
-			bcn_debug(v->log, "renewed the Vault token for %llds", (long long)ttl);
-		plan_next(v, (uint64_t)ttl);
+			bcn_debug(v->log, "renewed the Vault token for %llus", (unsigned long long)ttl);
+		plan_next(v, ttl);
 		return;
 	}
 	if (r->outcome == VAULT_UNREACHABLE && !(r->status >= 500 && r->body && !r->sealed)) {
@@ -447,10 +468,12 @@ static void verify_done(struct vault_ctx *v, const struct vault_reply *r, void *
 {
 	(void)arg;
 	v->auth_req = NULL;
-	if (r->outcome == VAULT_REFUSED && r->denied) {
+	if (r->outcome == VAULT_REFUSED && r->denied && !r->acl_denied) {
 		vault_auth_refused(v, true);
 		return;
 	}
+	if (r->outcome == VAULT_REFUSED && r->acl_denied)
+		note_lookup_denied(v);
 	/* The token is fine: the 403 was Vault's ACL (reported by that secret).
 	 * Put back the renewal or login the verification displaced, at 2/3 of
 	 * what is left of the token. */

@@ -1,8 +1,9 @@
 /*
  * vault_secret.c - reading the configured secrets and keeping them fresh.
  *
- * What a path is decides how it is kept:
- *   KV v2   (the path has "/data/", or kv_version 2): data.data, with
+ * What a path is decides how it is kept (kv_version 0 asks Vault which KV
+ * version the mount has first, see kv_path()):
+ *   KV v2   (a KV v2 mount, or kv_version 2): data.data, with
  *           data.metadata.version as the version; read again every `refresh`
  *   leased  (lease_id set): a dynamic secret. Renewable leases are renewed
  *           (sys/leases/renew, asking for the first duration again) at 2/3 of
@@ -11,6 +12,8 @@
  *           the old one ends. A lease that cannot be renewed is replaced the
  *           same way. Leases die with the token that made them, so a new
  *           token (login again) means new secrets too.
+ *   rotating  (no lease, but data.ttl and a rotation_period/_schedule: static
+ *           database credentials): read again when data.ttl runs out
  *   KV v1   anything else: data, read again every `refresh`
  *
  * Failures keep the last good data and mark it stale; retries back off with
@@ -24,7 +27,7 @@
 
 #include "vault.h"
 
-enum vs_kind { VS_UNKNOWN, VS_KV1, VS_KV2, VS_LEASE };
+enum vs_kind { VS_UNKNOWN, VS_KV1, VS_KV2, VS_LEASE, VS_ROTATING };
 enum vs_next { VS_FETCH, VS_RENEW };
 
 struct vault_secret {
@@ -32,7 +35,12 @@ struct vault_secret {
 	struct bcn_secret *sec;      /* in the store */
 	char *name;
 	char *path;                  /* what is read, after /v1/ (with ?version=) */
+	char *want;                  /* that path as configured (a reload compares it) */
+	char *conf_path;             /* the configured path, without ?version= */
+	int64_t pin;                 /* KV v2 version pin, 0 = latest */
+	int64_t kv_version;          /* as configured: 0 detect, 1, 2 */
 	bool kv2;
+	bool detect;                 /* kv_version 0: ask sys/internal/ui/mounts first */
 	uint64_t refresh_ms;
 	enum vs_kind kind;
 	struct vault_req *req;       /* the read or renewal in flight */
@@ -53,12 +61,14 @@ static const char *kind_name(enum vs_kind k)
 	case VS_KV1:   return "kv1";
 	case VS_KV2:   return "kv2";
 	case VS_LEASE: return "lease";
+	case VS_ROTATING: return "rotating";
 	default:       return "unknown";
 	}
 }
 
 static void fetch(struct vault_secret *s);
 static void renew(struct vault_secret *s);
+static void detect(struct vault_secret *s);
 
 static void schedule(struct vault_secret *s, enum vs_next next, uint64_t ms)
 {
@@ -133,8 +143,8 @@ static int take_answer(struct vault_secret *s, json_t *body, char *why, size_t l
 	struct vault_ctx *v = s->v;
 	json_t *data = json_object_get(body, "data");
 	const char *lease = json_string_value(json_object_get(body, "lease_id"));
-	json_int_t dur = json_integer_value(json_object_get(body, "lease_duration"));
-	uint64_t now = bcn_secrets_now_ms(), expires = 0;
+	uint64_t dur = vault_seconds(json_object_get(body, "lease_duration"));
+	uint64_t now = bcn_secrets_now_ms(), expires = 0, rotate_s = 0;
 	enum vs_kind kind;
 	int64_t version = -1; /* the store counts */
 	int changed;
@@ -153,7 +163,15 @@ static int take_answer(struct vault_secret *s, json_t *body, char *why, size_t l
 		kind = VS_KV2;
 	} else if (lease && lease[0] && dur > 0) {
 		kind = VS_LEASE;
-		expires = now + (uint64_t)dur * 1000;
+		expires = now + dur * 1000;
+	} else if ((json_object_get(data, "rotation_period") || json_object_get(data, "rotation_schedule")) &&
+		   json_is_number(json_object_get(data, "ttl"))) {
+		kind = VS_ROTATING;
+		/* data.ttl counts down on every read: kept, it would make each read a
+		 * "change" (version bump, blocking readers woken). The answer is our
+		 * own parsed copy, so it is taken out of it. */
+		rotate_s = vault_seconds(json_object_get(data, "ttl"));
+		json_object_del(data, "ttl");
 	} else {
 		kind = VS_KV1;
 	}
@@ -180,6 +198,17 @@ static int take_answer(struct vault_secret *s, json_t *body, char *why, size_t l
 	free(s->lease_id);
 	s->lease_id = NULL;
 	evtimer_del(s->expire_ev);
+	if (kind == VS_ROTATING) {
+		/* Static credentials (database/static-creds, ldap/static-cred): no
+		 * lease, but data.ttl says when Vault rotates the password. Read
+		 * again a second after that, as Vault Agent's templates do
+		 * (consul-template vault_common.go leaseCheckWait), and at
+		 * `refresh` at the latest. */
+		uint64_t at = (rotate_s + 1) * 1000;
+
+		schedule(s, VS_FETCH, at < s->refresh_ms ? at : s->refresh_ms);
+		return 0;
+	}
 	if (kind != VS_LEASE) {
 		schedule(s, VS_FETCH, s->refresh_ms);
 		return 0;
@@ -187,14 +216,14 @@ static int take_answer(struct vault_secret *s, json_t *body, char *why, size_t l
 	s->lease_id = strdup(lease);
 	s->renewable = json_is_true(json_object_get(body, "renewable"));
 	s->capped = false;
-	s->lease_s = s->lease_increment_s = (uint64_t)dur;
+	s->lease_s = s->lease_increment_s = dur;
 	s->lease_expires_ms = expires;
 	s->token_gen = v->token_gen;
 	bcn_timer_ms(s->expire_ev, expires - now);
 	if (s->renewable && s->lease_id) {
-		schedule(s, VS_RENEW, vault_two_thirds((uint64_t)dur * 1000));
+		schedule(s, VS_RENEW, vault_two_thirds(dur * 1000));
 	} else {
-		uint64_t at = vault_two_thirds((uint64_t)dur * 1000);
+		uint64_t at = vault_two_thirds(dur * 1000);
 		schedule(s, VS_FETCH, at < s->refresh_ms ? at : s->refresh_ms);
 	}
 	return 0;
@@ -237,6 +266,10 @@ static void fetch(struct vault_secret *s)
 		return;
 	}
 	s->waiting_token = false;
+	if (s->detect) {
+		detect(s);
+		return;
+	}
 	s->req = vault_request(v, "GET", s->path, NULL, 0, VREQ_TOKEN, fetch_done, s);
 	if (!s->req)
 		failed(s, NULL, "cannot read", VS_FETCH);
@@ -245,8 +278,7 @@ static void fetch(struct vault_secret *s)
 static void renew_done(struct vault_ctx *v, const struct vault_reply *r, void *arg)
 {
 	struct vault_secret *s = arg;
-	json_int_t dur;
-	uint64_t now;
+	uint64_t dur, now;
 
 	s->req = NULL;
 	if (r->outcome == VAULT_REFUSED && !r->denied) {
@@ -260,8 +292,8 @@ static void renew_done(struct vault_ctx *v, const struct vault_reply *r, void *a
 		failed(s, r, "cannot renew the lease of", VS_RENEW);
 		return;
 	}
-	dur = json_integer_value(json_object_get(r->body, "lease_duration"));
-	if (dur <= 0) {
+	dur = vault_seconds(json_object_get(r->body, "lease_duration"));
+	if (dur == 0) {
 		fetch(s);
 		return;
 	}
@@ -269,19 +301,19 @@ static void renew_done(struct vault_ctx *v, const struct vault_reply *r, void *a
 	s->attempt = 0;
 	s->err[0] = '\0';
 	set_stale(s, false);
-	s->lease_s = (uint64_t)dur;
-	s->lease_expires_ms = now + (uint64_t)dur * 1000;
+	s->lease_s = dur;
+	s->lease_expires_ms = now + dur * 1000;
 	bcn_secret_set_expiry(s->sec, s->lease_expires_ms);
 	evtimer_del(s->expire_ev);
-	bcn_timer_ms(s->expire_ev, (uint64_t)dur * 1000);
-	s->capped = (uint64_t)dur < s->lease_increment_s;
+	bcn_timer_ms(s->expire_ev, dur * 1000);
+	s->capped = dur < s->lease_increment_s;
 	if (s->capped) {
-		bcn_info(v->log, "the lease of secret %s reaches its max TTL in %llds; reading a new "
-			 "secret before it ends", s->name, (long long)dur);
-		schedule(s, VS_FETCH, vault_two_thirds((uint64_t)dur * 1000));
+		bcn_info(v->log, "the lease of secret %s reaches its max TTL in %llus; reading a new "
+			 "secret before it ends", s->name, (unsigned long long)dur);
+		schedule(s, VS_FETCH, vault_two_thirds(dur * 1000));
 	} else {
-		bcn_debug(v->log, "renewed the lease of secret %s for %llds", s->name, (long long)dur);
-		schedule(s, VS_RENEW, vault_two_thirds((uint64_t)dur * 1000));
+		bcn_debug(v->log, "renewed the lease of secret %s for %llus", s->name, (unsigned long long)dur);
+		schedule(s, VS_RENEW, vault_two_thirds(dur * 1000));
 	}
 }
 
@@ -311,6 +343,103 @@ static void renew(struct vault_secret *s)
 	free(body);
 	if (!s->req)
 		failed(s, NULL, "cannot renew the lease of", VS_RENEW);
+}
+
+/* ---- KV version detection ----------------------------------------------------- */
+
+/*
+ * kv_version 0, as the Vault CLI and Vault Agent's templates (consul-template
+ * vault_common.go isKVv2 / addPrefixToVKVPath) do it: GET
+ * sys/internal/ui/mounts/<path> names the mount ("secret/", "team/kv/") and
+ * its options.version. On KV v2, data/ goes right after the mount path unless
+ * the path already has it there; anything else is read as written (a KV v1
+ * path may well contain "/data/"). The mount path Vault gives may carry a
+ * namespace the path does not: its leading parts are dropped until it is a
+ * prefix of the path, as the CLI does. NULL when no mount path fits.
+ */
+static char *kv_path(const char *p, const char *mount, bool v2, int64_t pin)
+{
+	size_t n = strlen(p) + strlen(mount) + 48, ml;
+	char *out = malloc(n);
+
+	if (!out)
+		return NULL;
+	while (*mount == '/')
+		mount++;
+	ml = strlen(mount);
+	while (ml && mount[ml - 1] == '/')
+		ml--;
+	while (ml && !(strncmp(p, mount, ml) == 0 && (p[ml] == '/' || p[ml] == '\0'))) {
+		const char *slash = memchr(mount, '/', ml);
+
+		if (!slash) {
+			ml = 0;
+			break;
+		}
+		ml -= (size_t)(slash + 1 - mount);
+		mount = slash + 1;
+	}
+	if (!ml) {
+		free(out);
+		return NULL;
+	}
+	if (!v2 || strncmp(p + ml, "/data/", 6) == 0 || strcmp(p + ml, "/data") == 0)
+		snprintf(out, n, "%s", p);
+	else
+		snprintf(out, n, "%.*s/data%s%s", (int)ml, p, p[ml] ? "" : "/", p + ml);
+	if (pin > 0)
+		snprintf(out + strlen(out), n - strlen(out), "?version=%lld", (long long)pin);
+	return out;
+}
+
+static void detect_done(struct vault_ctx *v, const struct vault_reply *r, void *arg)
+{
+	struct vault_secret *s = arg;
+	json_t *data = json_object_get(r->body, "data");
+	const char *mount = json_string_value(json_object_get(data, "path"));
+	const char *type = json_string_value(json_object_get(data, "type"));
+	const char *ver = json_string_value(json_object_get(json_object_get(data, "options"), "version"));
+	bool v2 = type && strcmp(type, "kv") == 0 && ver && strcmp(ver, "2") == 0;
+	char *path;
+
+	s->req = NULL;
+	if (r->outcome != VAULT_OK && !(r->outcome == VAULT_REFUSED && !r->bad_token &&
+					 (r->status == 403 || r->status == 404))) {
+		failed(s, r, "cannot detect the KV version of", VS_FETCH);
+		return;
+	}
+	if (r->outcome != VAULT_OK) {
+		/* Denied (or an older Vault without it): what the path says. */
+		bcn_info(v->log, "secret %s: cannot detect its KV version (%s); reading %s as configured",
+			 s->name, r->msg, s->path);
+	} else if (!mount || !(path = kv_path(s->conf_path, mount, v2, s->pin))) {
+		bcn_warn(v->log, "secret %s: Vault's mount for %s is unusable; reading it as configured",
+			 s->name, s->conf_path);
+	} else {
+		bool kv = type && strcmp(type, "kv") == 0;
+
+		bcn_info(v->log, "secret %s: %s is %s%s mount; reading %s", s->name, mount,
+			 kv ? (v2 ? "a KV v2" : "a KV v1") : "a ", kv ? "" : type ? type : "non-KV", path);
+		free(s->path);
+		s->path = path;
+		s->kv2 = v2;
+	}
+	s->detect = false;
+	fetch(s);
+}
+
+static void detect(struct vault_secret *s)
+{
+	size_t n = strlen(s->conf_path) + sizeof("sys/internal/ui/mounts/");
+	char *path = malloc(n);
+
+	if (path) {
+		snprintf(path, n, "sys/internal/ui/mounts/%s", s->conf_path);
+		s->req = vault_request(s->v, "GET", path, NULL, 0, VREQ_TOKEN, detect_done, s);
+		free(path);
+	}
+	if (!s->req)
+		failed(s, NULL, "cannot detect the KV version of", VS_FETCH);
 }
 
 /* ---- the set ---------------------------------------------------------------- */
@@ -351,11 +480,20 @@ int vault_secrets_init(struct vault_ctx *v, const struct vault_conf *c)
 		struct vault_secret *s = &v->secrets[i];
 		size_t nuids = 0;
 		uid_t *uids = vault_uids(sc[i].allow_uids, &nuids);
+		const char *p;
 
 		v->nsecrets++;
 		s->v = v;
 		s->name = strdup(sc[i].name);
 		s->path = read_path(&sc[i]);
+		s->want = read_path(&sc[i]);
+		for (p = sc[i].path; *p == '/'; p++)
+			;
+		s->conf_path = strdup(p);
+		s->pin = sc[i].version;
+		s->kv_version = sc[i].kv_version;
+		s->detect = sc[i].kv_version == 0;
+		/* Until detection says otherwise (or when it cannot), "/data/" decides. */
 		s->kv2 = sc[i].kv_version == 2 || (sc[i].kv_version == 0 && strstr(sc[i].path, "/data/"));
 		s->refresh_ms = sc[i].refresh_ms;
 		s->waiting_token = true;
@@ -364,7 +502,7 @@ int vault_secrets_init(struct vault_ctx *v, const struct vault_conf *c)
 		if (uids)
 			s->sec = bcn_secrets_add(v->store, sc[i].name, uids, nuids);
 		free(uids);
-		if (!s->name || !s->path || !s->timer || !s->expire_ev || !s->sec) {
+		if (!s->name || !s->path || !s->want || !s->conf_path || !s->timer || !s->expire_ev || !s->sec) {
 			if (uids && !s->sec && bcn_secrets_find(sc[i].name))
 				bcn_error(v->log, "secret name %s is used twice", sc[i].name);
 			goto oom;
@@ -402,7 +540,8 @@ void vault_secrets_reload(struct vault_ctx *v, const struct vault_conf *c)
 		size_t nuids = 0;
 		uid_t *uids;
 
-		if (strcmp(s->name, sc[i].name) != 0 || !path || strcmp(path, s->path) != 0) {
+		if (strcmp(s->name, sc[i].name) != 0 || !path || strcmp(path, s->want) != 0 ||
+		    sc[i].kv_version != s->kv_version) {
 			other = true;
 			free(path);
 			continue;
@@ -443,6 +582,8 @@ void vault_secrets_free(struct vault_ctx *v)
 			event_free(s->expire_ev);
 		free(s->name);
 		free(s->path);
+		free(s->want);
+		free(s->conf_path);
 		free(s->lease_id);
 	}
 	free(v->secrets);

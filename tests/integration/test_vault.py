@@ -12,6 +12,7 @@ import re
 import secrets
 import shutil
 import string
+import tempfile
 import threading
 import time
 
@@ -337,6 +338,50 @@ def test_vault_token_revoked_out_of_band_logs_in_again():
             assert secret(a, "db")[2]["stale"] is False
 
 
+def test_vault_lookup_self_denied_is_not_an_invalid_token():
+    """A token without the default policy is refused auth/token/lookup-self (Vault's ACL
+    body, not "invalid token"): beacon keeps it and its login TTL instead of logging in
+    again every time a secret read is denied."""
+    with Vault() as v:
+        v.require_sim("roles without the default policy and login counts")
+        role_id, sid = rand("role"), rand("sid")
+        v.sim("/approle", {}, spec="%s:%s:ttl=1h:max_ttl=2h:policies=deny-secret:no_default_policy=1"
+              % (role_id, sid))
+        v.kv2_put("web/db", {"password": rand()})
+        a = Agent(config(v, dict(APPROLE), [{"name": "db", "path": "secret/data/web/db"}]))
+        write(a.dir, "role_id", role_id + "\n")
+        write(a.dir, "secret_id", sid + "\n")
+        with a:
+            wait_for(lambda: v.state()["requests"].get("GET /v1/auth/token/lookup-self", 0) >= 1, 10,
+                     what="the token checked after a denied read")
+            time.sleep(scale(7))   # more than the 5 s between two checks of a denied read
+            st = v.state()
+            assert st["counts"]["approle_logins"] == 1, \
+                "logged in again after lookup-self was denied: %r" % st["counts"]
+            a.wait_log(r"denies auth/token/lookup-self to this token")
+            b = backend(a)
+            assert b["auth"]["authenticated"] and b["auth"]["token_ttl"] > 3000, b["auth"]
+            assert "permission denied" in b["secrets"][0]["error"], b
+
+
+def test_vault_token_file_without_default_policy_is_used():
+    with Vault() as v:
+        v.require_sim("tokens without the default policy")
+        st, obj = v.v1("POST", "auth/token/create", {"ttl": "1h", "policies": ["reader"],
+                                                     "no_default_policy": True}, expect=(200,))
+        tok = obj["auth"]["client_token"]
+        pw = rand()
+        v.kv2_put("web/db", {"password": pw})
+        a = Agent(config(v, {"method": "token", "token_file": "@DIR@/token"},
+                         [{"name": "db", "path": "secret/data/web/db"}]))
+        write(a.dir, "token", tok + "\n")
+        with a:
+            wait_ready(a)
+            assert data(a, "db") == {"password": pw}
+            a.wait_log(r"authenticated to Vault with token \(token TTL 0s, unknown: lookup-self is denied\)")
+            assert_clean(a.log(), [pw, tok])
+
+
 # ---- KV v2, KV v1, blocking reads ---------------------------------------------------
 
 def test_vault_kv2_update_within_refresh_wakes_blocking_reads():
@@ -397,6 +442,62 @@ def test_vault_kv1():
             assert_clean(a.log(), [k1, k2])
 
 
+def test_vault_kv_version_detection():
+    """kv_version 0 asks sys/internal/ui/mounts, as the Vault CLI and Vault Agent do: data/
+    goes after the mount path (which may hold a '/'), a KV v1 path with /data/ stays v1."""
+    with Vault(extra=["--kv2-extra-mount", "team/kv"]) as v:
+        v.require_sim("an extra KV v2 mount")
+        p1, p2, p3, p4 = rand(), rand(), rand(), rand()
+        v.kv2_put("web/db", {"password": p1})
+        v.sim("/kv2", {"password": p2}, path="app/cfg", mount="team/kv")
+        v.kv1_put("data/x", {"password": p3})
+        v.kv2_put("web/db", {"password": p4})   # version 2; version 1 is pinned below
+        a, _ = approle_agent(v, [{"name": "plain", "path": "secret/web/db"},
+                                 {"name": "team", "path": "team/kv/app/cfg"},
+                                 {"name": "v1data", "path": "kv/data/x"},
+                                 {"name": "pinned", "path": "secret/data/web/db", "version": 1}])
+        with a:
+            wait_ready(a)
+            assert data(a, "plain") == {"password": p4}
+            assert data(a, "team") == {"password": p2}
+            assert data(a, "v1data") == {"password": p3}
+            assert data(a, "pinned") == {"password": p1}
+            kinds = {s["name"]: (s["kind"], s["path"]) for s in backend(a)["secrets"]}
+            assert kinds == {"plain": ("kv2", "secret/data/web/db"),
+                             "team": ("kv2", "team/kv/data/app/cfg"),
+                             "v1data": ("kv1", "kv/data/x"),
+                             "pinned": ("kv2", "secret/data/web/db?version=1")}, kinds
+            assert_clean(a.log(), [p1, p2, p3, p4])
+
+
+def test_vault_kv_detection_falls_back_and_reports_kv2_warnings():
+    """Where sys/internal/ui/mounts is missing (older Vault: 404) or denied (403), the path is
+    read as configured; a KV v2 path read without data/ reports Vault's warning."""
+    with Vault(extra=["--no-ui-mounts"]) as v:
+        v.require_sim("a Vault without sys/internal/ui/mounts")
+        v.kv2_put("web/db", {"password": rand()})
+        a, _ = approle_agent(v, [{"name": "db", "path": "secret/web/db"}])
+        with a:
+            wait_for(lambda: backend(a)["secrets"][0]["error"], 10, what="the read's error")
+            err = backend(a)["secrets"][0]["error"]
+            assert "Invalid path for a versioned K/V secrets engine" in err, err
+            assert "no reason given" not in a.log()
+            a.wait_log(r"cannot detect its KV version \(HTTP 404: unsupported path\); reading secret/web/db")
+    with Vault() as v:
+        v.require_sim("the deny-secret policy")
+        role_id, sid = rand("role"), rand("sid")
+        v.sim("/approle", {}, spec="%s:%s:ttl=1h:max_ttl=2h:policies=deny-secret" % (role_id, sid))
+        a = Agent(config(v, dict(APPROLE), [{"name": "db", "path": "secret/data/web/db"}]))
+        write(a.dir, "role_id", role_id + "\n")
+        write(a.dir, "secret_id", sid + "\n")
+        with a:
+            a.wait_log(r"cannot detect its KV version \(HTTP 403: preflight capability check", timeout=10)
+            wait_for(lambda: v.state()["request_paths"].get("/v1/secret/data/web/db", 0) >= 1, 10,
+                     what="the configured path read")
+            wait_for(lambda: "permission denied" in backend(a)["secrets"][0]["error"], 10,
+                     what="the read's own error")
+
+
 # ---- dynamic secrets ------------------------------------------------------------------
 
 def test_vault_dynamic_lease_renewal_and_rotation_before_expiry():
@@ -436,6 +537,139 @@ def test_vault_dynamic_lease_renewal_and_rotation_before_expiry():
                      first["max_expire_time"] - leases[1]["created"]))
             a.wait_log(r"lease of secret creds reaches its max TTL")
             assert_clean(a.log(), sorted({p for _, _, p in served}))
+
+
+def test_vault_static_database_credentials_follow_their_rotation():
+    """database/static-creds has no lease but data.ttl (seconds to the next rotation): the
+    new password is read when that runs out, not only every `refresh` (5m here)."""
+    with Vault() as v:
+        v.require_sim("the database engine")
+        v.db_static_role("app", rotation_period="3s")
+        a, _ = approle_agent(v, [{"name": "db", "path": "database/static-creds/app"}])
+        with a:
+            wait_ready(a)
+            first = data(a, "db")
+            assert first["username"] == "app" and "ttl" not in first, first
+            s = backend(a)["secrets"][0]
+            assert s["kind"] == "rotating" and s["version"] == 1, s
+            wait_for(lambda: data(a, "db")["password"] != first["password"], 8,
+                     what="the rotated password")
+            st, _, body = secret(a, "db")
+            assert body["stale"] is False and body["version"] >= 2, body
+            _, vs = v.v1("GET", "database/static-creds/app")
+            wait_for(lambda: data(a, "db")["password"] == v.v1("GET", "database/static-creds/app")[1]
+                     ["data"]["password"], 8, what="the password Vault has now")
+            assert_clean(a.log(), [first["password"], vs["data"]["password"]])
+
+
+# ---- HA: a standby that redirects -----------------------------------------------------
+
+def test_vault_standby_redirect_is_followed_once():
+    """An agent pointed at a standby (307 to the active node, empty body) still logs in,
+    renews its token, renews its lease and reads KV; a second redirect is an error."""
+    with Vault(extra=["--standby"]) as v:
+        v.db_role("app", ttl="3s", max_ttl="1h")
+        pw = rand()
+        v.kv2_put("web/db", {"password": pw})
+        a, _ = approle_agent(v, [{"name": "db", "path": "secret/data/web/db", "refresh": "1s"},
+                                 {"name": "creds", "path": "database/creds/app"}],
+                             ttl="3s", max_ttl="1h", vault_extra={"address": v.standby_url})
+        with a:
+            wait_ready(a, timeout=15)
+            assert data(a, "db") == {"password": pw}
+            wait_for(lambda: v.state()["counts"]["token_renewals"] >= 2
+                     and v.state()["counts"]["lease_renewals"] >= 2, 15,
+                     what="token and lease renewals through the standby")
+            st = v.state()
+            assert st["counts"]["approle_logins"] == 1, st["counts"]
+            assert st["counts"]["standby_redirects"] >= 5, st["counts"]
+            b = backend(a)
+            assert b["state"] == "synced" and b["auth"]["authenticated"], b
+
+            # A standby whose redirect leads to another redirect: one is followed, not two.
+            v.sim("/standby", {}, target="self")
+            wait_for(lambda: "redirected the request twice" in (backend(a).get("error") or ""), 10,
+                     what="the second redirect reported; self: %r" % (backend(a),))
+            assert data(a, "db") == {"password": pw}, "the cached secret is no longer served"
+            v.sim("/standby", {}, target="active")
+            pw2 = rand()
+            v.kv2_put("web/db", {"password": pw2})
+            wait_for(lambda: data(a, "db") == {"password": pw2}, 10, what="recovery through the standby")
+            assert_clean(a.log(), [pw, pw2])
+        # The token method's lookup-self goes through the standby too.
+        tok = v.create_token(ttl="1h")
+        t = Agent(config(v, {"method": "token", "token_file": "@DIR@/token"},
+                         [{"name": "db", "path": "secret/data/web/db"}],
+                         vault_extra={"address": v.standby_url}))
+        write(t.dir, "token", tok + "\n")
+        with t:
+            wait_ready(t)
+            assert data(t, "db") == {"password": pw2}
+            assert backend(t)["auth"]["token_ttl"] > 3000, backend(t)["auth"]
+            assert v.state()["requests"].get("GET /v1/auth/token/lookup-self", 0) >= 1
+
+
+def test_vault_standby_redirect_from_https_to_http_is_refused():
+    """As Vault's Go client: a redirect may not downgrade from https to http (the token and
+    the secret_id would cross the network in clear)."""
+    from etcd_fixture import make_certs
+    d = tempfile.mkdtemp(prefix="beacon-vault-tls-", dir="/tmp")
+    try:
+        certs = make_certs(d)
+        with Vault(extra=["--standby", "--standby-tls",
+                          "%s:%s" % (certs["server"], certs["server_key"])]) as v:
+            v.require_sim("the standby node")
+            v.kv2_put("web/db", {"password": rand()})
+            a, sid = approle_agent(v, [{"name": "db", "path": "secret/data/web/db"}],
+                                   vault_extra={"address": v.standby_url,
+                                                "tls": {"ca_file": certs["ca"]}})
+            with a:
+                a.wait_log(r"answered HTTP 307 to an http:// address \(refused: that would downgrade",
+                           timeout=10)
+                assert not ready(a)
+                st = v.state()
+                assert st["counts"]["standby_redirects"] >= 1, st["counts"]
+                assert st["counts"]["logins"] == 0, "the login was sent over http: %r" % st["counts"]
+                assert_clean(a.log(), [sid])
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+YEAR = 365 * 86400
+
+
+def test_vault_extreme_durations_are_clamped():
+    """lease_duration / ttl values a broken or hostile Vault might send (2^63-1, -1, 1e300)
+    are clamped before any arithmetic: no lease counted as expired at once, no renewal loop."""
+    with Vault() as v:
+        v.require_sim("/sim/mangle")
+        for role in ("big", "float", "neg", "renewed"):
+            v.db_role(role, ttl="2s" if role == "renewed" else "1h", max_ttl="2h")
+        v.sim("/mangle", {"auth.lease_duration": 9223372036854775807}, path="/v1/auth/approle/login")
+        v.sim("/mangle", {"lease_duration": 9223372036854775807}, path="/v1/database/creds/big")
+        v.sim("/mangle", {"lease_duration": 1e300}, path="/v1/database/creds/float")
+        v.sim("/mangle", {"lease_duration": -1}, path="/v1/database/creds/neg")
+        a, _ = approle_agent(v, [{"name": n, "path": "database/creds/" + n}
+                                 for n in ("big", "float", "neg", "renewed")])
+        with a:
+            wait_ready(a)
+            # The first renewal of "renewed" answers 2^63-1 seconds.
+            v.sim("/mangle", {"lease_duration": 9223372036854775807}, path="/v1/sys/leases/renew")
+            wait_for(lambda: v.state()["counts"]["lease_renewals"] >= 1, 10, what="a lease renewal")
+            before = v.state()["counts"]
+            time.sleep(scale(2.5))
+            after = v.state()["counts"]
+            for k in ("logins", "token_renewals", "lease_renewals", "leases_issued"):
+                assert after[k] == before[k], "%s went on: %r -> %r" % (k, before, after)
+            assert after["logins"] == 1 and after["lease_renewals"] == 1, after
+            b = backend(a)
+            assert b["auth"]["token_ttl"] >= 9 * YEAR, b["auth"]
+            for name in ("big", "float", "renewed"):
+                st, _, body = secret(a, name)
+                assert st == 200 and body["expires_in"] >= 9 * YEAR, (name, st, body)
+            st, _, body = secret(a, "neg")   # no usable duration: kept as a secret without lease
+            assert st == 200 and body["expires_in"] is None, body
+            assert "ended" not in a.log(), a.log()[-2000:]
 
 
 # ---- outages ----------------------------------------------------------------------------

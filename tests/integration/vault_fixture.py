@@ -54,6 +54,7 @@ class Vault:
         self.root_token = ROOT
         self.tls = tls
         self._ssl = None
+        self.standby_url = None
 
     # -- life --
 
@@ -86,12 +87,24 @@ class Vault:
         self.port = int(line[0].split()[1])
         self.url = "%s://127.0.0.1:%d" % ("https" if self.tls else "http", self.port)
         self.unseal_key = "c2ltLXVuc2VhbC1rZXk="
+        if "--standby" in self.extra:
+            # The HA pair's standby node: answers 307 to self.url (vault_sim.py StandbyHandler).
+            line = self.proc.stdout.readline()
+            if not line.startswith(b"STANDBY "):
+                self.proc.kill()
+                raise AssertionError("the Vault simulator started no standby: %r" % (line,))
+            scheme = "https" if "--standby-tls" in self.extra else "http"
+            self.standby_url = "%s://127.0.0.1:%d" % (scheme, int(line.split()[1]))
 
     def _start_real(self):
         if self.namespaces:
             skip("namespaces need Vault Enterprise")
         if self.tls:
             skip("the https listener is the simulator's (tls=)")
+        if "--standby" in self.extra:
+            skip("an HA pair needs the simulator's --standby node")
+        if self.extra:
+            skip("simulator options %s" % " ".join(self.extra))
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self._log = open(os.path.join(self.dir, "vault.log"), "wb")
@@ -236,6 +249,9 @@ class Vault:
 
     def db_role(self, name, ttl, max_ttl):
         self.sim("/db-role", {}, spec="%s:ttl=%s:max_ttl=%s" % (name, ttl, max_ttl))
+
+    def db_static_role(self, name, rotation_period):
+        self.sim("/db-static-role", {}, spec="%s:rotation_period=%s" % (name, rotation_period))
 
     # -- faults and inspection --
 

@@ -494,6 +494,83 @@ def test_sigterm_graceful():
     check(time.time() - t0 < 3, "stopped promptly")
 
 
+def test_no_default_policy():
+    # vault/policy_store.go defaultPolicy grants lookup-self/renew-self/revoke-self.
+    fresh()
+    eq(call("POST", "/sim/approle?spec=nd:nd-secret:ttl=60s:no_default_policy=1")[0], 200, "add role")
+    a = login("nd", "nd-secret")
+    eq(a["policies"], [], "no default policy")
+    st, b = call("GET", "/v1/auth/token/lookup-self", token=a["client_token"])
+    eq((st, b["errors"]), (403, [ACL_DENIED]), "lookup-self denied by ACL, not invalid token")
+    st, b = call("POST", "/v1/auth/token/create", {"policies": ["x"], "no_default_policy": True},
+                 token="root")
+    eq(b["auth"]["policies"], ["x"], "create without default")
+
+
+def test_ui_mounts_and_kv2_path_without_data():
+    fresh()
+    st, b = call("GET", "/v1/sys/internal/ui/mounts/secret/web/db", token="root")
+    eq((st, b["data"]["path"], b["data"]["type"], b["data"]["options"]), (200, "secret/", "kv", {"version": "2"}),
+       "KV v2 mount info")
+    st, b = call("GET", "/v1/sys/internal/ui/mounts/kv/data/x", token="root")
+    eq((st, b["data"]["path"], b["data"]["options"]), (200, "kv/", {"version": "1"}), "KV v1 mount info")
+    st, b = call("GET", "/v1/sys/internal/ui/mounts/nowhere/x", token="root")
+    eq(st, 403, "no mount: preflight 403")
+    check("preflight capability check returned 403" in b["errors"][0], b)
+    tok = login("denied", "denied-secret")["client_token"]
+    eq(call("GET", "/v1/sys/internal/ui/mounts/secret/x", token=tok)[0], 403, "no access to the mount")
+    # vault-plugin-secrets-kv pathInvalid: 404, a warning and no errors.
+    st, b = call("GET", "/v1/secret/web/db", token="root")
+    eq(st, 404, "KV v2 read without data/")
+    check("errors" not in b and b["warnings"][0].startswith("Invalid path for a versioned K/V"), b)
+
+
+def test_static_creds_rotate():
+    fresh()
+    eq(call("POST", "/sim/db-static-role?spec=st:rotation_period=2s")[0], 200, "add static role")
+    st, b = call("GET", "/v1/database/static-creds/st", token="root")
+    eq((st, b["lease_id"], b["lease_duration"], b["data"]["rotation_period"]), (200, "", 0, 2), "static creds")
+    check(0 <= b["data"]["ttl"] <= 2 and b["data"]["username"] == "st", b)
+    time.sleep(b["data"]["ttl"] + 0.2)
+    st, b2 = call("GET", "/v1/database/static-creds/st", token="root")
+    check(b2["data"]["password"] != b["data"]["password"], "rotated")
+    eq(call("GET", "/v1/database/static-creds/nope", token="root")[0], 400, "unknown role")
+
+
+def test_standby_redirects():
+    # vault/http/handler.go respondStandby: 307, Location = active api_addr + path + query, no body.
+    import http.client
+    proc = subprocess.Popen([sys.executable, SIM, "--port", "0", "--standby"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        active = int(proc.stdout.readline().split()[1])
+        line = proc.stdout.readline()
+        check(line.startswith("STANDBY "), "second line names the standby: %r" % line)
+        standby = int(line.split()[1])
+
+        def raw(method, path, body=None, port=standby):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request(method, path, body=body, headers={"X-Vault-Token": "root"})
+            r = c.getresponse()
+            out = (r.status, r.getheader("Location"), r.read())
+            c.close()
+            return out
+        st, loc, body = raw("POST", "/v1/auth/approle/login?x=1", b'{"role_id":"a"}')
+        eq((st, loc, body), (307, "http://127.0.0.1:%d/v1/auth/approle/login?x=1" % active, b""),
+           "standby answer")
+        eq(raw("GET", "/v1/sys/health")[0], 429, "standby health")
+        eq(raw("GET", "/v1/sys/health?standbycode=200")[0], 200, "standbycode")
+        eq(raw("POST", "/sim/standby?target=self")[0], 200, "target=self")
+        eq(raw("GET", "/v1/secret/data/x")[1], "http://127.0.0.1:%d/v1/secret/data/x" % standby,
+           "redirect to itself")
+        eq(raw("GET", "/sim/state", port=active)[2] and
+           json.loads(raw("GET", "/sim/state", port=active)[2])["counts"]["standby_redirects"], 2,
+           "redirects counted")
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
 def main():
     SIMS["main"] = Sim(MAIN_ARGS)
     passed = failed = 0

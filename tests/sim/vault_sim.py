@@ -4,10 +4,15 @@
 Python 3 standard library only.  One threaded HTTP server on 127.0.0.1, one state lock.
 
     python3 tests/sim/vault_sim.py --port 0 \
-        --approle ROLE_ID:SECRET_ID:ttl=60s:max_ttl=300s:policies=p1,p2[:num_uses=1][:name=web] \
+        --approle ROLE_ID:SECRET_ID:ttl=60s:max_ttl=300s:policies=p1,p2[:num_uses=1][:name=web]
+                  [:no_default_policy=1] \
         --k8s-role ROLE:JWT:ttl=60s:max_ttl=300s[:policies=..][:sa=NAME][:sa_namespace=NS] \
-        --db-role NAME:ttl=30s:max_ttl=120s \
+        --db-role NAME:ttl=30s:max_ttl=120s --db-static-role NAME:rotation_period=30s \
         [--root-token root] [--kv1-mount kv] [--namespaces ns1,ns2] [--verbose]
+        [--standby [--standby-tls CERT:KEY]]
+
+With --standby a second node of an HA pair listens on another port (second stdout line
+"STANDBY <port>"): a standby that cannot forward, answering 307 to this node (StandbyHandler).
 
 With --port 0 a free port is chosen; the first stdout line is always "LISTENING <port>".
 Durations are "30s", "5m", "1h30m", "500ms" or integer seconds.  Time is real time.
@@ -19,6 +24,7 @@ Vault endpoints: GET|HEAD sys/health, GET sys/seal-status, PUT sys/seal, PUT sys
 POST auth/approle/login, POST auth/kubernetes/login, GET auth/token/lookup-self,
 POST auth/token/{lookup,renew-self,revoke-self,revoke,create}, GET|POST|PUT|DELETE secret/data/:p,
 GET|LIST|DELETE secret/metadata/:p, GET|PUT|POST|DELETE|LIST kv/:p, GET database/creds/:role,
+GET database/static-creds/:role, GET sys/internal/ui/mounts/:path,
 PUT|POST sys/leases/{renew,revoke,lookup} (+ sys/renew/:id, sys/revoke/:id); for setup as on a
 real dev server (root only): POST sys/auth/approle, POST sys/mounts/:path (KV v1),
 POST auth/approle/role/:name, .../role-id, .../custom-secret-id. tests/sim/vault-cli starts
@@ -29,10 +35,16 @@ Fault/inspection controls under /sim/ (not part of Vault, no token needed):
                                          - the sim implements those too; unseal key: --unseal-key)
   POST /sim/fail?count=N&status=S[&path=PREFIX]  next N /v1 requests -> S {"errors":["simulated failure"]}
   POST /sim/delay?ms=M                   delay every /v1 request by M ms (0 clears)
+  POST /sim/standby?target=self|active   where the standby's 307 points (self: a second redirect)
+  POST /sim/mangle?path=/v1/PREFIX       body {"lease_duration": 9223372036854775807, "auth.x": ..}:
+                                         set those (dotted) fields in every 2xx answer under
+                                         PREFIX - a broken or hostile server; {} clears
   POST /sim/reset                        back to the start-up state (keeps CLI config)
-  POST /sim/kv2?path=p[&namespace=ns]    body = data map (or {"data":{...}}): write a KV v2 version
+  POST /sim/kv2?path=p[&namespace=ns][&mount=team/kv]  body = data map (or {"data":{...}}): write
+                                         a KV v2 version (mount: an --kv2-extra-mount)
   POST /sim/kv1?path=p[&namespace=ns]    body = data map: write a KV v1 secret
-  POST /sim/approle|/sim/k8s-role|/sim/db-role?spec=SPEC   add a role (same syntax as the CLI flag)
+  POST /sim/approle|/sim/k8s-role|/sim/db-role|/sim/db-static-role?spec=SPEC   add a role (same
+                                         syntax as the CLI flag)
   POST /sim/revoke?accessor=A | ?lease_id=L   revoke out-of-band, as an operator would
   GET  /sim/state                        tokens (ttl left, renew history), leases, counters,
                                          request counts per path, last X-Vault-Namespace, request log
@@ -184,7 +196,7 @@ def calculate_ttl(increment, backend_ttl, backend_max, explicit_max, start, now)
 def parse_spec(kind, spec):
     """approle: ROLE_ID:SECRET_ID[:k=v]..  k8s: ROLE:JWT[:k=v]..  db: NAME[:k=v].."""
     parts = spec.split(":")
-    npos = {"approle": 2, "k8s": 2, "db": 1}[kind]
+    npos = {"approle": 2, "k8s": 2, "db": 1, "static": 1}[kind]
     if len(parts) < npos or any("=" in p for p in parts[:npos]):
         raise ValueError("bad %s spec %r" % (kind, spec))
     opts = {}
@@ -195,10 +207,14 @@ def parse_spec(kind, spec):
          "policies": [p for p in opts.get("policies", "").split(",") if p]}
     if kind == "approle":
         r.update(role_id=parts[0], secret_id=parts[1], name=opts.get("name", parts[0]),
-                 num_uses=int(opts.get("num_uses", opts.get("secret_id_num_uses", 0)) or 0))
+                 num_uses=int(opts.get("num_uses", opts.get("secret_id_num_uses", 0)) or 0),
+                 no_default_policy=opts.get("no_default_policy", "") in ("1", "true"))
     elif kind == "k8s":
         r.update(name=parts[0], jwt=parts[1], sa=opts.get("sa", "default"),
                  sa_namespace=opts.get("sa_namespace", "default"), uid=str(uuid.uuid4()))
+    elif kind == "static":
+        r.update(name=parts[0], period=int(parse_duration(opts.get("rotation_period", "24h"))),
+                 username=opts.get("username", parts[0]))
     else:
         r.update(name=parts[0])
     return r
@@ -232,13 +248,19 @@ class Sim:
             self.kv1_mount = c.kv1_mount
             self.k8s_roles = {r["name"]: r for r in (parse_spec("k8s", s) for s in c.k8s_role or [])}
             self.db_roles = {r["name"]: r for r in (parse_spec("db", s) for s in c.db_role or [])}
+            self.static_roles = {}
+            for r in (parse_spec("static", s) for s in c.db_static_role or []):
+                self.add_static_role(r)
             self.lockouts = {}
             self.fail = {"count": 0, "status": 500, "path": ""}
+            self.mangles = {}          # /sim/mangle: path prefix -> {"a.b": value} for 2xx answers
             self.delay_ms = 0
             self.counts = {k: 0 for k in ("logins", "approle_logins", "kubernetes_logins",
                                           "login_failures", "token_renewals", "token_revocations",
                                           "tokens_expired", "leases_issued", "lease_renewals",
-                                          "lease_revocations", "leases_expired", "simulated_failures")}
+                                          "lease_revocations", "leases_expired", "simulated_failures",
+                                          "standby_redirects")}
+            self.standby_target = "active"   # /sim/standby?target=self: a standby that points at itself
             self.requests, self.request_paths, self.ns_seen = {}, {}, {}
             self.last_namespace, self.request_log = None, []
             self.started = time.time()
@@ -317,9 +339,16 @@ class Sim:
         t["uses"] += 1
         return t
 
+    # vault/policy_store.go defaultPolicy: the "default" policy is what grants a token its own
+    # auth/token/lookup-self, renew-self and revoke-self; a token created without it
+    # (no_default_policy / token_no_default_policy) gets the ACL-denied body there.
+    DEFAULT_POLICY_PATHS = ("auth/token/lookup-self", "auth/token/renew-self", "auth/token/revoke-self")
+
     def check_acl(self, t, rel):
         if "root" in t["policies"]:
             return
+        if "default" not in t["policies"] and rel in self.DEFAULT_POLICY_PATHS:
+            raise VaultError(403, [ACL_DENIED])
         for p in t["policies"]:
             if any(rel.startswith(pre) for pre in self.deny.get(p, [])):
                 raise VaultError(403, [ACL_DENIED])
@@ -345,9 +374,18 @@ class Sim:
                 self.counts["simulated_failures"] += 1
                 return f["status"], {"errors": ["simulated failure"]}, None
             try:
-                return self.route(method, rel, query, body, hdrs, hdr_ns)
+                status, obj, extra = self.route(method, rel, query, body, hdrs, hdr_ns)
             except VaultError as e:
                 return e.status, e.body, None
+            for prefix, fields in self.mangles.items():
+                if 200 <= status < 300 and isinstance(obj, dict) and rawpath.startswith(prefix):
+                    for dotted, value in fields.items():
+                        node, keys = obj, dotted.split(".")
+                        for k in keys[:-1]:
+                            node = node.get(k) if isinstance(node, dict) else None
+                        if isinstance(node, dict):
+                            node[keys[-1]] = value
+            return status, obj, extra
 
     def route(self, method, rel, q, body, hdrs, hdr_ns):
         list_op = method == "LIST" or (method == "GET" and q.get("list", [""])[0] in ("true", "1"))
@@ -378,7 +416,15 @@ class Sim:
         if rel == "auth/kubernetes/login" and op == "write":
             return self.k8s_login(body, ns)
         t = self.check_token(hdrs, ns)
+        if rel.startswith("sys/internal/ui/mounts/") and op == "read":
+            if self.cfg.no_ui_mounts:   # the sys backend's answer to a path it does not have
+                raise VaultError(404, ["unsupported path"])
+            return self.ui_mount(rel[len("sys/internal/ui/mounts/"):], t)
         self.check_acl(t, rel)
+        for extra in self.cfg.kv2_extra_mount or []:
+            m = extra.strip("/") + "/"
+            if rel.startswith(m):
+                return self.kv2_api(op, rel[len(m):], q, body, ns, m)
         kv2 = self.cfg.kv2_mount.strip("/") + "/"
         kv1 = self.kv1_mount.strip("/") + "/" if self.kv1_mount else None
         if rel.startswith(("sys/auth/", "sys/mounts/")) and op == "write":
@@ -408,10 +454,44 @@ class Sim:
             return self.kv1_api(op, "", body, ns)
         if rel.startswith("database/creds/") and op == "read":
             return self.db_creds(rel[len("database/creds/"):], t, ns)
+        if rel.startswith("database/static-creds/") and op == "read":
+            return self.static_creds(rel[len("database/static-creds/"):])
         # router: no mount matches -> 404 "no handler for route %q. route entry not found."
         raise VaultError(404, ['no handler for route "%s". route entry not found.' % rel])
 
     # ------------------------------------------------------------------- sys
+    # vault/logical_system.go pathInternalUIMountRead (what `vault kv` and Vault Agent's
+    # templates use to detect a KV version): GET sys/internal/ui/mounts/<path> -> data =
+    # mountInfo of the longest mount matching path, with "path" = the mount path ("secret/",
+    # "team/kv/") and "options" ({"version": "2"} for KV v2).  No mount, or a token with no
+    # access to anything under it (hasMountAccess) -> 403 "preflight capability check returned
+    # 403, please ensure client's policies grant access to path ..." (not ACL-checked itself: it
+    # is in the sys backend's unauthenticated paths).  --no-ui-mounts: an older Vault without it.
+    def ui_mount(self, path, t):
+        path = path.lstrip("/")
+        path = path if path.endswith("/") else path + "/"
+        denied = VaultError(403, ["preflight capability check returned 403, please ensure client's "
+                                  "policies grant access to path \"%s\"" % path])
+        mounts = {self.cfg.kv2_mount.strip("/") + "/": ("kv", {"version": "2"}),
+                  "database/": ("database", None), "cubbyhole/": ("cubbyhole", None)}
+        for extra in self.cfg.kv2_extra_mount or []:
+            mounts[extra.strip("/") + "/"] = ("kv", {"version": "2"})
+        if self.kv1_mount:
+            mounts[self.kv1_mount.strip("/") + "/"] = ("kv", {"version": "1"})
+        match = max((m for m in mounts if path.startswith(m)), key=len, default=None)
+        if match is None:
+            raise denied
+        if "root" not in t["policies"] and any(match.startswith(pre) for p in t["policies"]
+                                               for pre in self.deny.get(p, [])):
+            raise denied
+        typ, opts = mounts[match]
+        return 200, self.envelope(data={
+            "accessor": "%s_%s" % (typ, secrets.token_hex(4)), "config": {
+                "default_lease_ttl": 0, "force_no_cache": False, "max_lease_ttl": 0},
+            "description": "", "external_entropy_access": False, "local": False, "options": opts,
+            "path": match, "plugin_version": "", "running_plugin_version": "v1.17.2+builtin.vault",
+            "running_sha256": "", "seal_wrap": False, "type": typ, "uuid": str(uuid.uuid4())}), None
+
     # api-docs/system/health.mdx: 200 initialized+unsealed+active, 503 sealed (501 uninit,
     # 429 standby never happen here); ?sealedcode= / ?activecode= / ?uninitcode= override; HEAD
     # gets no body.  Sealed bodies omit cluster_name/cluster_id and report standby=true with
@@ -460,7 +540,8 @@ class Sim:
     def new_login_token(self, kind, role, policies, path, display, meta, ns):
         now = time.time()
         ttl, warnings, hard = calculate_ttl(0, role["ttl"], role["max_ttl"], 0, now, now)
-        pols = sorted(set(["default"] + policies))   # SanitizePolicies adds "default", sorts
+        # SanitizePolicies adds "default" and sorts, unless the role sets token_no_default_policy.
+        pols = sorted(set(policies + ([] if role.get("no_default_policy") else ["default"])))
         t = self.add_token("hvs." + rand(24), kind=kind, policies=pols, path=path, display=display,
                            ttl=ttl, expire=min(now + ttl, hard), renewable=True, ns=ns,
                            role_ttl=role["ttl"], max_ttl=role["max_ttl"], meta=meta,
@@ -678,7 +759,8 @@ class Sim:
             pols = [p for p in pols.split(",") if p]
         if "root" not in parent["policies"] and not set(pols) <= set(parent["policies"]):
             raise VaultError(400, ["child policies must be subset of parent"])
-        pols = pols if pols == ["root"] else sorted(set(["default"] + pols))
+        if pols != ["root"]:
+            pols = sorted(set(pols + ([] if body.get("no_default_policy") else ["default"])))
         ttl = int(parse_duration(body.get("ttl") or body.get("lease")))
         emax = int(parse_duration(body.get("explicit_max_ttl")))
         if pols == ["root"] and not ttl:
@@ -788,6 +870,28 @@ class Sim:
                                   lease_duration=ttl, renewable=True, warnings=warnings,
                                   mount_type="database"), None
 
+    # api-docs/secret/databases/index.mdx "Get static credentials" + builtin/logical/database
+    # path_creds_create.go pathStaticCredsRead: GET database/static-creds/:name -> data {username,
+    # password, last_vault_rotation, rotation_period, ttl} and NO lease (lease_id "", duration 0);
+    # ttl = seconds to the next rotation (staticAccount.CredentialTTL, rounded, never negative).
+    # Vault rotates the password every rotation_period; unknown role -> 400 "unknown role: <name>".
+    def add_static_role(self, r):
+        now = time.time()
+        self.static_roles[r["name"]] = dict(r, last=now, password="A1a-" + rand(16), rotations=0)
+
+    def static_creds(self, name):
+        r = self.static_roles.get(name)
+        if r is None:
+            raise VaultError(400, ["unknown role: %s" % name])
+        now = time.time()
+        while now >= r["last"] + r["period"]:
+            r["last"] += r["period"]
+            r["password"], r["rotations"] = "A1a-" + rand(16), r["rotations"] + 1
+        ttl = max(0, int(round(r["last"] + r["period"] - now)))
+        return 200, self.envelope(mount_type="database", data={
+            "username": r["username"], "password": r["password"],
+            "last_vault_rotation": rfc3339(r["last"]), "rotation_period": r["period"], "ttl": ttl}), None
+
     # -------------------------------------------------------------------- kv
     def kv2_write_version(self, ns, path, data, cas=None):
         now = time.time()
@@ -833,6 +937,18 @@ class Sim:
     def kv2_api(self, op, sub, q, body, ns, mount):
         kind, _, path = sub.partition("/")
         mt = "kv"
+        if kind not in ("data", "metadata", "delete", "undelete", "destroy", "subkeys", "config",
+                        "detailed-metadata"):
+            # vault-plugin-secrets-kv backend.go pathInvalid: a KV v2 path without data/ (what a
+            # KV v1 client reads) -> 404 whose body has only a warning, no "errors".
+            verb = {"write": "put", "read": "get", "list": "list", "delete": "delete",
+                    "patch": "patch"}.get(op, "get")
+            raise VaultError(404, body=self.envelope(mount_type=mt, warnings=[
+                "Invalid path for a versioned K/V secrets engine. See the API docs for the "
+                "appropriate API endpoints to use. If using the Vault CLI, use 'vault kv %s' for "
+                "this operation." % verb]))
+        if mount != self.cfg.kv2_mount.strip("/") + "/" and path:
+            path = mount + path    # keys of an extra mount live under its mount path
         if kind == "data" and path:
             if op == "read":
                 m = self.kv2.get((ns, path))
@@ -933,6 +1049,19 @@ class Sim:
             elif path == "/sim/fail":
                 self.fail = {"count": int(arg("count", "1")), "status": int(arg("status", "500")),
                              "path": arg("path", "")}
+            elif path == "/sim/mangle":
+                p = arg("path") or ""
+                if not p.startswith("/v1/"):
+                    return 400, {"error": "path must start with /v1/"}
+                if body:
+                    self.mangles[p] = dict(body)
+                else:
+                    self.mangles.pop(p, None)
+            elif path == "/sim/standby":
+                target = arg("target", "active")
+                if target not in ("active", "self"):
+                    return 400, {"error": "target is active or self"}
+                self.standby_target = target
             elif path == "/sim/delay":
                 self.delay_ms = int(arg("ms", "0"))
             elif path == "/sim/reset":
@@ -945,8 +1074,15 @@ class Sim:
                     self.kv1[(ns, p)] = dict(body)
                     return 200, {"ok": True}
                 data = body["data"] if set(body) == {"data"} and isinstance(body["data"], dict) else body
+                if arg("mount"):   # an --kv2-extra-mount
+                    p = arg("mount").strip("/") + "/" + p
                 v, _ = self.kv2_write_version(ns, p, data)
                 return 200, {"ok": True, "version": v}
+            elif path == "/sim/db-static-role":
+                try:
+                    self.add_static_role(parse_spec("static", arg("spec") or ""))
+                except ValueError as e:
+                    return 400, {"error": str(e)}
             elif path in ("/sim/approle", "/sim/k8s-role", "/sim/db-role"):
                 spec = arg("spec") or body.get("spec")
                 try:
@@ -1078,6 +1214,47 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
 
+class StandbyHandler(Handler):
+    """The standby node of an HA pair (--standby) that cannot forward requests.
+
+    Imitates vault/http/handler.go respondStandby (docs/concepts/ha.mdx "Client redirection"):
+    every API request is answered 307 Temporary Redirect with Location = the active node's
+    api_addr + the request's path and query, no body.  sys/health answers itself: a standby
+    reports standby=true with 429 (api-docs/system/health.mdx, ?standbycode=).  /sim/ controls
+    work on both ports.  /sim/standby?target=self makes the Location point back at this standby
+    (an api_addr that names the wrong node), so a client following redirects sees a second one."""
+    active_port = None
+
+    def dispatch(self, method):
+        u = urlsplit(self.path)
+        path = unquote(u.path)
+        if path.startswith("/sim/") or not path.startswith("/v1/"):
+            return Handler.dispatch(self, method)
+        self.read_body()
+        if path == "/v1/sys/health":
+            q = parse_qs(u.query, keep_blank_values=True)
+            st, body, _ = self.sim.sys_health(q)
+            body["standby"] = True
+            if st == 200:
+                st = int(q.get("standbycode", ["429"])[0])
+            data = b"" if method == "HEAD" else (json.dumps(body) + "\n").encode()
+            self.send_response(st)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        with self.sim.lock:
+            self.sim.counts["standby_redirects"] += 1
+            port = self.server.server_address[1] if self.sim.standby_target == "self" else self.active_port
+            self.sim.log_request(method, "standby " + path, 307, self.headers.get("X-Vault-Namespace"))
+        self.send_response(307)
+        self.send_header("Location", "http://127.0.0.1:%d%s" % (port, self.path))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
 for _m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "LIST"):
     setattr(Handler, "do_" + _m, lambda self, _m=_m: self.dispatch(_m))
 
@@ -1092,8 +1269,13 @@ def main(argv=None):
     ap.add_argument("--approle", action="append", metavar="ROLE_ID:SECRET_ID[:k=v..]")
     ap.add_argument("--k8s-role", action="append", metavar="ROLE:JWT[:k=v..]")
     ap.add_argument("--db-role", action="append", metavar="NAME[:k=v..]")
+    ap.add_argument("--db-static-role", action="append", metavar="NAME[:rotation_period=30s][:username=U]")
     ap.add_argument("--kv1-mount", default="kv", help='KV v1 mount ("" disables)')
     ap.add_argument("--kv2-mount", default="secret")
+    ap.add_argument("--kv2-extra-mount", action="append", metavar="PATH",
+                    help="another KV v2 mount, e.g. team/kv (repeatable)")
+    ap.add_argument("--no-ui-mounts", action="store_true",
+                    help="no sys/internal/ui/mounts (an older Vault): 404 unsupported path")
     ap.add_argument("--namespaces", default="", help="comma list; enables Enterprise-style checks")
     ap.add_argument("--deny-policy", action="append", metavar="NAME=prefix,prefix",
                     help="default: deny-secret=secret/,kv/")
@@ -1104,6 +1286,9 @@ def main(argv=None):
     ap.add_argument("--lockout-duration", default="15m")
     ap.add_argument("--legacy-invalid-token", action="store_true",
                     help='pre-1.17 body for invalid tokens: {"errors":["permission denied"]}')
+    ap.add_argument("--standby", action="store_true",
+                    help='also run a standby node on another port (second stdout line "STANDBY <port>")')
+    ap.add_argument("--standby-tls", metavar="CERT:KEY", help="the standby node speaks https")
     ap.add_argument("--verbose", action="store_true")
     cfg = ap.parse_args(argv)
     try:
@@ -1128,16 +1313,35 @@ def main(argv=None):
             sim.sweep()
     threading.Thread(target=reaper, daemon=True).start()
 
+    standby = None
+    if cfg.standby:
+        StandbyHandler.active_port = server.server_address[1]
+        standby = ThreadingHTTPServer((cfg.host, 0), StandbyHandler)
+        if cfg.standby_tls:
+            # An https standby whose active node's api_addr is http: the Location downgrades.
+            import ssl
+            cert, _, key = cfg.standby_tls.partition(":")
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(cert, key)
+            standby.socket = ctx.wrap_socket(standby.socket, server_side=True)
+        threading.Thread(target=standby.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
+
     def on_signal(signum, _frame):
         stop.set()
         threading.Thread(target=server.shutdown, daemon=True).start()
+        if standby is not None:
+            threading.Thread(target=standby.shutdown, daemon=True).start()
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     print("LISTENING %d" % server.server_address[1], flush=True)
+    if standby is not None:
+        print("STANDBY %d" % standby.server_address[1], flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()
+        if standby is not None:
+            standby.server_close()
     return 0
 
 
