@@ -1,7 +1,8 @@
 /*
  * test_server.c - the request limits of the local API server: header size,
  * body size, connection count, idle timeout; the socket file's mode, the
- * refusal of a live owner, stale-file replacement; SO_PEERCRED identity.
+ * refusal of a live owner, stale-file replacement; SO_PEERCRED identity;
+ * accept() running out of descriptors.
  * The server runs its loop in a forked child; the test talks to it with
  * plain blocking sockets, as a client would.
  */
@@ -9,10 +10,12 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -77,6 +80,64 @@ static pid_t spawn(const struct bcn_server_opts *o)
 	ck_assert_int_eq(read(ready[0], &c, 1), 1);
 	close(ready[0]);
 	return pid;
+}
+
+/* As spawn, but the child logs to logpath and, once listening, lowers its
+ * soft RLIMIT_NOFILE to its lowest free descriptor: every accept() fails
+ * with EMFILE until the limit is raised again. */
+static pid_t spawn_starved(const struct bcn_server_opts *o, const char *logpath)
+{
+	int ready[2];
+	char c;
+	ck_assert_int_eq(pipe(ready), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		char err[256];
+		int logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (logfd < 0 || dup2(logfd, 2) < 0)
+			_exit(3);
+		close(logfd);
+		struct event_base *base = event_base_new();
+		struct bcn_server *s = bcn_server_new(base, o, err, sizeof(err));
+		if (!s) {
+			fprintf(stderr, "server: %s\n", err);
+			_exit(3);
+		}
+		int lowest = open("/dev/null", O_RDONLY);
+		struct rlimit rl;
+		getrlimit(RLIMIT_NOFILE, &rl);
+		close(lowest);
+		rl.rlim_cur = (rlim_t)lowest;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			_exit(3);
+		(void)!write(ready[1], "x", 1);
+		event_base_dispatch(base);
+		_exit(0);
+	}
+	close(ready[1]);
+	ck_assert_int_eq(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	return pid;
+}
+
+/* CPU time (user + system) a process has used, in seconds. */
+static double cpu_seconds(pid_t pid)
+{
+	char file[64], stat[1024];
+	unsigned long utime = 0, stime = 0;
+	snprintf(file, sizeof(file), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(file, "r");
+	ck_assert_ptr_nonnull(f);
+	size_t n = fread(stat, 1, sizeof(stat) - 1, f);
+	fclose(f);
+	stat[n] = '\0';
+	/* Fields 14 and 15, counted after the ")" that ends the command name. */
+	char *p = strrchr(stat, ')');
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+				&utime, &stime), 2);
+	return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
 
 static void stop(pid_t pid)
@@ -240,6 +301,51 @@ START_TEST(test_idle_timeout)
 }
 END_TEST
 
+START_TEST(test_accept_out_of_descriptors_pauses)
+{
+	struct bcn_server_opts o;
+	char logpath[192], log[8192], buf[4096];
+	int clients[4];
+	mkpaths();
+	snprintf(logpath, sizeof(logpath), "%s/log", dir);
+	opts_default(&o);
+	pid_t pid = spawn_starved(&o, logpath);
+	for (int i = 0; i < 4; i++)
+		clients[i] = dial(); /* queued by the kernel: accept() fails with EMFILE */
+	(void)!send(clients[0], GET, strlen(GET), 0);
+
+	double cpu0 = cpu_seconds(pid);
+	usleep(1500 * 1000);
+	double cpu = cpu_seconds(pid) - cpu0;
+	/* Without a pause, libevent retries accept() at once, forever: 100% CPU. */
+	ck_assert_msg(cpu < 0.15, "the server used %.2f s of CPU in 1.5 s while out of descriptors", cpu);
+
+	int fd = open(logpath, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ssize_t n = read(fd, log, sizeof(log) - 1);
+	close(fd);
+	log[n > 0 ? n : 0] = '\0';
+	int lines = 0;
+	for (char *p = log; (p = strchr(p, '\n')) != NULL; p++)
+		lines++;
+	ck_assert_msg(lines == 1, "expected one log line, got %d:\n%.2000s", lines, log);
+	ck_assert_ptr_nonnull(strstr(log, strerror(EMFILE)));
+	ck_assert_ptr_nonnull(strstr(log, "LimitNOFILE"));
+
+	/* Descriptors free again: the waiting client is served within a pause. */
+	struct rlimit rl;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	struct rlimit up = { rl.rlim_max, rl.rlim_max };
+	ck_assert_int_eq(prlimit(pid, RLIMIT_NOFILE, &up, NULL), 0);
+	recv_until(clients[0], buf, sizeof(buf), "uid", 3000);
+	ck_assert_ptr_nonnull(strstr(buf, "200 OK"));
+	for (int i = 0; i < 4; i++)
+		close(clients[i]);
+	unlink(logpath);
+	stop(pid);
+}
+END_TEST
+
 START_TEST(test_live_owner_refused_stale_replaced)
 {
 	struct bcn_server_opts o;
@@ -285,6 +391,7 @@ static Suite *server_suite(void)
 	tcase_add_test(tc, test_body_limit);
 	tcase_add_test(tc, test_connection_limit);
 	tcase_add_test(tc, test_idle_timeout);
+	tcase_add_test(tc, test_accept_out_of_descriptors_pauses);
 	tcase_add_test(tc, test_live_owner_refused_stale_replaced);
 	tcase_set_timeout(tc, 20);
 	suite_add_tcase(s, tc);
