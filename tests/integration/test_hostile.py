@@ -8,7 +8,7 @@ import socket
 import time
 
 from harness import (Agent, RawResponseReader, endpoint, is_closed_or_reset, log_lines,
-                     metric, raise_nofile, raw_get, scale, wait_for)
+                     metric, raise_nofile, raw_get, scale, skip, wait_for, wrapped)
 
 
 def config(**sock):
@@ -311,6 +311,8 @@ def nofile_limits(pid):
 
 
 def test_soft_fd_limit_raised_to_hard():
+    if wrapped():
+        skip("valgrind shows its client a soft limit of its own and keeps the real one")
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY:
         hard = 65536  # a child may lower its hard limit, never raise it
@@ -348,7 +350,9 @@ def test_low_fd_limit_does_not_spin():
             assert len(lines) < 10, "%d log lines, first ones:\n%s" % (
                 len(lines), "\n".join(lines[:20]))
             capped = [l for l in lines if "RLIMIT_NOFILE" in l]
-            assert len(capped) == 1 and "64" in capped[0], lines
+            assert len(capped) == 1, lines
+            # (valgrind keeps a few descriptors for itself and says less)
+            assert wrapped() or "RLIMIT_NOFILE) is 64:" in capped[0], capped
         finally:
             for s in socks:
                 s.close()
