@@ -35,6 +35,8 @@ struct bcn_agent {
 	size_t stops_pending;
 	struct timespec started;
 	double start_to_ready_ms;     /* -1 until first ready */
+	long nofile;                  /* RLIMIT_NOFILE after raising it; -1: none */
+	int fd_capped_sock, fd_capped_probe; /* connection limits lowered to fit it, last logged */
 };
 
 /* Run `beacon agent --config file` until SIGTERM/SIGINT. Returns the exit code. */

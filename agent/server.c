@@ -8,6 +8,17 @@
  * callback argument), and a close callback on it counts the connection out.
  * At the limit the listener stops accepting until a connection closes, so
  * excess clients wait in the kernel backlog instead of costing memory here.
+ *
+ * An accept() that fails for lack of descriptors (EMFILE, ENFILE) leaves the
+ * listening socket readable, and libevent, without an error callback, would
+ * retry at once forever: the error callback pauses accepting for a moment
+ * instead, logging at most once a minute.
+ *
+ * A server with a deadline (the TCP probe listener) gives each connection a
+ * timer from accept: evhttp's own timeout restarts with every byte, so a
+ * client sending one byte a second would otherwise hold a slot forever. At
+ * the deadline the timer raises the same timeout event evhttp's idle timer
+ * would, and evhttp closes the connection its usual way.
  */
 #include "server.h"
 
@@ -24,13 +35,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "timing.h"
+
+/* Pause after a failed accept(); the least time between two log lines about
+ * a limit (a flood must not become a flood of log lines). */
+#define ACCEPT_PAUSE_MS 250
+#define WARN_EVERY_S 60
+
+/* One accepted connection. It holds a reference on its bufferevent until it
+ * closes, so the deadline timer can always look at it safely. */
+struct bcn_conn {
+	struct bcn_server *s;
+	struct bufferevent *bev;
+	struct event *deadline;         /* NULL on a server without a deadline */
+	bool answering;                 /* the deadline passed while the answer was being written */
+	struct bcn_conn *prev, *next;
+};
 
 struct bcn_server {
 	struct event_base *base;
@@ -38,37 +66,109 @@ struct bcn_server {
 	struct evhttp_bound_socket *bound;
 	struct evconnlistener *lev;
 	char *unix_path;
+	char where[128];                /* the path or address, for log lines */
 	int max_conns, nconns;
-	bool accepting;
+	bool accepting, paused;
 	uint64_t rejected;
-	struct event *adopt_ev;
-	struct bufferevent **pending;
+	uint64_t deadline_ms, timeout_ms;
+	bcn_server_cb cb;
+	void *cb_arg;
+	struct event *adopt_ev, *resume_ev;
+	struct bcn_conn **pending;
 	size_t npending, cappending;
+	struct bcn_conn *conns;
+	uint64_t accept_failures;
+	time_t limit_warned_at, accept_warned_at;  /* 0: never */
+	struct bcn_server *next_server;
 };
+
+/* The listener's error callback receives evhttp's argument, not ours (libevent
+ * 2.1 has no way to change one without the other): it finds its server here.
+ * One event loop, one thread, a handful of servers. */
+static struct bcn_server *all_servers;
+
+/* True when a warning last logged at *last (0: never) may be logged again. */
+static bool warn_due(time_t *last)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (*last && now.tv_sec - *last < WARN_EVERY_S)
+		return false;
+	*last = now.tv_sec ? now.tv_sec : 1;
+	return true;
+}
 
 static void update_accepting(struct bcn_server *s)
 {
-	bool want = s->nconns < s->max_conns;
+	bool want = s->nconns < s->max_conns && !s->paused;
 	if (!s->lev || want == s->accepting)
 		return;
 	if (want) {
 		evconnlistener_enable(s->lev);
 	} else {
 		evconnlistener_disable(s->lev);
-		s->rejected++;
-		bcn_warn("server", "%d connections open, the limit: not accepting until one closes",
-			 s->nconns);
+		if (s->nconns >= s->max_conns) {
+			s->rejected++;
+			if (warn_due(&s->limit_warned_at))
+				bcn_warn("server", "%d connections open on %s, the limit: not accepting "
+					 "until one closes (%llu time(s) so far; logged at most once a minute)",
+					 s->nconns, s->where, (unsigned long long)s->rejected);
+		}
 	}
 	s->accepting = want;
 }
 
+static void conn_free(struct bcn_conn *c)
+{
+	struct bcn_server *s = c->s;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	if (c->deadline)
+		event_free(c->deadline);
+	bufferevent_decref(c->bev);
+	free(c);
+}
+
 static void conn_closed(struct evhttp_connection *evcon, void *arg)
 {
-	struct bcn_server *s = arg;
+	struct bcn_conn *c = arg;
+	struct bcn_server *s = c->s;
 	(void)evcon;
+	conn_free(c);
 	if (s->nconns > 0)
 		s->nconns--;
 	update_accepting(s);
+}
+
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct bcn_conn *c = arg;
+	struct bcn_server *s = c->s;
+	void *evcon = NULL;
+	(void)fd;
+	(void)what;
+
+	bufferevent_getcb(c->bev, NULL, NULL, NULL, &evcon);
+	if (!evcon) {
+		/* evhttp let go of it without its close callback: count it out. */
+		conn_free(c);
+		if (s->nconns > 0)
+			s->nconns--;
+		update_accepting(s);
+		return;
+	}
+	if (!c->answering && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+		/* The request came in time; its answer is still being written
+		 * (larger than the socket buffers): one more timeout for that. */
+		c->answering = true;
+		bcn_timer_ms(c->deadline, s->timeout_ms);
+		return;
+	}
+	bufferevent_trigger_event(c->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, 0);
 }
 
 static void adopt_cb(evutil_socket_t fd, short what, void *arg)
@@ -77,14 +177,19 @@ static void adopt_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	for (size_t i = 0; i < s->npending; i++) {
-		struct bufferevent *bev = s->pending[i];
+		struct bcn_conn *c = s->pending[i];
 		void *cbarg = NULL;
-		bufferevent_getcb(bev, NULL, NULL, NULL, &cbarg);
-		if (cbarg)
-			evhttp_connection_set_closecb(cbarg, conn_closed, s);
-		else if (s->nconns > 0)
-			s->nconns--; /* already closed before we could attach */
-		bufferevent_decref(bev);
+		bufferevent_getcb(c->bev, NULL, NULL, NULL, &cbarg);
+		if (!cbarg) {
+			/* already closed before we could attach */
+			conn_free(c);
+			if (s->nconns > 0)
+				s->nconns--;
+			continue;
+		}
+		evhttp_connection_set_closecb(cbarg, conn_closed, c);
+		if (c->deadline)
+			bcn_timer_ms(c->deadline, s->deadline_ms);
 	}
 	s->npending = 0;
 	update_accepting(s);
@@ -95,23 +200,86 @@ static struct bufferevent *bev_cb(struct event_base *base, void *arg)
 	struct bcn_server *s = arg;
 	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE |
 									BEV_OPT_DEFER_CALLBACKS);
+	struct bcn_conn *c;
 
 	if (!bev)
 		return NULL;
 	if (s->npending == s->cappending) {
 		size_t cap = s->cappending ? s->cappending * 2 : 16;
-		struct bufferevent **v = realloc(s->pending, cap * sizeof(*v));
+		struct bcn_conn **v = realloc(s->pending, cap * sizeof(*v));
 		if (!v)
-			return bev; /* uncounted, but served */
+			goto uncounted;
 		s->pending = v;
 		s->cappending = cap;
 	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		goto uncounted;
+	if (s->deadline_ms && !(c->deadline = evtimer_new(base, deadline_cb, c))) {
+		free(c);
+		goto uncounted;
+	}
+	c->s = s;
+	c->bev = bev;
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
 	bufferevent_incref(bev);
-	s->pending[s->npending++] = bev;
+	s->pending[s->npending++] = c;
 	s->nconns++;
 	event_active(s->adopt_ev, EV_TIMEOUT, 0);
 	update_accepting(s);
 	return bev;
+
+uncounted:
+	/* Out of memory: served, but neither counted nor given a deadline. */
+	return bev;
+}
+
+static void resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct bcn_server *s = arg;
+	(void)fd;
+	(void)what;
+	s->paused = false;
+	update_accepting(s);
+}
+
+static void accept_failed(struct evconnlistener *lev, void *http)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+	struct bcn_server *s = all_servers;
+	(void)http;
+
+	while (s && s->lev != lev)
+		s = s->next_server;
+	if (!s) {
+		evconnlistener_disable(lev);
+		return;
+	}
+	s->paused = true;
+	s->accept_failures++;
+	update_accepting(s);
+	bcn_timer_ms(s->resume_ev, ACCEPT_PAUSE_MS);
+	if (warn_due(&s->accept_warned_at)) {
+		struct rlimit rl = { 0, 0 };
+		getrlimit(RLIMIT_NOFILE, &rl);
+		bcn_warn("server", "cannot accept connections on %s: %s (%d open, RLIMIT_NOFILE %lld); "
+			 "pausing accepts for %d ms each time (%llu time(s) so far; logged at most "
+			 "once a minute); raise LimitNOFILE or lower max_connections", s->where,
+			 strerror(err), s->nconns, (long long)rl.rlim_cur, ACCEPT_PAUSE_MS,
+			 (unsigned long long)s->accept_failures);
+	}
+}
+
+/* The gencb of a server that closes after each answer: evhttp closes a
+ * connection once an answer carrying "Connection: close" is written. */
+static void serve_once_cb(struct evhttp_request *req, void *arg)
+{
+	struct bcn_server *s = arg;
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+	s->cb(req, s->cb_arg);
 }
 
 /*
@@ -242,6 +410,7 @@ static void apply_limits(struct bcn_server *s, const struct bcn_server_opts *o)
 	evhttp_set_max_headers_size(s->http, o->max_header_size);
 	evhttp_set_max_body_size(s->http, o->max_body_size);
 	evhttp_set_timeout_tv(s->http, &tv);
+	s->timeout_ms = o->timeout_ms;
 	s->max_conns = o->max_connections > 0 ? o->max_connections : 1024;
 	update_accepting(s);
 }
@@ -263,9 +432,17 @@ struct bcn_server *bcn_server_new(struct event_base *base, const struct bcn_serv
 	}
 	s->base = base;
 	s->accepting = true;
+	s->deadline_ms = o->deadline_ms;
+	s->cb = o->cb;
+	s->cb_arg = o->arg;
+	snprintf(s->where, sizeof(s->where), "%s", o->unix_path ? o->unix_path :
+		 o->tcp_listen ? o->tcp_listen : "");
+	s->next_server = all_servers;
+	all_servers = s;
 	s->http = evhttp_new(base);
 	s->adopt_ev = event_new(base, -1, 0, adopt_cb, s);
-	if (!s->http || !s->adopt_ev) {
+	s->resume_ev = evtimer_new(base, resume_cb, s);
+	if (!s->http || !s->adopt_ev || !s->resume_ev) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -274,7 +451,10 @@ struct bcn_server *bcn_server_new(struct event_base *base, const struct bcn_serv
 				   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
 				   EVHTTP_REQ_PATCH);
 	evhttp_set_default_content_type(s->http, "application/json");
-	evhttp_set_gencb(s->http, o->cb, o->arg);
+	if (o->close_after_answer)
+		evhttp_set_gencb(s->http, serve_once_cb, s);
+	else
+		evhttp_set_gencb(s->http, o->cb, o->arg);
 	evhttp_set_bevcb(s->http, bev_cb, s);
 	apply_limits(s, o);
 
@@ -312,6 +492,8 @@ struct bcn_server *bcn_server_new(struct event_base *base, const struct bcn_serv
 		}
 	}
 	s->lev = evhttp_bound_socket_get_listener(s->bound);
+	if (s->lev)
+		evconnlistener_set_error_cb(s->lev, accept_failed);
 	return s;
 
 fail:
@@ -321,20 +503,29 @@ fail:
 
 void bcn_server_free(struct bcn_server *s)
 {
+	struct bcn_server **p;
+
 	if (!s)
 		return;
-	if (s->adopt_ev) {
-		/* Release references taken in bev_cb that the loop never adopted. */
-		for (size_t i = 0; i < s->npending; i++)
-			bufferevent_decref(s->pending[i]);
-		s->npending = 0;
-		event_free(s->adopt_ev);
+	for (p = &all_servers; *p; p = &(*p)->next_server) {
+		if (*p == s) {
+			*p = s->next_server;
+			break;
+		}
 	}
+	if (s->adopt_ev)
+		event_free(s->adopt_ev);
+	if (s->resume_ev)
+		event_free(s->resume_ev);
 	/* evhttp_free frees the listener, then the connections (whose close
 	 * callbacks land in conn_closed): forget the listener first. */
 	s->lev = NULL;
 	if (s->http)
 		evhttp_free(s->http);
+	/* Connections the loop never adopted, or that evhttp dropped silently:
+	 * release their references (evhttp_free already let go of its own). */
+	while (s->conns)
+		conn_free(s->conns);
 	if (s->unix_path) {
 		unlink(s->unix_path);
 		free(s->unix_path);

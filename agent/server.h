@@ -4,7 +4,8 @@
  * Used twice: the local API on a Unix socket (created here with a safe umask,
  * its mode and group, refusing a path a live agent owns) and the optional TCP
  * listener for probes. Each server caps header size, body size, idle time and
- * the number of open connections, so one bad client cannot starve the rest.
+ * the number of open connections, so one bad client cannot starve the rest,
+ * and pauses accepting for a moment when accept() runs out of descriptors.
  */
 #ifndef BCN_SERVER_H
 #define BCN_SERVER_H
@@ -27,6 +28,11 @@ struct bcn_server_opts {
 	int max_connections;
 	long max_header_size, max_body_size;
 	uint64_t timeout_ms;
+	/* A whole-request deadline from accept (0: none), whatever the client
+	 * trickles in; an answer still being written then gets timeout_ms more.
+	 * Only for a server whose callback answers at once (no parked requests). */
+	uint64_t deadline_ms;
+	bool close_after_answer;  /* one request per connection */
 	bcn_server_cb cb;
 	void *arg;
 };

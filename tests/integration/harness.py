@@ -289,10 +289,11 @@ class Agent:
     ${VAR}), pass sock= so the harness knows where to connect.
     env: extra environment variables (None removes one).
     wait: wait for /health (True) or only start the process (False).
+    preexec_fn: run in the child before exec (e.g. to set resource limits).
     """
 
     def __init__(self, config=None, env=None, sock=None, wait=True, dir=None,
-                 args=None):
+                 args=None, preexec_fn=None):
         self._own_dir = dir is None
         self.dir = dir or tempfile.mkdtemp(prefix="beacon-it-", dir="/tmp")
         self.config_path = os.path.join(self.dir, "beacon.json")
@@ -302,6 +303,7 @@ class Agent:
         self.env = env or {}
         self.wait_ready = wait
         self.args = list(args or [])
+        self.preexec_fn = preexec_fn
         self.proc = None
         self.rc = None
         self._stderr_file = None
@@ -353,7 +355,7 @@ class Agent:
         self._stderr_file = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                      stdout=self._stderr_file, stderr=self._stderr_file,
-                                     env=env, cwd=self.dir)
+                                     env=env, cwd=self.dir, preexec_fn=self.preexec_fn)
         _live.append(self.proc)
         if self.wait_ready:
             self.wait_healthy()

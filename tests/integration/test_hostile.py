@@ -2,12 +2,13 @@
 
 import contextlib
 import os
+import resource
 import select
 import socket
 import time
 
-from harness import (Agent, RawResponseReader, endpoint, is_closed_or_reset, metric,
-                     raise_nofile, raw_get, scale, wait_for)
+from harness import (Agent, RawResponseReader, endpoint, is_closed_or_reset, log_lines,
+                     metric, raise_nofile, raw_get, scale, skip, wait_for, wrapped)
 
 
 def config(**sock):
@@ -319,3 +320,72 @@ def test_limit_errors_are_json():
                         body if isinstance(body, dict) else body[:60]))
         assert_serving(a)
     assert not wrong, "; ".join(wrong)
+
+
+def cpu_seconds(pid):
+    """CPU time (user + system) the process has used, from /proc/PID/stat."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def nofile_limits(pid):
+    """(soft, hard) RLIMIT_NOFILE of a process, from /proc/PID/limits."""
+    with open("/proc/%d/limits" % pid) as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                soft, hard = line.split()[3:5]
+                return int(soft), int(hard)
+    raise AssertionError("no 'Max open files' in /proc/%d/limits" % pid)
+
+
+def test_soft_fd_limit_raised_to_hard():
+    if wrapped():
+        skip("valgrind shows its client a soft limit of its own and keeps the real one")
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 65536  # a child may lower its hard limit, never raise it
+    lo = min(256, hard // 2)
+
+    def low_soft():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (lo, hard))
+
+    with Agent(config(), preexec_fn=low_soft) as a:
+        assert nofile_limits(a.pid) == (hard, hard), nofile_limits(a.pid)
+        assert "RLIMIT_NOFILE" not in a.log(), a.log()
+
+
+def test_low_fd_limit_does_not_spin():
+    # soft = hard = 64, below socket.max_connections (1024): the agent cannot
+    # raise it, so it must serve what fits instead of looping on EMFILE.
+    def low_fds():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    n = 200
+    raise_nofile(n + 500)
+    with Agent(config(), preexec_fn=low_fds) as a:
+        socks = []
+        try:
+            for _ in range(n):
+                socks.append(a.connect())
+            time.sleep(0.5)
+            cpu0, t0 = cpu_seconds(a.pid), time.monotonic()
+            time.sleep(2.0)
+            cpu, wall = cpu_seconds(a.pid) - cpu0, time.monotonic() - t0
+            assert a.alive(), a.log()
+            assert cpu < 0.2 * wall, "the agent used %.2f s of CPU in %.2f s with %d " \
+                "connections waiting" % (cpu, wall, n)
+            lines = log_lines(a.log())
+            assert len(lines) < 10, "%d log lines, first ones:\n%s" % (
+                len(lines), "\n".join(lines[:20]))
+            capped = [l for l in lines if "RLIMIT_NOFILE" in l]
+            assert len(capped) == 1, lines
+            # (valgrind keeps a few descriptors for itself and says less)
+            assert wrapped() or "RLIMIT_NOFILE) is 64:" in capped[0], capped
+        finally:
+            for s in socks:
+                s.close()
+        # the connections are gone: served again at once
+        wait_for(lambda: a.get("/health", timeout=1)[0] == 200, 5, what="/health")
+        assert a.get("/v1/endpoints/web")[0] == 200
+        assert a.stop() == 0

@@ -116,6 +116,16 @@ def test_unit_disables_core_dumps():
     assert _values("LimitCORE") == ["0"], _values("LimitCORE")
 
 
+def test_unit_leaves_room_for_connections():
+    # systemd's default soft limit (1024) equals socket.max_connections' default:
+    # accept() then fails with EMFILE. Room for the socket's 1024, the probe
+    # listener's 1024 and the descriptors kept for backends (agent/agent.c).
+    nofile = _values("LimitNOFILE")
+    assert len(nofile) == 1, "LimitNOFILE is not set: %r" % (nofile,)
+    soft = nofile[0].split(":")[0]
+    assert soft == "infinity" or int(soft) >= 4096, nofile
+
+
 def test_config_is_checked_before_start_and_reload():
     pre = _values("ExecStartPre")
     assert any("--check-config" in v for v in pre), "ExecStartPre must run --check-config"

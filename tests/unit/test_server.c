@@ -1,7 +1,8 @@
 /*
  * test_server.c - the request limits of the local API server: header size,
  * body size, connection count, idle timeout; the socket file's mode, the
- * refusal of a live owner, stale-file replacement; SO_PEERCRED identity.
+ * refusal of a live owner, stale-file replacement; SO_PEERCRED identity;
+ * accept() running out of descriptors.
  * The server runs its loop in a forked child; the test talks to it with
  * plain blocking sockets, as a client would.
  */
@@ -9,10 +10,12 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -77,6 +80,85 @@ static pid_t spawn(const struct bcn_server_opts *o)
 	ck_assert_int_eq(read(ready[0], &c, 1), 1);
 	close(ready[0]);
 	return pid;
+}
+
+static struct rlimit starved_saved;
+static int starved_done_fd = -1;
+
+static void unstarve_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	setrlimit(RLIMIT_NOFILE, &starved_saved);
+	(void)!write(starved_done_fd, "y", 1);
+}
+
+/* As spawn, but the child logs to logpath and, once listening, lowers its
+ * soft RLIMIT_NOFILE to its lowest free descriptor: every accept() fails
+ * with EMFILE until SIGUSR1 restores the limit, which the child confirms
+ * with a byte on *done. (The child itself restores it, not prlimit(2) from
+ * the parent: valgrind keeps its own copy of the limit.) It exits by itself
+ * after 20 s, should the test fail without stopping it. */
+static pid_t spawn_starved(const struct bcn_server_opts *o, const char *logpath, int *done)
+{
+	int ready[2];
+	char c;
+	ck_assert_int_eq(pipe(ready), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		char err[256];
+		int logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (logfd < 0 || dup2(logfd, 2) < 0)
+			_exit(3);
+		close(logfd);
+		struct event_base *base = event_base_new();
+		struct bcn_server *s = bcn_server_new(base, o, err, sizeof(err));
+		if (!s) {
+			fprintf(stderr, "server: %s\n", err);
+			_exit(3);
+		}
+		signal(SIGPIPE, SIG_IGN); /* as the agent: answers to closed clients */
+		struct event *unstarve = evsignal_new(base, SIGUSR1, unstarve_cb, NULL);
+		struct timeval life = { 20, 0 };
+		if (!unstarve || evsignal_add(unstarve, NULL) < 0)
+			_exit(3);
+		event_base_loopexit(base, &life);
+		int lowest = open("/dev/null", O_RDONLY);
+		getrlimit(RLIMIT_NOFILE, &starved_saved);
+		close(lowest);
+		struct rlimit rl = { (rlim_t)lowest, starved_saved.rlim_max };
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			_exit(3);
+		starved_done_fd = ready[1];
+		(void)!write(ready[1], "x", 1);
+		event_base_dispatch(base);
+		_exit(0);
+	}
+	close(ready[1]);
+	ck_assert_int_eq(read(ready[0], &c, 1), 1);
+	*done = ready[0];
+	return pid;
+}
+
+/* CPU time (user + system) a process has used, in seconds. */
+static double cpu_seconds(pid_t pid)
+{
+	char file[64], stat[1024];
+	unsigned long utime = 0, stime = 0;
+	snprintf(file, sizeof(file), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(file, "r");
+	ck_assert_ptr_nonnull(f);
+	size_t n = fread(stat, 1, sizeof(stat) - 1, f);
+	fclose(f);
+	stat[n] = '\0';
+	/* Fields 14 and 15, counted after the ")" that ends the command name. */
+	char *p = strrchr(stat, ')');
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+				&utime, &stime), 2);
+	return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
 
 static void stop(pid_t pid)
@@ -240,6 +322,55 @@ START_TEST(test_idle_timeout)
 }
 END_TEST
 
+START_TEST(test_accept_out_of_descriptors_pauses)
+{
+	struct bcn_server_opts o;
+	char logpath[192], log[8192], buf[4096];
+	int clients[4], done;
+	char c;
+	mkpaths();
+	snprintf(logpath, sizeof(logpath), "%s/log", dir);
+	opts_default(&o);
+	pid_t pid = spawn_starved(&o, logpath, &done);
+	for (int i = 0; i < 4; i++)
+		clients[i] = dial(); /* queued by the kernel: accept() fails with EMFILE */
+	(void)!send(clients[0], GET, strlen(GET), 0);
+
+	double cpu0 = cpu_seconds(pid);
+	usleep(1500 * 1000);
+	double cpu = cpu_seconds(pid) - cpu0;
+	/* Without a pause, libevent retries accept() at once, forever: 100% CPU. */
+	ck_assert_msg(cpu < 0.15, "the server used %.2f s of CPU in 1.5 s while out of descriptors", cpu);
+
+	int fd = open(logpath, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ssize_t n = read(fd, log, sizeof(log) - 1);
+	close(fd);
+	log[n > 0 ? n : 0] = '\0';
+	int lines = 0;
+	for (char *p = log; (p = strchr(p, '\n')) != NULL; p++)
+		lines++;
+	ck_assert_msg(lines == 1, "expected one log line, got %d:\n%.2000s", lines, log);
+	ck_assert_ptr_nonnull(strstr(log, strerror(EMFILE)));
+	ck_assert_ptr_nonnull(strstr(log, "LimitNOFILE"));
+
+	/* Descriptors free again: served within a pause. (A fresh client:
+	 * valgrind emulates EMFILE by closing what the kernel accepted.) */
+	ck_assert_int_eq(kill(pid, SIGUSR1), 0);
+	ck_assert_int_eq(read(done, &c, 1), 1);
+	close(done);
+	for (int i = 0; i < 4; i++)
+		close(clients[i]);
+	int again = dial();
+	(void)!send(again, GET, strlen(GET), 0);
+	recv_until(again, buf, sizeof(buf), "uid", 5000);
+	ck_assert_ptr_nonnull(strstr(buf, "200 OK"));
+	close(again);
+	unlink(logpath);
+	stop(pid);
+}
+END_TEST
+
 START_TEST(test_live_owner_refused_stale_replaced)
 {
 	struct bcn_server_opts o;
@@ -285,6 +416,7 @@ static Suite *server_suite(void)
 	tcase_add_test(tc, test_body_limit);
 	tcase_add_test(tc, test_connection_limit);
 	tcase_add_test(tc, test_idle_timeout);
+	tcase_add_test(tc, test_accept_out_of_descriptors_pauses);
 	tcase_add_test(tc, test_live_owner_refused_stale_replaced);
 	tcase_set_timeout(tc, 20);
 	suite_add_tcase(s, tc);
