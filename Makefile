@@ -81,7 +81,9 @@ integration-cli-fronts: $(BUILD)/beacon
 	CONSUL_BIN=$(CURDIR)/tests/sim/consul-cli python3 tests/integration/run.py --beacon $(BUILD)/beacon -k test_consul $(if $(TEST_WRAP),--wrap "$(TEST_WRAP)")
 	VAULT_BIN=$(CURDIR)/tests/sim/vault-cli python3 tests/integration/run.py --beacon $(BUILD)/beacon -k test_vault $(if $(TEST_WRAP),--wrap "$(TEST_WRAP)")
 
-test: unit sims integration integration-cli-fronts fuzz-smoke
+# fuzz-smoke last, so its CPU load never overlaps the timing-sensitive tests under -j.
+test: unit sims integration integration-cli-fronts
+	$(MAKE) fuzz-smoke
 
 check: deps
 	$(MAKE) all $(TEST_BIN)
