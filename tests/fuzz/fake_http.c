@@ -37,7 +37,8 @@ struct bcn_http_call {
 	size_t body_len, chunk;
 };
 
-static struct bcn_http *the_http; /* the one client a harness makes */
+#define MAX_CLIENTS 4
+static struct bcn_http *clients[MAX_CLIENTS]; /* one per agent a harness makes */
 
 static struct {
 	const uint8_t *data;
@@ -160,10 +161,18 @@ struct bcn_http *bcn_http_new(struct event_base *base)
 		free(h);
 		return NULL;
 	}
-	the_http = h;
-	return h;
+	for (size_t i = 0; i < MAX_CLIENTS; i++) {
+		if (!clients[i]) {
+			clients[i] = h;
+			return h;
+		}
+	}
+	event_free(h->tick);
+	free(h);
+	return NULL;
 }
 
+/* No TLS here, so nothing to wipe. */
 bool bcn_http_tls_buffers_wiped(void)
 {
 	return true;
@@ -203,8 +212,10 @@ void bcn_http_free(struct bcn_http *h)
 		call_free(c);
 	}
 	event_free(h->tick);
-	if (the_http == h)
-		the_http = NULL;
+	for (size_t i = 0; i < MAX_CLIENTS; i++) {
+		if (clients[i] == h)
+			clients[i] = NULL;
+	}
 	free(h);
 }
 
@@ -353,11 +364,15 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	arm(h);
 }
 
-static bool any_due(void)
+static bool any_due(struct event_base *base)
 {
-	for (struct bcn_http_call *c = the_http ? the_http->calls : NULL; c; c = c->next)
-		if (c->due)
-			return true;
+	for (size_t i = 0; i < MAX_CLIENTS; i++) {
+		if (!clients[i] || clients[i]->base != base)
+			continue;
+		for (struct bcn_http_call *c = clients[i]->calls; c; c = c->next)
+			if (c->due)
+				return true;
+	}
 	return false;
 }
 
@@ -367,6 +382,6 @@ void fake_http_run(struct event_base *base)
 	 * deferred callbacks start the requests that follow it. */
 	for (int idle = 0, turns = 0; idle < 4 && turns < 100000; turns++) {
 		event_base_loop(base, EVLOOP_NONBLOCK);
-		idle = any_due() ? 0 : idle + 1;
+		idle = any_due(base) ? 0 : idle + 1;
 	}
 }
