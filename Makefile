@@ -4,6 +4,8 @@
 #   make check        install missing packages, build, run every test
 #   make asan         the whole suite under AddressSanitizer + UBSan (build-asan/)
 #   make valgrind     unit and integration tests under valgrind --leak-check=full
+#   make fuzz         every libFuzzer harness for FUZZ_TIME seconds (build-fuzz/)
+#   make fuzz-smoke   every harness for a few seconds (part of make test)
 #   make demo         local etcd + example app + agents, shows discovery
 #   make install PREFIX=/usr/local   (the binary and the man page man/beacon.1)
 #   make man-check    groff must format man/beacon.1 without a warning (part of check)
@@ -36,7 +38,8 @@ TEST_SRC   := $(wildcard tests/unit/test_*.c)
 TEST_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 TEST_HELPERS := $(BUILD)/tests/http_fixture
 
-.PHONY: all check test unit sims integration integration-cli-fronts asan valgrind demo bench install clean deps man-check
+.PHONY: all check test unit sims integration integration-cli-fronts asan valgrind demo bench install clean deps \
+	man-check fuzz fuzz-smoke fuzz-build fuzzers
 
 all: $(BUILD)/beacon
 
@@ -79,7 +82,9 @@ integration-cli-fronts: $(BUILD)/beacon
 	CONSUL_BIN=$(CURDIR)/tests/sim/consul-cli python3 tests/integration/run.py --beacon $(BUILD)/beacon -k test_consul $(if $(TEST_WRAP),--wrap "$(TEST_WRAP)")
 	VAULT_BIN=$(CURDIR)/tests/sim/vault-cli python3 tests/integration/run.py --beacon $(BUILD)/beacon -k test_vault $(if $(TEST_WRAP),--wrap "$(TEST_WRAP)")
 
+# fuzz-smoke last, so its CPU load never overlaps the timing-sensitive tests under -j.
 test: unit sims integration integration-cli-fronts
+	$(MAKE) fuzz-smoke
 
 check: deps
 	$(MAKE) all $(TEST_BIN)
@@ -95,6 +100,51 @@ valgrind:
 	$(MAKE) all $(TEST_BIN)
 	CK_FORK=no $(MAKE) test \
 		TEST_WRAP="valgrind -q --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --error-exitcode=99"
+
+# libFuzzer harnesses (tests/fuzz/fuzz_<name>.c, seeds in tests/fuzz/corpus/<name>/):
+# the library is rebuilt in build-fuzz/ with clang, coverage and ASan+UBSan,
+# and linked with tests/fuzz/fake_http.c in place of the real HTTP client, so
+# a backend's answers come from the fuzzer. New inputs go to
+# build-fuzz/corpus/<name>/, never into the committed seeds; a crash is saved
+# as build-fuzz/crash-* (rerun: build-fuzz/fuzz/fuzz_<name> <file>).
+FUZZ_BUILD ?= build-fuzz
+FUZZ_TIME ?= 600
+FUZZ_SMOKE_TIME ?= 3
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_NAMES))
+FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+FUZZ_FLAGS := -close_fd_mask=3 -timeout=20 -rss_limit_mb=2048 -artifact_prefix=$(FUZZ_BUILD)/ -print_final_stats=1
+
+fuzzers: $(FUZZ_BIN)
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h agent/*.h plugins/*/*.h) $(BUILD)/fuzz/fake_http.o $(BUILD)/libbeacon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -iquote tests/fuzz $(patsubst %,-iquote %,$(wildcard plugins/*)) $(LDFLAGS) \
+		-fsanitize=fuzzer -o $@ $< \
+		$(BUILD)/fuzz/fake_http.o $(BUILD)/libbeacon.a $(LDLIBS)
+
+$(BUILD)/fuzz/fake_http.o: tests/fuzz/fake_http.c $(wildcard tests/fuzz/*.h agent/*.h) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -iquote tests/fuzz -c -o $@ $<
+
+fuzz-build:
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=clang OPT=-O1 SAN="$(FUZZ_SAN)" fuzzers
+
+# FUZZ_TIME seconds per harness (FUZZ_NAMES="etcd vault" picks some).
+fuzz: fuzz-build
+	@for n in $(FUZZ_NAMES); do mkdir -p $(FUZZ_BUILD)/corpus/$$n; echo "== fuzz_$$n ($(FUZZ_TIME) s)"; \
+		$(FUZZ_BUILD)/fuzz/fuzz_$$n $(FUZZ_FLAGS) -max_total_time=$(FUZZ_TIME) \
+			$(FUZZ_BUILD)/corpus/$$n tests/fuzz/corpus/$$n || exit 1; done
+
+# Each seed once, then a few seconds of mutation per harness (from the
+# committed seeds only, so its time does not grow with build-fuzz/corpus/).
+fuzz-smoke: fuzz-build
+	@for n in $(FUZZ_NAMES); do rm -rf $(FUZZ_BUILD)/smoke/$$n; mkdir -p $(FUZZ_BUILD)/smoke/$$n; \
+		echo "== fuzz_$$n ($(FUZZ_SMOKE_TIME) s)"; \
+		$(FUZZ_BUILD)/fuzz/fuzz_$$n $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SMOKE_TIME) \
+			$(FUZZ_BUILD)/smoke/$$n tests/fuzz/corpus/$$n >$(FUZZ_BUILD)/fuzz_$$n.log 2>&1 \
+			|| { cat $(FUZZ_BUILD)/fuzz_$$n.log; exit 1; }; \
+		grep -h 'stat::number_of_executed_units\|^Done' $(FUZZ_BUILD)/fuzz_$$n.log; done
 
 demo: deps all
 	sh examples/demo.sh $(BUILD)/beacon
@@ -119,4 +169,4 @@ man-check:
 	echo "man/beacon.1: no groff warnings"
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
