@@ -31,7 +31,7 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-proto
 LDFLAGS  += $(SAN) -Wl,-z,relro,-z,now
 LDLIBS   += $(PKG_LIBS) -lm
 
-AGENT_SRC  := $(filter-out agent/main.c,$(wildcard agent/*.c))
+AGENT_SRC  := $(filter-out agent/main.c,$(wildcard agent/*.c agent/*/*.c))
 PLUGIN_SRC := $(wildcard plugins/*/*.c)
 LIB_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(AGENT_SRC) $(PLUGIN_SRC))
 TEST_SRC   := $(wildcard tests/unit/test_*.c)
@@ -43,7 +43,7 @@ TEST_HELPERS := $(BUILD)/tests/http_fixture
 
 all: $(BUILD)/beacon
 
-$(BUILD)/%.o: %.c $(wildcard agent/*.h plugins/*/*.h) Makefile
+$(BUILD)/%.o: %.c $(wildcard agent/*.h agent/*/*.h plugins/*/*.h) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -117,13 +117,13 @@ FUZZ_FLAGS := -close_fd_mask=3 -timeout=20 -rss_limit_mb=2048 -artifact_prefix=$
 
 fuzzers: $(FUZZ_BIN)
 
-$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h agent/*.h plugins/*/*.h) $(BUILD)/fuzz/fake_http.o $(BUILD)/libbeacon.a
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h agent/*.h agent/*/*.h plugins/*/*.h) $(BUILD)/fuzz/fake_http.o $(BUILD)/libbeacon.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -iquote tests/fuzz $(patsubst %,-iquote %,$(wildcard plugins/*)) $(LDFLAGS) \
 		-fsanitize=fuzzer -o $@ $< \
 		$(BUILD)/fuzz/fake_http.o $(BUILD)/libbeacon.a $(LDLIBS)
 
-$(BUILD)/fuzz/fake_http.o: tests/fuzz/fake_http.c $(wildcard tests/fuzz/*.h agent/*.h) Makefile
+$(BUILD)/fuzz/fake_http.o: tests/fuzz/fake_http.c $(wildcard tests/fuzz/*.h agent/*.h agent/*/*.h) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -iquote tests/fuzz -c -o $@ $<
 

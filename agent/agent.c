@@ -17,10 +17,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "healthcheck.h"
-#include "config.h"
-#include "sdnotify.h"
-#include "server.h"
+#include "health/check.h"
+#include "config/config.h"
+#include "base/sdnotify.h"
+#include "http/server.h"
 
 #define STOP_DEADLINE_S 10
 

@@ -11,8 +11,8 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "metrics.h"
-#include "plugin.h"
+#include "api/metrics.h"
+#include "plugin/plugin.h"
 
 struct bcn_config;
 struct bcn_server;

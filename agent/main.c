@@ -6,10 +6,10 @@
 #include <string.h>
 
 #include "agent.h"
-#include "cli.h"
-#include "config.h"
-#include "plugin.h"
-#include "zalloc.h"
+#include "cli/cli.h"
+#include "config/config.h"
+#include "plugin/plugin.h"
+#include "base/zalloc.h"
 
 static void version(void)
 {

@@ -22,8 +22,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config.h"
-#include "plugin.h"
+#include "config/config.h"
+#include "plugin/plugin.h"
 
 struct event;
 
@@ -142,7 +142,7 @@ void consul_reg_self(const struct consul_ctx *ctx, json_t *obj);
 
 /* ---- watches (consul_watch.c) ---- */
 
-/* ctx->watches is kept by agent/watchset.c, which also counts it for
+/* ctx->watches is kept by agent/plugin/watchset.c, which also counts it for
  * readiness (bcn_watchset_counts; fresh = answered since the last error).
  * Make the watch set match core->config->watch (start, reload). */
 void consul_watch_apply(struct consul_ctx *ctx);

@@ -23,8 +23,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config.h"
-#include "plugin.h"
+#include "config/config.h"
+#include "plugin/plugin.h"
 
 struct event;
 
@@ -150,7 +150,7 @@ void etcd_reg_stop(struct etcd_ctx *ctx, bcn_stop_done_cb done);
 
 /* ---- watches (etcd_watch.c) ---- */
 
-/* ctx->watches is kept by agent/watchset.c, which also counts it for
+/* ctx->watches is kept by agent/plugin/watchset.c, which also counts it for
  * readiness (bcn_watchset_counts; fresh = read since the last reconnect).
  * Make the watch set match core->config->watch (start, reload). */
 void etcd_watch_apply(struct etcd_ctx *ctx);

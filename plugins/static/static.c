@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "plugin.h"
+#include "plugin/plugin.h"
 
 struct static_conf {
 	json_t *services; /* {"name": [ {endpoint}, ... ]} */

@@ -14,7 +14,7 @@
  *                   lease renewal and rotation, stale and expiry
  *
  * Secret data goes straight from the parsed answer into the core's secret
- * store (agent/secrets.h), which keeps it encrypted. Credentials (the token,
+ * store (agent/secrets/secrets.h), which keeps it encrypted. Credentials (the token,
  * role_id, secret_id, the Kubernetes JWT) are sealed by the same store and
  * opened into its guarded arena only while a request is being built.
  */
@@ -24,9 +24,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config.h"
-#include "plugin.h"
-#include "secrets.h"
+#include "config/config.h"
+#include "plugin/plugin.h"
+#include "secrets/secrets.h"
 
 struct event;
 

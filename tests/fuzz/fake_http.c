@@ -1,6 +1,6 @@
 /*
  * fake_http.c - see fake_http.h. Implements every function of
- * agent/http_client.h, so harnesses link it before libbeacon.a and the
+ * agent/http/client.h, so harnesses link it before libbeacon.a and the
  * archive's real client (curl) is never pulled in.
  */
 #include "fake_http.h"
@@ -12,7 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "http_client.h"
+#include "http/client.h"
 
 #define DEFAULT_MAX_BODY ((size_t)64 << 20)
 

@@ -1,5 +1,5 @@
 /*
- * fake_http.h - the agent's HTTP client (agent/http_client.h) with answers
+ * fake_http.h - the agent's HTTP client (agent/http/client.h) with answers
  * scripted by the fuzzer, so a real plugin instance reads hostile backend
  * replies without sockets, curl or timing.
  *

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "agent.h"
-#include "config.h"
+#include "config/config.h"
 #include "fake_http.h"
 #include "fuzz_util.h"
 

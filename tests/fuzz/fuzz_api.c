@@ -1,5 +1,5 @@
 /*
- * fuzz_api.c - requests into the socket API's route handler (agent/api.c:
+ * fuzz_api.c - requests into the socket API's route handler (agent/api/api.c:
  * routing, percent-decoding, query parsing, blocking reads, and the
  * endpoint, pick, KV, self, ready and metrics answers) of a real agent with
  * static services and a few KV entries, some of them odd bytes.

@@ -1,6 +1,6 @@
 /*
  * fuzz_config.c - the config loader: JSON text -> struct bcn_config, with
- * every plugin's config_map and cross-field check (agent/config.c,
+ * every plugin's config_map and cross-field check (agent/config/config.c,
  * cfgmap.c, cfgtext.c and each plugin's table), as `beacon --check-config`
  * and every start and reload run it.
  *
@@ -15,7 +15,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "config/config.h"
 #include "fuzz_util.h"
 
 static int fd = -1;

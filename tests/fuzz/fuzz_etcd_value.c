@@ -1,7 +1,7 @@
 /*
  * fuzz_etcd_value.c - an etcd key and its value, as anyone with write access
  * to the prefix can put them (etcd_key_id, etcd_parse_endpoint in
- * plugins/etcd/etcd_data.c, bcn_endpoint_from_json in agent/endpoint.c).
+ * plugins/etcd/etcd_data.c, bcn_endpoint_from_json in agent/store/endpoint.c).
  *
  * Input: the key's part after "/services/web/" up to the first newline, then
  * the value. An accepted endpoint must carry the key's id and render as a

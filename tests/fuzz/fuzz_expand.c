@@ -1,6 +1,6 @@
 /*
  * fuzz_expand.c - ${VAR} expansion and durations, the two small parsers every
- * config string and every ?wait= goes through (agent/expand.c, duration.c).
+ * config string and every ?wait= goes through (agent/config/expand.c, duration.c).
  *
  * Besides crashes, it checks what a user relies on: text without '$' comes
  * back unchanged, and a parsed duration survives bcn_duration_format and a
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cfgmap.h"
+#include "config/cfgmap.h"
 #include "fuzz_util.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

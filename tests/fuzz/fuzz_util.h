@@ -18,7 +18,7 @@
 
 #include <sanitizer/common_interface_defs.h>
 
-#include "log.h"
+#include "base/log.h"
 
 static inline void fuzz_logs_on(void)
 {

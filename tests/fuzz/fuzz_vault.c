@@ -3,7 +3,7 @@
  * AppRole login (or, for an input that starts with the line "token", the
  * lookup-self of a token_file token), then each secret's read, into the
  * encrypted secret store (plugins/vault/vault_auth.c, vault_secret.c,
- * vault_http.c's error bodies, agent/secrets.c), and the /v1/secrets/{name}
+ * vault_http.c's error bodies, agent/secrets/secrets.c), and the /v1/secrets/{name}
  * answer rendered from it.
  *
  * Each request gets the next part of the input (tests/fuzz/fake_http.h):
@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "fuzz_agent.h"
-#include "secrets.h"
+#include "secrets/secrets.h"
 
 static struct bcn_agent approle_agent, token_agent;
 static const char *const names[] = { "db", "legacy", "creds" };

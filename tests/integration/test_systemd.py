@@ -4,7 +4,7 @@
 PID 1) and reports unknown keys, bad values and missing executables. It exits
 0 even for an unknown key, so the test also fails on any message it prints
 about the unit. The remaining tests pin what the rest of the project relies
-on: Type=notify with a watchdog (agent/sdnotify.c), no core dumps (secrets),
+on: Type=notify with a watchdog (agent/base/sdnotify.c), no core dumps (secrets),
 and a config check before start and before reload.
 
 Plain functions named test_*; each takes no argument and raises

@@ -6,7 +6,7 @@
 #include <event2/event.h>
 #include <string.h>
 
-#include "cache.h"
+#include "store/cache.h"
 #include "testutil.h"
 
 static struct bcn_endpoint *ep(const char *svc, const char *id, const char *addr, int port,

@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cfgmap.h"
+#include "config/cfgmap.h"
 #include "testutil.h"
 
 /* ---- the sample table --------------------------------------------------- */

@@ -10,8 +10,8 @@
 #include <sodium.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "plugin.h"
+#include "config/config.h"
+#include "plugin/plugin.h"
 #include "testutil.h"
 
 static char file[64];

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "endpoint.h"
+#include "store/endpoint.h"
 #include "testutil.h"
 
 static const char *const full_tags[] = { "v1", "canary" };

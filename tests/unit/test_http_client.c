@@ -26,8 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "http_client.h"
-#include "log.h"
+#include "http/client.h"
+#include "base/log.h"
 
 #define CHUNKS 5
 #define BIG_LEN 100000

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "pick.h"
+#include "store/pick.h"
 #include "testutil.h"
 
 enum { MAX_EPS = 16, NKEYS = 10000 };

@@ -18,7 +18,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "sdnotify.h"
+#include "base/sdnotify.h"
 #include "testutil.h"
 
 static char tmpdir[64];

@@ -1,6 +1,6 @@
 /*
- * test_secrets.c - the secret store (agent/secrets.c) and the zero-on-free
- * allocator (agent/zalloc.c): encryption round trips, index bumps and
+ * test_secrets.c - the secret store (agent/secrets/secrets.c) and the zero-on-free
+ * allocator (agent/base/zalloc.c): encryption round trips, index bumps and
  * blocking-read wake-ups, sealed credentials, guarded pages that fault
  * between uses (checked in a forked child that must die of SIGSEGV), and
  * blocks that are wiped before libc gets them back.
@@ -14,9 +14,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "secrets.h"
+#include "secrets/secrets.h"
 #include "testutil.h"
-#include "zalloc.h"
+#include "base/zalloc.h"
 
 static json_t *data_of(const char *json)
 {

@@ -22,7 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "server.h"
+#include "http/server.h"
 #include "testutil.h"
 
 static char dir[64], path[128];

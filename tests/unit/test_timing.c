@@ -3,7 +3,7 @@
 #include <event2/event.h>
 
 #include "testutil.h"
-#include "timing.h"
+#include "base/timing.h"
 
 START_TEST(test_backoff_grows_caps_and_jitters)
 {

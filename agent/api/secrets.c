@@ -1,0 +1,97 @@
+/*
+ * api_secrets.c - GET /v1/secrets/{name} (SPEC "Local API").
+ *
+ * Kept apart from api.c because it is the one route whose answer is secret:
+ * the caller's identity is the kernel's (SO_PEERCRED on the Unix socket, the
+ * TCP listener never routes here), it is checked before anything else is
+ * revealed or parked, and the body goes from the store's guarded arena into
+ * the request's output buffer in one copy (secrets.h says how that copy is
+ * wiped). Refusals are logged with name, uid and pid, never with a value.
+ */
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "secrets/secrets.h"
+#include "http/server.h"
+#include "base/utf8.h"
+
+static void set_headers(struct evhttp_request *req, uint64_t index, bool stale)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	char num[24];
+
+	snprintf(num, sizeof(num), "%llu", (unsigned long long)index);
+	evhttp_add_header(h, "X-Beacon-Index", num);
+	if (stale)
+		evhttp_add_header(h, "X-Beacon-Stale", "1");
+	evhttp_add_header(h, "Content-Type", "application/json");
+	/* Nothing between the app and us should keep a copy. */
+	evhttp_add_header(h, "Cache-Control", "no-store");
+}
+
+static int error(struct evhttp_request *req, int code, uint64_t index, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int error(struct evhttp_request *req, int code, uint64_t index, const char *fmt, ...)
+{
+	char msg[400];
+	json_t *o;
+	char *s;
+	size_t n;
+	va_list ap;
+
+	va_start(ap, fmt);
+	n = bcn_utf8_vformat(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	/* A name from the URL may hold any bytes: keep the body JSON. */
+	o = json_pack("{so}", "error", bcn_json_text(msg, n));
+	s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	evbuffer_add_printf(evhttp_request_get_output_buffer(req), "%s\n", s ? s : "{}");
+	free(s);
+	json_decref(o);
+	set_headers(req, index, false);
+	return code;
+}
+
+int bcn_api_secret(struct evhttp_request *req, const char *name, bool has_index, uint64_t index)
+{
+	struct bcn_secret *sec = bcn_secrets_find(name);
+	uid_t uid = (uid_t)-1;
+	pid_t pid = 0;
+	uint64_t idx;
+
+	if (!sec)
+		return error(req, 404, bcn_secrets_index_any(),
+			     "secret \"%.*s\" is not configured (see vault.secrets)",
+			     (int)bcn_utf8_cut(name, strlen(name), 100), name);
+	idx = bcn_secret_index(sec);
+	if (bcn_server_peer(req, &uid, &pid) < 0) {
+		bcn_warn("api", "refused secret %s: the caller's uid is unknown (not a Unix socket peer)",
+			 bcn_secret_name(sec));
+		return error(req, 403, idx, "the caller's identity is unknown");
+	}
+	if (!bcn_secret_allows(sec, uid)) {
+		bcn_warn("api", "refused secret %s to uid %u (pid %ld): not in its allow_uids",
+			 bcn_secret_name(sec), (unsigned)uid, (long)pid);
+		return error(req, 403, idx, "uid %u may not read secret \"%s\" (see its allow_uids)",
+			     (unsigned)uid, bcn_secret_name(sec));
+	}
+	if (has_index && index == idx)
+		return 0;
+	if (!bcn_secret_loaded(sec)) {
+		if (bcn_secret_ended(sec))
+			return error(req, 503, idx, "secret \"%s\" is unavailable: its lease ended and Vault "
+				     "could not be reached to renew it", bcn_secret_name(sec));
+		return error(req, 503, idx, "secret \"%s\" has not been read from Vault yet",
+			     bcn_secret_name(sec));
+	}
+	if (bcn_secret_render(sec, evhttp_request_get_output_buffer(req)) < 0)
+		return error(req, 500, idx, "secret \"%s\" could not be rendered", bcn_secret_name(sec));
+	set_headers(req, idx, bcn_secret_stale(sec));
+	return 200;
+}

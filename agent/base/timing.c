@@ -1,0 +1,30 @@
+/*
+ * timing.c - see timing.h.
+ */
+#include "base/timing.h"
+
+#include <event2/event.h>
+#include <sodium.h>
+
+struct timeval bcn_tv_ms(uint64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+	return tv;
+}
+
+int bcn_timer_ms(struct event *ev, uint64_t ms)
+{
+	struct timeval tv = bcn_tv_ms(ms);
+	return evtimer_add(ev, &tv);
+}
+
+uint64_t bcn_backoff_ms(unsigned attempt, uint64_t base_ms, uint64_t max_ms)
+{
+	uint64_t ms = base_ms ? base_ms : 1;
+
+	for (unsigned i = 0; i < attempt && ms < max_ms; i++)
+		ms *= 2;
+	if (ms > max_ms)
+		ms = max_ms;
+	return ms * (80 + randombytes_uniform(41)) / 100;
+}

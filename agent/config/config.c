@@ -1,0 +1,499 @@
+/*
+ * config.c - the config schema of SPEC.md, declared once in tables, and the
+ * cross-field rules no table can express (exactly one check type, a service
+ * needs a registry...). Backend sections are handed to their plugin's
+ * config_map, so the same walk validates them with their JSON paths.
+ */
+#include "config/config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <sodium.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "plugin/plugin.h"
+
+#define F(type, st, field) BCN_CFG_##type, offsetof(struct st, field)
+
+const struct bcn_cfg_field bcn_tls_fields[] = {
+	{ "ca_file", F(STR, bcn_tls_conf, ca_file), "", 0, 0, 0, NULL, 0, "CA bundle to verify the server" },
+	{ "cert_file", F(STR, bcn_tls_conf, cert_file), "", 0, 0, 0, NULL, 0, "client certificate" },
+	{ "key_file", F(STR, bcn_tls_conf, key_file), "", 0, 0, 0, NULL, 0, "client key" },
+	{ "server_name", F(STR, bcn_tls_conf, server_name), "", 0, 0, 0, NULL, 0, "name for SNI and the certificate check" },
+	{ "insecure_skip_verify", F(BOOL, bcn_tls_conf, insecure_skip_verify), "false", 0, 0, 0, NULL, 0, "accept any certificate (testing only)" },
+	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+};
+
+/* A DNS name as a certificate holds it (or an IPv4 address): what curl puts in
+ * SNI. A URL or host:port here is the likely mistake, so it is named. */
+void bcn_tls_conf_check(const struct bcn_tls_conf *t, const char *path, struct bcn_cfg_errs *errs)
+{
+	const char *s = t->server_name, *label = s;
+	char p[256];
+	bool ok = strlen(s) <= 253;
+
+	if (!s[0])
+		return;
+	for (const char *c = s; ok; c++) {
+		if (*c == '.' || *c == '\0') {
+			/* labels of 1 to 63 characters, neither starting nor ending with '-' */
+			ok = c > label && c - label <= 63 && *label != '-' && c[-1] != '-';
+			if (!*c)
+				break;
+			label = c + 1;
+		} else {
+			ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+			     *c == '-' || *c == '_';
+		}
+	}
+	if (ok)
+		return;
+	snprintf(p, sizeof(p), "%s.server_name", path);
+	if (strstr(s, "://") || strchr(s, '/') || strchr(s, ':'))
+		bcn_cfg_err(errs, p, "expected a host name such as \"vault.example.com\" (the name in the "
+			    "server's certificate), not a URL or host:port");
+	else
+		bcn_cfg_err(errs, p, "expected a host name such as \"vault.example.com\" (the name in the "
+			    "server's certificate): letters, digits, '-' and '_' in dot-separated labels");
+}
+
+bool bcn_tls_conf_equal(const struct bcn_tls_conf *a, const struct bcn_tls_conf *b)
+{
+	return !strcmp(a->ca_file, b->ca_file) && !strcmp(a->cert_file, b->cert_file) &&
+	       !strcmp(a->key_file, b->key_file) && !strcmp(a->server_name, b->server_name) &&
+	       a->insecure_skip_verify == b->insecure_skip_verify;
+}
+
+void bcn_tls_warn_insecure(const char *log, bool insecure_skip_verify)
+{
+	if (insecure_skip_verify)
+		bcn_warn(log, "tls.insecure_skip_verify is set: the server's certificate is not checked, so "
+			 "anyone on the network path can pose as the server and read what beacon sends it, "
+			 "tokens included; use it only for testing");
+}
+
+char *bcn_read_secret_file(const char *path, char *err, size_t errlen)
+{
+	enum { MAX_SECRET = 64 * 1024 };
+	char *buf = NULL;
+	size_t len = 0;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	/* sodium_malloc needs sodium_init (idempotent) for its page size. */
+	buf = sodium_init() < 0 ? NULL : sodium_malloc(MAX_SECRET + 1);
+	if (!buf) {
+		snprintf(err, errlen, "cannot allocate guarded memory for %s", path);
+		close(fd);
+		return NULL;
+	}
+	while (len < MAX_SECRET && (n = read(fd, buf + len, MAX_SECRET - len)) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+			goto fail;
+		}
+		len += (size_t)n;
+	}
+	if (len == MAX_SECRET) {
+		snprintf(err, errlen, "%s is larger than %d bytes", path, MAX_SECRET);
+		goto fail;
+	}
+	close(fd);
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		len--;
+	buf[len] = '\0';
+	if (len == 0) {
+		snprintf(err, errlen, "%s is empty", path);
+		sodium_free(buf);
+		return NULL;
+	}
+	return buf;
+fail:
+	close(fd);
+	sodium_free(buf);
+	return NULL;
+}
+
+#define CHECK_TIMEOUT_MS 2000 /* service.check.timeout when absent, unless the interval is shorter */
+
+static const struct bcn_cfg_field check_fields[] = {
+	{ "http", F(STR, bcn_check_conf, http), NULL, 0, 0, 0, NULL, 0, "URL polled; 2xx passing, 429 warning" },
+	{ "tcp", F(STR, bcn_check_conf, tcp), NULL, 0, 0, 0, NULL, 0, "host:port that must accept a connection" },
+	{ "exec", F(STRLIST, bcn_check_conf, exec), NULL, 0, 0, 0, NULL, 0, "argv; exit 0 passing, 1 warning" },
+	{ "interval", F(DURATION, bcn_check_conf, interval_ms), "10s", 0, 100, 86400000, NULL, 0, "time between checks" },
+	/* No table default: absent means the smaller of 2s and the interval (check_service). */
+	{ "timeout", F(DURATION, bcn_check_conf, timeout_ms), NULL, 0, 10, 3600000, NULL, 0, "limit for one check" },
+	{ "rise", F(INT, bcn_check_conf, rise), "1", 0, 1, 100, NULL, 0, "successes before passing" },
+	{ "fall", F(INT, bcn_check_conf, fall), "1", 0, 1, 100, NULL, 0, "failures before critical" },
+	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+};
+
+static const struct bcn_cfg_field service_fields[] = {
+	{ "name", F(STR, bcn_service_conf, name), NULL, BCN_CFG_REQUIRED | BCN_CFG_NONEMPTY, 0, 0, NULL, 0, "service name" },
+	{ "id", F(STR, bcn_service_conf, id), NULL, 0, 0, 0, NULL, 0, "instance id, default <name>-<node>" },
+	{ "address", F(STR, bcn_service_conf, address), NULL, BCN_CFG_REQUIRED | BCN_CFG_NONEMPTY, 0, 0, NULL, 0, "address other services use" },
+	{ "port", F(INT, bcn_service_conf, port), NULL, BCN_CFG_REQUIRED, 1, 65535, NULL, 0, "port other services use" },
+	{ "tags", F(STRLIST, bcn_service_conf, tags), NULL, 0, 0, 0, NULL, 0, "tags" },
+	{ "meta", F(STRMAP, bcn_service_conf, meta), NULL, 0, 0, 0, NULL, 0, "string metadata" },
+	{ "weight", F(INT, bcn_service_conf, weight), "1", 0, 1, 65535, NULL, 0, "weight for weighted picks" },
+	{ "check", F(OBJPTR, bcn_service_conf, check), NULL, 0, 0, 0, check_fields, sizeof(struct bcn_check_conf), "health check of the app" },
+	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+};
+
+static const struct bcn_cfg_field socket_fields[] = {
+	{ "path", F(STR, bcn_socket_conf, path), "/run/beacon/beacon.sock", BCN_CFG_NONEMPTY, 0, 0, NULL, 0, "Unix socket path" },
+	{ "mode", F(MODE, bcn_socket_conf, mode), "0660", 0, 0, 0, NULL, 0, "socket file permissions" },
+	{ "group", F(STR, bcn_socket_conf, group), "", 0, 0, 0, NULL, 0, "socket file group" },
+	{ "max_connections", F(INT, bcn_socket_conf, max_connections), "1024", 0, 1, 1000000, NULL, 0, "open connections at most" },
+	{ "max_header_size", F(INT, bcn_socket_conf, max_header_size), "8192", 0, 512, 1048576, NULL, 0, "request line + headers, bytes" },
+	{ "max_body_size", F(INT, bcn_socket_conf, max_body_size), "65536", 0, 0, 16777216, NULL, 0, "request body, bytes" },
+	{ "timeout", F(DURATION, bcn_socket_conf, timeout_ms), "30s", 0, 1000, 3600000, NULL, 0, "idle, read and write timeout" },
+	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+};
+
+static const struct bcn_cfg_field http_fields[] = {
+	{ "listen", F(STR, bcn_http_conf, listen), NULL, BCN_CFG_REQUIRED | BCN_CFG_NONEMPTY, 0, 0, NULL, 0, "host:port for /health, /ready, /metrics" },
+	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+};
+
+static const struct bcn_cfg_field log_fields[] = {
+	{ "level", F(STR, bcn_log_conf, level), "info", 0, 0, 0, NULL, 0, "debug, info, warn, error" },
+	{ "format", F(STR, bcn_log_conf, format), "text", 0, 0, 0, NULL, 0, "text or json" },
+	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+};
+
+static const struct bcn_cfg_field watch_fields[] = {
+	{ "services", F(STRLIST, bcn_watch_conf, services), NULL, 0, 0, 0, NULL, 0, "services to discover" },
+	{ "kv", F(STRLIST, bcn_watch_conf, kv), NULL, 0, 0, 0, NULL, 0, "key prefixes to watch" },
+	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+};
+
+static const struct bcn_cfg_field top_fields[] = {
+	{ "node", F(STR, bcn_config, node), NULL, 0, 0, 0, NULL, 0, "node name, default the host name" },
+	{ "socket", F(OBJECT, bcn_config, socket), NULL, 0, 0, 0, socket_fields, 0, "local API socket" },
+	{ "http", F(OBJPTR, bcn_config, http), NULL, 0, 0, 0, http_fields, sizeof(struct bcn_http_conf), "optional TCP listener" },
+	{ "log", F(OBJECT, bcn_config, log), NULL, 0, 0, 0, log_fields, 0, "logging" },
+	{ "registry", F(JSON, bcn_config, registry), NULL, 0, 0, 0, NULL, 0, "one registry" },
+	{ "registries", F(JSON, bcn_config, registries), NULL, 0, 0, 0, NULL, 0, "several registries" },
+	{ "service", F(OBJPTR, bcn_config, service), NULL, 0, 0, 0, service_fields, sizeof(struct bcn_service_conf), "this app" },
+	{ "watch", F(OBJECT, bcn_config, watch), NULL, 0, 0, 0, watch_fields, 0, "what to discover" },
+	{ "static", F(JSON, bcn_config, static_), NULL, 0, 0, 0, NULL, 0, "services declared here" },
+	{ "vault", F(JSON, bcn_config, vault), NULL, 0, 0, 0, NULL, 0, "secrets from Vault" },
+	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+};
+
+void bcn_instance_conf_free(const struct bcn_plugin *p, void *conf)
+{
+	if (!p || !conf)
+		return;
+	if (p->config_map)
+		bcn_cfg_free(p->config_map, conf);
+	free(conf);
+}
+
+/*
+ * Fill one plugin instance from obj (minus `strip_key`, the selector such as
+ * "backend" that belongs to the core), then run the plugin's own checks.
+ */
+static void add_instance(struct bcn_config *c, const struct bcn_plugin *p, json_t *obj,
+			 const char *strip_key, const char *path, struct bcn_cfg_errs *errs)
+{
+	struct bcn_instance_conf *ic, *v;
+	json_t *copy = NULL;
+
+	v = realloc(c->instances, (c->ninstances + 1) * sizeof(*v));
+	if (!v) {
+		bcn_cfg_err(errs, path, "out of memory");
+		return;
+	}
+	c->instances = v;
+	ic = &c->instances[c->ninstances];
+	memset(ic, 0, sizeof(*ic));
+	ic->plugin = p;
+	snprintf(ic->path, sizeof(ic->path), "%s", path);
+	ic->conf = calloc(1, p->config_size ? p->config_size : 1);
+	if (!ic->conf) {
+		bcn_cfg_err(errs, path, "out of memory");
+		return;
+	}
+	c->ninstances++;
+	if (obj && strip_key) {
+		copy = json_copy(obj);
+		if (copy)
+			json_object_del(copy, strip_key);
+		obj = copy;
+	}
+	size_t before = errs->n;
+	if (p->config_map)
+		bcn_cfg_fill(p->config_map, obj, ic->conf, path, errs);
+	if (errs->n == before && p->cb_check)
+		p->cb_check(ic->conf, path, errs);
+	if (errs->n == before && p->cb_check_service && c->service)
+		p->cb_check_service(ic->conf, c->service, path, errs);
+	json_decref(copy);
+}
+
+static void add_registry(struct bcn_config *c, json_t *obj, const char *path,
+			 struct bcn_cfg_errs *errs)
+{
+	char bpath[64], names[256] = "";
+	const struct bcn_plugin *p;
+	json_t *b;
+
+	if (!json_is_object(obj)) {
+		bcn_cfg_err(errs, path, "expected an object with a \"backend\" key");
+		return;
+	}
+	snprintf(bpath, sizeof(bpath), "%s.backend", path);
+	b = json_object_get(obj, "backend");
+	if (!json_is_string(b)) {
+		bcn_cfg_err(errs, bpath, "missing required key (a registry backend such as \"etcd\" or \"consul\")");
+		return;
+	}
+	p = bcn_plugin_find(json_string_value(b), BCN_PLUGIN_REGISTRY);
+	if (!p) {
+		for (size_t i = 0; bcn_plugins[i]; i++) {
+			if (bcn_plugins[i]->kind != BCN_PLUGIN_REGISTRY)
+				continue;
+			size_t l = strlen(names);
+			snprintf(names + l, sizeof(names) - l, "%s%s", l ? ", " : "", bcn_plugins[i]->name);
+		}
+		bcn_cfg_err(errs, bpath, "unknown registry backend \"%.40s\" (compiled in: %s)",
+			    json_string_value(b), names[0] ? names : "none");
+		return;
+	}
+	add_instance(c, p, obj, "backend", path, errs);
+}
+
+static void check_listen(const char *addr, const char *path, struct bcn_cfg_errs *errs)
+{
+	const char *colon = strrchr(addr, ':');
+	char *end;
+	long port;
+
+	if (!colon || colon == addr) {
+		bcn_cfg_err(errs, path, "expected \"host:port\", got \"%.40s\"", addr);
+		return;
+	}
+	port = strtol(colon + 1, &end, 10);
+	if (*end || port < 0 || port > 65535 || end == colon + 1)
+		bcn_cfg_err(errs, path, "invalid port in \"%.40s\"", addr);
+}
+
+/* Fields that failed conversion may be NULL: treat them as empty here (their
+ * problem is already recorded) so every other rule is still checked. */
+static const char *str(const char *s)
+{
+	return s ? s : "";
+}
+
+static void check_service(struct bcn_config *c, bool have_registry, struct bcn_cfg_errs *errs)
+{
+	struct bcn_service_conf *sv = c->service;
+	struct bcn_check_conf *k = sv->check;
+
+	if (!str(sv->id)[0] && str(sv->name)[0]) {
+		size_t len = strlen(sv->name) + strlen(str(c->node)) + 2;
+		free(sv->id);
+		sv->id = malloc(len);
+		if (sv->id)
+			snprintf(sv->id, len, "%s-%s", sv->name, str(c->node));
+	}
+	if (!have_registry)
+		bcn_cfg_err(errs, "$.service", "a service to register needs a \"registry\"");
+	/* Both become one level of a registry key (<prefix>/<name>/<id>). */
+	if (strchr(str(sv->name), '/'))
+		bcn_cfg_err(errs, "$.service.name", "must not contain \"/\"");
+	if (strchr(str(sv->id), '/'))
+		bcn_cfg_err(errs, "$.service.id", "must not contain \"/\"");
+	if (!k)
+		return;
+	int kinds = (str(k->http)[0] != 0) + (str(k->tcp)[0] != 0) + (k->exec.n != 0);
+	if (kinds != 1)
+		bcn_cfg_err(errs, "$.service.check", "give exactly one of \"http\", \"tcp\" or \"exec\"");
+	/* A default must never make a valid config invalid: "interval": "300ms"
+	 * alone gets a 300ms timeout. An explicit timeout is never below 10ms, so
+	 * 0 means absent (or unconvertible, already reported). */
+	if (k->timeout_ms == 0)
+		k->timeout_ms = k->interval_ms && k->interval_ms < CHECK_TIMEOUT_MS ? k->interval_ms
+										 : CHECK_TIMEOUT_MS;
+	else if (k->timeout_ms > k->interval_ms && k->interval_ms)
+		bcn_cfg_err(errs, "$.service.check.timeout", "must not be longer than the interval");
+	if (str(k->http)[0] && strncmp(k->http, "http://", 7) && strncmp(k->http, "https://", 8))
+		bcn_cfg_err(errs, "$.service.check.http", "expected an http:// or https:// URL");
+	if (str(k->tcp)[0])
+		check_listen(k->tcp, "$.service.check.tcp", errs);
+}
+
+static void check_socket(struct bcn_config *c, struct bcn_cfg_errs *errs)
+{
+	c->socket.gid = (gid_t)-1;
+	if (strlen(str(c->socket.path)) >= 108)
+		bcn_cfg_err(errs, "$.socket.path", "too long for a Unix socket (at most 107 bytes)");
+	if (str(c->socket.group)[0]) {
+		/* A name first (as chown(1) does), else a number: only digits, and
+		 * within gid_t without (gid_t)-1, which chown reads as "unchanged";
+		 * strtol alone would take " 5", "+5" and wrap 4294967297 to 1. */
+		const char *grp = c->socket.group;
+		struct group *g = getgrnam(grp);
+		bool digits = grp[strspn(grp, "0123456789")] == '\0';
+		unsigned long long gid;
+		errno = 0;
+		gid = digits ? strtoull(grp, NULL, 10) : 0;
+		if (g)
+			c->socket.gid = g->gr_gid;
+		else if (digits && (errno == ERANGE || gid >= (gid_t)-1))
+			bcn_cfg_err(errs, "$.socket.group", "group id %.40s is out of range (0 to %u)", grp,
+				    (unsigned)(gid_t)-1 - 1);
+		else if (digits)
+			c->socket.gid = (gid_t)gid;
+		else
+			bcn_cfg_err(errs, "$.socket.group", "no such group \"%.40s\" (a group name, or a group id of digits only)",
+				    grp);
+	}
+	if (c->socket.mode & 0111)
+		bcn_cfg_err(errs, "$.socket.mode", "a socket needs no execute bits (use e.g. \"0660\")");
+}
+
+/*
+ * "config/api/" (as Consul users write it) and "/config/api/" are the same
+ * prefix. Every plugin and the cache keep keys with a leading "/" (etcd's
+ * form; Consul's plugin drops it on the wire), so add it here, once, and no
+ * plugin ever sees the other form. An empty prefix is more likely an unset
+ * ${VAR} than a wish to watch every key, so it stays an error.
+ */
+static void normalise_kv_prefix(char **prefix, size_t i, struct bcn_cfg_errs *errs)
+{
+	char path[48], *p;
+
+	snprintf(path, sizeof(path), "$.watch.kv[%zu]", i);
+	if (!*prefix || (*prefix)[0] == '/')
+		return;
+	if (!(*prefix)[0]) {
+		bcn_cfg_err(errs, path, "an empty key prefix (use \"/\" to watch every key)");
+		return;
+	}
+	if (asprintf(&p, "/%s", *prefix) < 0) {
+		bcn_cfg_err(errs, path, "out of memory");
+		return;
+	}
+	free(*prefix);
+	*prefix = p;
+}
+
+static void check_rules(struct bcn_config *c, struct bcn_cfg_errs *errs)
+{
+	bool have_registry = c->registry || c->registries;
+
+	if (c->log.level && bcn_log_level_parse(c->log.level, &c->log_level) < 0)
+		bcn_cfg_err(errs, "$.log.level", "unknown level \"%.40s\" (use debug, info, warn or error)", c->log.level);
+	if (c->log.format && bcn_log_format_parse(c->log.format, &c->log_format) < 0)
+		bcn_cfg_err(errs, "$.log.format", "unknown format \"%.40s\" (use text or json)", c->log.format);
+	if (c->http && str(c->http->listen)[0])
+		check_listen(c->http->listen, "$.http.listen", errs);
+	check_socket(c, errs);
+
+	if (!str(c->node)[0]) {
+		char host[HOST_NAME_MAX + 1] = "";
+		gethostname(host, sizeof(host));
+		free(c->node);
+		c->node = strdup(host[0] ? host : "localhost");
+	}
+
+	if (c->registry && c->registries)
+		bcn_cfg_err(errs, "$.registries", "give either \"registry\" or \"registries\", not both");
+	if (c->service)
+		check_service(c, have_registry, errs);
+	if ((c->watch.services.n || c->watch.kv.n) && !have_registry)
+		bcn_cfg_err(errs, "$.watch", "watching services or keys needs a \"registry\"");
+	for (size_t i = 0; i < c->watch.kv.n; i++)
+		normalise_kv_prefix(&c->watch.kv.v[i], i, errs);
+}
+
+static void build_instances(struct bcn_config *c, struct bcn_cfg_errs *errs)
+{
+	const struct bcn_plugin *p;
+
+	/* The static source always exists, so reloads can add static services. */
+	p = bcn_plugin_find("static", BCN_PLUGIN_SOURCE);
+	if (p)
+		add_instance(c, p, c->static_, NULL, "$.static", errs);
+	else if (c->static_)
+		bcn_cfg_err(errs, "$.static", "the static source is not compiled in");
+
+	if (c->registry)
+		add_registry(c, c->registry, "$.registry", errs);
+	if (c->registries) {
+		size_t i;
+		json_t *r;
+		char path[48];
+		if (!json_is_array(c->registries) || json_array_size(c->registries) == 0)
+			bcn_cfg_err(errs, "$.registries", "expected a non-empty array of registry objects");
+		else if (json_array_size(c->registries) > 16)
+			bcn_cfg_err(errs, "$.registries", "at most 16 registries are supported");
+		else
+			json_array_foreach(c->registries, i, r) {
+				snprintf(path, sizeof(path), "$.registries[%zu]", i);
+				add_registry(c, r, path, errs);
+			}
+	}
+	if (c->vault) {
+		p = bcn_plugin_find("vault", BCN_PLUGIN_SECRETS);
+		if (p)
+			add_instance(c, p, c->vault, NULL, "$.vault", errs);
+		else
+			bcn_cfg_err(errs, "$.vault", "Vault support is not compiled into this build");
+	}
+}
+
+struct bcn_config *bcn_config_load(const char *file, struct bcn_cfg_errs *errs)
+{
+	struct bcn_config *c;
+	json_t *root;
+	size_t before = errs->n;
+
+	root = bcn_cfg_load_file(file, errs);
+	if (!root)
+		return NULL;
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		json_decref(root);
+		bcn_cfg_err(errs, file, "out of memory");
+		return NULL;
+	}
+	c->file = strdup(file);
+	/* Every stage runs even after problems, so --check-config lists them all. */
+	bcn_cfg_fill(top_fields, root, c, "$", errs);
+	json_decref(root);
+	check_rules(c, errs);
+	build_instances(c, errs);
+	if (errs->n != before) {
+		bcn_config_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void bcn_config_free(struct bcn_config *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->ninstances; i++)
+		bcn_instance_conf_free(c->instances[i].plugin, c->instances[i].conf);
+	free(c->instances);
+	bcn_cfg_free(top_fields, c);
+	free(c->file);
+	free(c);
+}

@@ -1,0 +1,88 @@
+/*
+ * plugins.c - the table of compiled-in plugins and the instance helpers every
+ * plugin shares. Adding a backend means adding its descriptor here and its
+ * folder under plugins/; nothing else in the core changes.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "plugin/plugin.h"
+
+extern const struct bcn_plugin bcn_plugin_static;
+extern const struct bcn_plugin bcn_plugin_etcd;
+extern const struct bcn_plugin bcn_plugin_vault;
+extern const struct bcn_plugin bcn_plugin_consul;
+
+const struct bcn_plugin *const bcn_plugins[] = {
+	&bcn_plugin_static,
+	&bcn_plugin_etcd,
+	&bcn_plugin_consul,
+	&bcn_plugin_vault,
+	NULL,
+};
+
+const struct bcn_plugin *bcn_plugin_find(const char *name, enum bcn_plugin_kind kind)
+{
+	for (size_t i = 0; bcn_plugins[i]; i++) {
+		if (bcn_plugins[i]->kind == kind && strcmp(bcn_plugins[i]->name, name) == 0)
+			return bcn_plugins[i];
+	}
+	return NULL;
+}
+
+void bcn_instance_report(struct bcn_instance *ins, bool ready, const char *state,
+			 const char *fmt, ...)
+{
+	char err[sizeof(ins->last_error)] = "";
+	bool changed;
+
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err, sizeof(err), fmt, ap);
+		va_end(ap);
+	}
+	changed = ins->ready != ready || strcmp(ins->state, state) != 0 ||
+		  (fmt && strcmp(ins->last_error, err) != 0);
+	ins->ready = ready;
+	snprintf(ins->state, sizeof(ins->state), "%s", state);
+	if (fmt)
+		snprintf(ins->last_error, sizeof(ins->last_error), "%s", err);
+	else
+		ins->last_error[0] = '\0';
+	if (!changed)
+		return;
+	if (fmt)
+		bcn_warn(ins->name, "%s: %s", state, err);
+	else
+		bcn_info(ins->name, "%s", state);
+	if (ins->core && ins->core->state_changed)
+		ins->core->state_changed(ins->core, ins);
+}
+
+struct bcn_endpoint *bcn_core_self_endpoint(const struct bcn_core *core)
+{
+	const struct bcn_service_conf *sc = core->config ? core->config->service : NULL;
+	struct bcn_endpoint_spec spec;
+	const char *err = NULL;
+	struct bcn_endpoint *e;
+
+	if (!sc)
+		return NULL;
+	memset(&spec, 0, sizeof(spec));
+	spec.id = sc->id;
+	spec.service = sc->name;
+	spec.address = sc->address;
+	spec.port = sc->port;
+	spec.tags = (const char *const *)sc->tags.v;
+	spec.ntags = sc->tags.n;
+	spec.meta = sc->meta;
+	spec.weight = sc->weight;
+	spec.status = core->service_status;
+	e = bcn_endpoint_new(&spec, &err);
+	if (!e)
+		bcn_error("agent", "cannot build this service's endpoint: %s", err ? err : "unknown error");
+	return e;
+}

@@ -1,0 +1,116 @@
+/*
+ * plugin.h - everything a backend plugin includes (after Fluent Bit / collectd).
+ *
+ * A plugin is a fixed descriptor (struct bcn_plugin) compiled into the binary
+ * and listed by `beacon --version`. Each configured use of it is an instance
+ * (struct bcn_instance) holding the plugin's own context. The core fills the
+ * instance's config struct from the plugin's config_map, then calls the
+ * callbacks on the agent's single event loop. A plugin reports what it learns
+ * into the cache and its own state into the instance; it never touches the
+ * socket API or another plugin. No callback may block.
+ */
+#ifndef BCN_PLUGIN_H
+#define BCN_PLUGIN_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "store/cache.h"
+#include "config/cfgmap.h"
+#include "http/client.h"
+#include "base/log.h"
+#include "base/timing.h"
+#include "plugin/watchset.h"
+
+struct event_base;
+struct bcn_config;
+struct bcn_service_conf;
+struct bcn_instance;
+struct bcn_core;
+
+enum bcn_plugin_kind {
+	BCN_PLUGIN_SOURCE,   /* feeds endpoints only (static) */
+	BCN_PLUGIN_REGISTRY, /* registers this service and discovers others (etcd, consul) */
+	BCN_PLUGIN_SECRETS,  /* fetches secrets (vault) */
+};
+
+/* What the agent offers every instance. Owned by the agent. */
+struct bcn_core {
+	struct event_base *base;
+	struct bcn_http *http;
+	struct bcn_cache *cache;
+	const struct bcn_config *config; /* the running config; replaced on reload */
+	/* This app as registries publish it: the debounced health-check status
+	 * (passing when there is no check) and whether it is drained. */
+	enum bcn_status service_status;
+	bool drained;
+	/* Called by bcn_instance_report when an instance's readiness or state changes. */
+	void (*state_changed)(struct bcn_core *core, struct bcn_instance *ins);
+	void *owner;                     /* the agent */
+};
+
+struct bcn_instance {
+	const struct bcn_plugin *plugin;
+	char name[48];       /* "etcd#0": plugin name and position, used in logs and /v1/self */
+	void *conf;          /* filled from plugin->config_map; owned by the core */
+	void *ctx;           /* the plugin's own context, created in cb_init, freed in cb_exit */
+	struct bcn_core *core;
+	int src;             /* cache source id of this instance */
+	bool ready;          /* first sync / registration done (drives /ready) */
+	char state[32];      /* short word for /v1/self and `beacon status`: "synced", "connecting" */
+	char last_error[256];/* last problem, one sentence, "" when none; never holds a secret */
+};
+
+/* Called by the core when cb_stop has finished (deregistered, revoked...). */
+typedef void (*bcn_stop_done_cb)(struct bcn_instance *ins);
+
+struct bcn_plugin {
+	const char *name;
+	const char *description;
+	enum bcn_plugin_kind kind;
+	const struct bcn_cfg_field *config_map; /* keys of the instance's config object */
+	size_t config_size;                     /* size of the struct config_map fills */
+
+	/* Extra validation after config_map filled conf (cross-field rules).
+	 * Add problems to errs under `path`. Runs for --check-config too, so no
+	 * I/O. Optional. */
+	void (*cb_check)(void *conf, const char *path, struct bcn_cfg_errs *errs);
+	/* The same for the top-level "service" this registry would register
+	 * (limits of the backend, such as Consul's on metadata); runs after
+	 * cb_check when a service is configured. No I/O. Optional. */
+	void (*cb_check_service)(void *conf, const struct bcn_service_conf *svc, const char *path,
+				 struct bcn_cfg_errs *errs);
+
+	/* Create ins->ctx from ins->conf; no I/O yet. 0 or -1 (logged). Required. */
+	int (*cb_init)(struct bcn_instance *ins);
+	/* Begin work on the loop. 0 or -1 (logged). Required. */
+	int (*cb_start)(struct bcn_instance *ins);
+	/* The config was reloaded: core->config is already the new one and new_conf
+	 * is this instance's new config (the core frees the old one afterwards).
+	 * Apply what can change live; log what needs a restart. Optional. */
+	void (*cb_reload)(struct bcn_instance *ins, void *new_conf);
+	/* core->service_status or core->drained changed: publish it (drained =
+	 * take this app out of discovery, undrained = put it back). Optional. */
+	void (*cb_service_changed)(struct bcn_instance *ins);
+	/* Graceful stop (deregister, revoke); call done(ins) when finished, maybe
+	 * synchronously. The core gives up after a deadline. Optional. */
+	void (*cb_stop)(struct bcn_instance *ins, bcn_stop_done_cb done);
+	/* Free ctx; cancel every request and timer. NULL-safe on a failed init. Required. */
+	void (*cb_exit)(struct bcn_instance *ins);
+	/* Add plugin-specific fields to this instance's /v1/self object. Optional. */
+	void (*cb_self)(struct bcn_instance *ins, json_t *obj);
+};
+
+/* Set ready/state/last_error in one call; logs state changes. fmt may be NULL (no error). */
+void bcn_instance_report(struct bcn_instance *ins, bool ready, const char *state,
+			 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* This app's ENDPOINT (SPEC) from config->service and core->service_status;
+ * NULL when no service is configured. Free with free(). */
+struct bcn_endpoint *bcn_core_self_endpoint(const struct bcn_core *core);
+
+/* Compiled-in plugins, NULL-terminated. */
+extern const struct bcn_plugin *const bcn_plugins[];
+const struct bcn_plugin *bcn_plugin_find(const char *name, enum bcn_plugin_kind kind);
+
+#endif

@@ -1,0 +1,157 @@
+/*
+ * secrets.h - the secret store: what /v1/secrets/{name} serves, kept
+ * encrypted at rest.
+ *
+ * A secrets plugin (Vault) creates one store and declares its secrets in it;
+ * the store registers itself so the socket API finds a secret by name without
+ * the core knowing the plugin. Each secret's data (a JSON object) is
+ * serialised straight into guarded memory, encrypted with
+ * XChaCha20-Poly1305 under a random key, and only the ciphertext stays. The
+ * key lives in sodium_malloc'd memory that is PROT_NONE except for the
+ * instant it is used; plaintext only ever exists in one guarded scratch
+ * arena (also PROT_NONE while empty), for as long as it takes to build one
+ * answer or one request, and is wiped right after. A secret's index moves on
+ * every change of data or version, so blocking reads wake up.
+ *
+ * The same key seals the plugin's credentials (Vault token, AppRole
+ * secret_id, Kubernetes JWT): bcn_secrets_seal() / bcn_secrets_unseal().
+ *
+ * Everything runs on the agent's loop thread; nothing here blocks.
+ */
+#ifndef BCN_SECRETS_H
+#define BCN_SECRETS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "store/cache.h" /* bcn_cache_wake_cb */
+
+struct event_base;
+struct evbuffer;
+struct evhttp_request;
+struct bcn_secrets;      /* a store */
+struct bcn_secret;       /* one named secret in it */
+struct bcn_secrets_wait; /* a parked blocking read */
+
+/* Largest data object of one secret, serialised. */
+#define BCN_SECRET_MAX_DATA ((size_t)1 << 20)
+
+/* Create a store whose deferred wake-ups run on base (NULL: only on
+ * bcn_secrets_flush, for tests). Locks memory as far as the limits allow
+ * (warns once when they do not). NULL on failure (logged). */
+struct bcn_secrets *bcn_secrets_new(struct event_base *base);
+/* Wipe and free everything; waiters are dropped without being called. NULL-safe. */
+void bcn_secrets_free(struct bcn_secrets *s);
+
+/* Declare secret `name`, readable by the peer uids given (copied). NULL when
+ * out of memory or when any store already has that name. */
+struct bcn_secret *bcn_secrets_add(struct bcn_secrets *s, const char *name, const uid_t *uids,
+				   size_t nuids);
+/* Replace who may read it (reload). 0 or -1 (out of memory: unchanged). */
+int bcn_secret_set_uids(struct bcn_secret *sec, const uid_t *uids, size_t nuids);
+
+/*
+ * Store new data: `data` (a JSON object, typically straight from a parsed
+ * Vault answer) is serialised into guarded memory, compared with what is
+ * stored, and encrypted. version is what answers show; expires_at_ms is the
+ * CLOCK_MONOTONIC time (bcn_secrets_now_ms) the data stops being valid, 0
+ * for none. A negative version means "count": the store shows 1 for the
+ * first data and adds one on every change (sources without versions: KV v1,
+ * leases). Returns 1 when data or version changed (index bumped, readers
+ * woken), 0 when unchanged (the expiry is still updated), -1 on error
+ * (logged, nothing changed).
+ */
+int bcn_secret_put(struct bcn_secret *sec, const json_t *data, int64_t version,
+		   uint64_t expires_at_ms);
+/* New expiry for the same data (a renewed lease). Does not move the index. */
+void bcn_secret_set_expiry(struct bcn_secret *sec, uint64_t expires_at_ms);
+/* The source could not refresh it: answers say stale. Does not move the index. */
+void bcn_secret_set_stale(struct bcn_secret *sec, bool stale);
+/* Forget the data (its lease ended): the index moves, reads get 503. */
+void bcn_secret_drop(struct bcn_secret *sec);
+
+const char *bcn_secret_name(const struct bcn_secret *sec);
+bool bcn_secret_loaded(const struct bcn_secret *sec);  /* has data that has not expired */
+bool bcn_secret_ended(const struct bcn_secret *sec);   /* had data whose lease ended */
+bool bcn_secret_stale(const struct bcn_secret *sec);
+int64_t bcn_secret_version(const struct bcn_secret *sec);
+uint64_t bcn_secret_index(const struct bcn_secret *sec);
+bool bcn_secret_allows(const struct bcn_secret *sec, uid_t uid);
+
+/* The secret of that name in any store, or NULL. */
+struct bcn_secret *bcn_secrets_find(const char *name);
+/* The highest index of any store (1 when there is none): for answers about no secret. */
+uint64_t bcn_secrets_index_any(void);
+
+/* Append the SPEC answer {"name","data","version","expires_in","stale"} and a
+ * newline to out. The plaintext is assembled in the guarded arena and wiped
+ * once evbuffer_add has copied it (the copy lives in libevent memory, which
+ * the zero-on-free allocator wipes when the answer has been sent).
+ * 0, or -1 when not loaded or on error. */
+int bcn_secret_render(struct bcn_secret *sec, struct evbuffer *out);
+
+/* Blocking reads: call cb once, after the index of secret `name` moves away
+ * from `index`; never from inside this call. NULL when the secret is unknown
+ * or out of memory. */
+struct bcn_secrets_wait *bcn_secrets_wait(const char *name, uint64_t index, bcn_cache_wake_cb cb,
+					  void *arg);
+void bcn_secrets_wait_cancel(struct bcn_secrets_wait *w); /* NULL-safe; not after cb ran */
+/* Run pending wake-ups now (stores without a base, tests). */
+void bcn_secrets_flush(struct bcn_secrets *s);
+
+/* ---- sealed credentials and the guarded arena ----------------------------- */
+
+/* Bytes encrypted under the store key; the ciphertext may sit in the heap. */
+struct bcn_sealed {
+	unsigned char *box; /* nonce || ciphertext || tag; NULL when empty */
+	size_t len;
+};
+
+/* Seal len bytes of plain into v (replacing what it held). 0 or -1. */
+int bcn_secrets_seal(struct bcn_secrets *s, struct bcn_sealed *v, const void *plain, size_t len);
+void bcn_sealed_clear(struct bcn_sealed *v); /* NULL-safe */
+/* Length of what v holds (0 when empty or NULL), without opening it. */
+size_t bcn_sealed_len(const struct bcn_sealed *v);
+
+/*
+ * The arena is a stack: remember bcn_secrets_mark(), take memory with
+ * bcn_secrets_scratch() / bcn_secrets_unseal(), and give everything back
+ * (wiped) with bcn_secrets_release(mark). Pointers are valid until then. The
+ * arena only grows while it is empty, so nested users get NULL rather than a
+ * moved buffer when it is too small.
+ */
+size_t bcn_secrets_mark(const struct bcn_secrets *s);
+/* Make sure n more bytes fit from here on, so that nested users do not run
+ * out (grows only while the arena is empty). 0 or -1. */
+int bcn_secrets_reserve(struct bcn_secrets *s, size_t n);
+void *bcn_secrets_scratch(struct bcn_secrets *s, size_t n);
+/* Decrypt v into the arena, NUL-terminated; *len is its length. NULL when v
+ * is empty, was tampered with, or the arena is full. */
+const char *bcn_secrets_unseal(struct bcn_secrets *s, const struct bcn_sealed *v, size_t *len);
+void bcn_secrets_release(struct bcn_secrets *s, size_t mark);
+
+/* Overwrite the stack below the caller after a library worked on plaintext
+ * there (a parser's or a cipher's small buffers). */
+void bcn_secrets_wipe_stack(void);
+
+/* Milliseconds on CLOCK_MONOTONIC, the clock of expires_at_ms. */
+uint64_t bcn_secrets_now_ms(void);
+
+/* For tests: the guarded key page (PROT_NONE between uses). */
+const void *bcn_secrets_key_page(const struct bcn_secrets *s);
+
+/* ---- the socket API (api_secrets.c) ---------------------------------------- */
+
+/*
+ * GET /v1/secrets/{name} for the router in api.c: checks the caller's uid
+ * (SO_PEERCRED) against the secret's allow_uids, then fills req's output
+ * headers and body. Returns the HTTP status to send, or 0 when the request
+ * should be parked (has_index and index is current) until
+ * bcn_secrets_wait() fires; nothing was written to req then.
+ */
+int bcn_api_secret(struct evhttp_request *req, const char *name, bool has_index, uint64_t index);
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * cache_internal.h - the cache's data structures, shared by cache.c (services)
+ * and cache_kv.c (watched config values). Not for use outside the cache.
+ */
+#ifndef BCN_CACHE_INTERNAL_H
+#define BCN_CACHE_INTERNAL_H
+
+#include <sys/queue.h>
+
+#include "store/cache.h"
+
+struct event;
+
+struct kv_prefix {
+	char *prefix;
+	int src;
+};
+
+TAILQ_HEAD(waitq, bcn_cache_wait);
+
+struct bcn_cache_wait {
+	TAILQ_ENTRY(bcn_cache_wait) link;
+	struct waitq *q;
+	bcn_cache_wake_cb cb;
+	void *arg;
+};
+
+struct bcn_service {
+	struct bcn_cache *cache;
+	char *name;
+	char *name_json;          /* the name as a JSON string literal, quotes included */
+	uint64_t index;
+	uint64_t watch_mask;      /* sources responsible for this service */
+	struct bcn_endpoint **ents; /* sorted by (id, src) */
+	size_t n, cap;
+	bool pending;             /* changed since the last flush */
+	bool views_valid;         /* merged/passing are up to date */
+	const struct bcn_endpoint **merged, **passing;
+	size_t nmerged, npassing;
+	struct bcn_blob *body[2]; /* [0] = any status, [1] = passing only */
+	bool body_stale[2];       /* the stale flag each body was rendered with */
+	struct bcn_pick_state pick;
+	struct waitq waiters;
+};
+
+struct bcn_cache {
+	struct event_base *base;
+	struct event *flush_ev;
+	uint64_t index;
+	uint64_t stale_mask;
+	char *src_names[BCN_CACHE_MAX_SOURCES];
+	int nsrc;
+	struct bcn_service **svcs; /* sorted by name */
+	size_t nsvcs, capsvcs;
+	bool list_changed;         /* a service appeared, vanished or changed count */
+	struct bcn_blob *services_body;
+	struct waitq waiters;      /* waiting on the global index */
+
+	struct bcn_kv_entry **kv;  /* sorted by key; tombstones have value NULL */
+	size_t nkv, capkv;
+	struct kv_prefix *kvp;
+	size_t nkvp;
+	bool kv_pending;
+	struct waitq kv_waiters;
+};
+
+/* Call every waiter of q once (they may cancel others or park new ones). */
+void bcn_cache_wake_all_(struct waitq *q);
+void bcn_cache_free_waiters_(struct waitq *q);
+/* Run bcn_cache_flush on the next loop turn (coalescing every change until then). */
+void bcn_cache_schedule_flush_(struct bcn_cache *c);
+/* A blob of len bytes (plus a NUL) with one reference (cache.c). */
+struct bcn_blob *bcn_blob_new_(size_t len);
+/* Free the KV store (cache_kv.c). */
+void bcn_cache_kv_free_(struct bcn_cache *c);
+
+#endif
