@@ -192,9 +192,15 @@ bool bcn_cache_kv_stale(const struct bcn_cache *c, const char *key)
 void bcn_cache_kv_put(struct bcn_cache *c, int src, const char *key, const char *value, size_t len)
 {
 	bool found;
-	size_t pos = kv_pos(c, key, &found);
+	size_t pos;
 	struct bcn_kv_entry *e;
 
+	/* Every stored key is absolute ("/config/web/color"): answers show it
+	 * without its '/'. A backend that sends anything else (a hostile or
+	 * broken etcd answering "" or "x") is not believed. */
+	if (key[0] != '/')
+		return;
+	pos = kv_pos(c, key, &found);
 	if (found && c->kv[pos]->value && c->kv[pos]->len == len &&
 	    memcmp(c->kv[pos]->value, value, len) == 0)
 		return;
@@ -253,8 +259,10 @@ void bcn_cache_kv_replace(struct bcn_cache *c, int src, const char *prefix, cons
 			}
 		}
 	}
-	for (size_t k = 0; k < n; k++)
-		bcn_cache_kv_put(c, src, keys[k], values[k], lens[k]);
+	for (size_t k = 0; k < n; k++) {
+		if (has_prefix(keys[k], prefix)) /* a resync of prefix holds nothing else */
+			bcn_cache_kv_put(c, src, keys[k], values[k], lens[k]);
+	}
 }
 
 const struct bcn_kv_entry *bcn_cache_kv_get(struct bcn_cache *c, const char *key)

@@ -259,6 +259,20 @@ START_TEST(test_kv_store)
 	ck_assert_ptr_null(bcn_cache_kv_get(c, "/config/web/color"));
 	ck_assert_str_eq(bcn_cache_kv_get(c, "/config/web/shape")->value, "round");
 
+	/* Keys a backend should never send: not absolute, or outside the
+	 * resynced prefix (found by fuzz_etcd: "" made the renderer read past
+	 * the key). Neither is stored; the rest of the resync is. */
+	const char *odd_keys[] = { "", "config/web/x", "/other/y", "/config/web/shape" };
+	const char *odd_vals[] = { "a", "b", "c", "round" };
+	size_t odd_lens[] = { 1, 1, 1, 5 };
+	bcn_cache_kv_replace(c, src, "/config/web/", odd_keys, odd_vals, odd_lens, 4);
+	bcn_cache_kv_put(c, src, "", "d", 1);
+	bcn_cache_flush(c);
+	ck_assert_ptr_null(bcn_cache_kv_get(c, ""));
+	ck_assert_ptr_null(bcn_cache_kv_get(c, "config/web/x"));
+	ck_assert_ptr_null(bcn_cache_kv_get(c, "/other/y"));
+	ck_assert_str_eq(bcn_cache_kv_get(c, "/config/web/shape")->value, "round");
+
 	bcn_cache_set_stale(c, src, true);
 	ck_assert(bcn_cache_kv_stale(c, "/config/web/shape"));
 	bcn_cache_kv_watch(c, src, "/config/web/", false);
