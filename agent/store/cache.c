@@ -513,8 +513,9 @@ void bcn_cache_flush(struct bcn_cache *c)
 		s->index = c->index;
 		bcn_wait_signal(c->waits, BCN_CACHE_Q_SERVICE, s->name, c->index);
 	}
-	if (services)
-		bcn_wait_signal(c->waits, BCN_CACHE_Q_SERVICES, "", c->index);
+	/* /v1/services answers with the global index (SPEC), so its readers
+	 * hold until that moves, whatever moved it. */
+	bcn_wait_signal(c->waits, BCN_CACHE_Q_SERVICES, "", c->index);
 	if (c->kv_pending) {
 		c->kv_pending = false;
 		bcn_cache_kv_signal_(c);

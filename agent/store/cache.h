@@ -89,8 +89,8 @@ struct bcn_blob *bcn_cache_services_body(struct bcn_cache *c);
 /*
  * Blocking reads park on the cache's wait set (store/wait.h), in these
  * queues; the cache signals them with the new index once per flush:
- *   BCN_CACHE_Q_SERVICES  name "": the service list (a service appeared,
- *                         vanished, or its endpoints changed)
+ *   BCN_CACHE_Q_SERVICES  name "": the global index moved (the service list
+ *                         answers with it, so it moves with every change)
  *   BCN_CACHE_Q_SERVICE   name: that service changed or went away
  *   BCN_CACHE_Q_KV        key: that key was set or deleted
  *   BCN_CACHE_Q_KV_TREE   prefix: some key under it was set or deleted

@@ -383,8 +383,11 @@ START_TEST(test_kv_waiters_wake_for_their_keys_only)
 	ck_assert_ptr_nonnull(bcn_cache_kv_wait(c, "/config/web/", true, ib, on_kv_wake, (void *)1));
 	ck_assert_ptr_nonnull(bcn_cache_kv_wait(c, "/config/", true, bcn_cache_kv_index(c, "/config/", true),
 						on_kv_wake, (void *)2));
-	/* A service reader is not a KV reader. */
-	ck_assert_ptr_nonnull(bcn_cache_wait(c, NULL, bcn_cache_index(c), on_kv_wake, (void *)3));
+	/* A service's reader is not a KV reader. */
+	bcn_cache_watch(c, src, "svc", true);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	ck_assert_ptr_nonnull(bcn_cache_wait(c, "svc", bcn_service_index(bcn_cache_find(c, "svc")),
+					     on_kv_wake, (void *)3));
 	event_base_loop(base, EVLOOP_NONBLOCK);
 	ck_assert_int_eq(kv_woken[0] + kv_woken[1] + kv_woken[2] + kv_woken[3], 0);
 
@@ -411,10 +414,11 @@ START_TEST(test_kv_waiters_wake_for_their_keys_only)
 	ck_assert_int_eq(kv_woken[0], 1);
 	ck_assert_uint_gt(bcn_cache_kv_index(c, "/config/a", false), ia);
 
+	ck_assert_int_eq(kv_woken[3], 0);
 	/* A reader that saw an older index than the key's wakes on the next turn. */
-	ck_assert_ptr_nonnull(bcn_cache_kv_wait(c, "/config/b", false, 1, on_kv_wake, (void *)3));
+	ck_assert_ptr_nonnull(bcn_cache_kv_wait(c, "/config/b", false, 1, on_kv_wake, (void *)0));
 	event_base_loop(base, EVLOOP_NONBLOCK);
-	ck_assert_int_eq(kv_woken[3], 1);
+	ck_assert_int_eq(kv_woken[0], 2);
 	bcn_cache_free(c);
 	event_base_free(base);
 }
