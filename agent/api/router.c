@@ -37,25 +37,29 @@ struct route {
 	enum bcn_route id;
 	enum evhttp_cmd_type method; /* GET also answers HEAD */
 	const char *path;
+	size_t len;                  /* strlen(path), kept so the hot path does not count */
 	unsigned flags;
 	bcn_api_handler handler;
 };
 
+#define P(path) path, sizeof(path) - 1
+
 /* First match wins. */
 static const struct route routes[] = {
-	{ BCN_ROUTE_HEALTH,    EVHTTP_REQ_GET,  "/health",          PROBE,         bcn_api_health },
-	{ BCN_ROUTE_READY,     EVHTTP_REQ_GET,  "/ready",           PROBE,         bcn_api_ready },
-	{ BCN_ROUTE_METRICS,   EVHTTP_REQ_GET,  "/metrics",         PROBE,         bcn_api_metrics },
-	{ BCN_ROUTE_SERVICES,  EVHTTP_REQ_GET,  "/v1/services",     0,             bcn_api_services },
-	{ BCN_ROUTE_SELF,      EVHTTP_REQ_GET,  "/v1/self",         0,             bcn_api_self },
-	{ BCN_ROUTE_DRAIN,     EVHTTP_REQ_POST, "/v1/self/drain",   0,             bcn_api_drain },
-	{ BCN_ROUTE_RESUME,    EVHTTP_REQ_POST, "/v1/self/resume",  0,             bcn_api_resume },
-	{ BCN_ROUTE_ENDPOINTS, EVHTTP_REQ_GET,  "/v1/endpoints/",   PREFIX | NAME, bcn_api_endpoints },
-	{ BCN_ROUTE_PICK,      EVHTTP_REQ_GET,  "/v1/pick/",        PREFIX | NAME, bcn_api_pick },
-	{ BCN_ROUTE_KV,        EVHTTP_REQ_GET,  "/v1/kv/",          PREFIX | KEY,  bcn_api_kv },
-	{ BCN_ROUTE_KV,        EVHTTP_REQ_GET,  "/v1/kv",           KEY,           bcn_api_kv },
-	{ BCN_ROUTE_SECRETS,   EVHTTP_REQ_GET,  "/v1/secrets/",     PREFIX | NAME, bcn_api_secret },
+	{ BCN_ROUTE_HEALTH,    EVHTTP_REQ_GET,  P("/health"),         PROBE,         bcn_api_health },
+	{ BCN_ROUTE_READY,     EVHTTP_REQ_GET,  P("/ready"),          PROBE,         bcn_api_ready },
+	{ BCN_ROUTE_METRICS,   EVHTTP_REQ_GET,  P("/metrics"),        PROBE,         bcn_api_metrics },
+	{ BCN_ROUTE_SERVICES,  EVHTTP_REQ_GET,  P("/v1/services"),    0,             bcn_api_services },
+	{ BCN_ROUTE_SELF,      EVHTTP_REQ_GET,  P("/v1/self"),        0,             bcn_api_self },
+	{ BCN_ROUTE_DRAIN,     EVHTTP_REQ_POST, P("/v1/self/drain"),  0,             bcn_api_drain },
+	{ BCN_ROUTE_RESUME,    EVHTTP_REQ_POST, P("/v1/self/resume"), 0,             bcn_api_resume },
+	{ BCN_ROUTE_ENDPOINTS, EVHTTP_REQ_GET,  P("/v1/endpoints/"),  PREFIX | NAME, bcn_api_endpoints },
+	{ BCN_ROUTE_PICK,      EVHTTP_REQ_GET,  P("/v1/pick/"),       PREFIX | NAME, bcn_api_pick },
+	{ BCN_ROUTE_KV,        EVHTTP_REQ_GET,  P("/v1/kv/"),         PREFIX | KEY,  bcn_api_kv },
+	{ BCN_ROUTE_KV,        EVHTTP_REQ_GET,  P("/v1/kv"),          KEY,           bcn_api_kv },
+	{ BCN_ROUTE_SECRETS,   EVHTTP_REQ_GET,  P("/v1/secrets/"),    PREFIX | NAME, bcn_api_secret },
 };
+#undef P
 
 /* ---- replies --------------------------------------------------------------- */
 
@@ -166,11 +170,10 @@ static const struct route *match(const char *uri, size_t plen, bool probe_only)
 {
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		const struct route *r = &routes[i];
-		size_t l = strlen(r->path);
 
 		if (probe_only && !(r->flags & PROBE))
 			continue;
-		if ((r->flags & PREFIX ? plen >= l : plen == l) && memcmp(uri, r->path, l) == 0)
+		if ((r->flags & PREFIX ? plen >= r->len : plen == r->len) && memcmp(uri, r->path, r->len) == 0)
 			return r;
 	}
 	return NULL;
@@ -214,8 +217,8 @@ static void route(struct evhttp_request *req, struct bcn_api *api, bool probe_on
 	}
 	r = match(uri, plen, probe_only);
 	if (r) {
-		const char *rest = uri + strlen(r->path);
-		size_t nlen = plen - strlen(r->path);
+		const char *rest = uri + r->len;
+		size_t nlen = plen - r->len;
 
 		rc.route = r->id;
 		rc.handler = r->handler;
