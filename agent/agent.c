@@ -17,10 +17,12 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "api/api.h"
 #include "health/check.h"
 #include "config/config.h"
 #include "base/sdnotify.h"
 #include "http/server.h"
+#include "secrets/secrets.h"
 
 #define STOP_DEADLINE_S 10
 
@@ -169,6 +171,50 @@ json_t *bcn_agent_self(struct bcn_agent *a)
 	return o;
 }
 
+/* ---- the socket API's context -------------------------------------------- */
+
+static bool api_ready(void *owner, char *why, size_t len)
+{
+	return bcn_agent_ready(owner, why, len);
+}
+
+static json_t *api_self(void *owner)
+{
+	return bcn_agent_self(owner);
+}
+
+static void api_drain(void *owner, bool drain)
+{
+	bcn_agent_drain(owner, drain);
+}
+
+static bool api_backend(void *owner, size_t i, const char **name, bool *ready)
+{
+	struct bcn_agent *a = owner;
+
+	if (i >= a->nins)
+		return false;
+	*name = a->ins[i].name;
+	*ready = a->ins[i].ready;
+	return true;
+}
+
+void bcn_agent_api_fill(struct bcn_agent *a)
+{
+	a->api.base = a->base;
+	a->api.cache = a->core.cache;
+	a->api.http = a->core.http;
+	a->api.sock = a->sock;
+	/* INTERIM (issue 10 item 6): the store the Vault plugin created, until
+	 * the core creates the one store and this becomes a->core.secrets. */
+	a->api.secrets = bcn_secrets_current();
+	a->api.owner = a;
+	a->api.ready = api_ready;
+	a->api.self = api_self;
+	a->api.drain = api_drain;
+	a->api.backend = api_backend;
+}
+
 /* ---- instances ------------------------------------------------------------ */
 
 static int instances_create(struct bcn_agent *a)
@@ -300,7 +346,7 @@ static int listeners_start(struct bcn_agent *a)
 	socket_opts(a->cfg, &o);
 	o.max_connections = sock_max;
 	o.cb = bcn_api_handle;
-	o.arg = a;
+	o.arg = &a->api;
 	a->sock = bcn_server_new(a->base, &o, err, sizeof(err));
 	if (!a->sock) {
 		bcn_error("agent", "%s", err);
@@ -309,7 +355,7 @@ static int listeners_start(struct bcn_agent *a)
 	if (a->cfg->http) {
 		probe_opts(a->cfg, &o, probe_max);
 		o.cb = bcn_api_handle_probe;
-		o.arg = a;
+		o.arg = &a->api;
 		a->tcp = bcn_server_new(a->base, &o, err, sizeof(err));
 		if (!a->tcp) {
 			bcn_error("agent", "%s", err);
@@ -463,7 +509,7 @@ static void begin_stop(struct bcn_agent *a, const char *why)
 	a->stopping = true;
 	bcn_info("agent", "%s: stopping", why);
 	bcn_sd_notify("STOPPING=1");
-	bcn_api_release_waits(a);
+	bcn_api_release_waits(&a->api);
 	a->stops_pending = 1; /* held until every cb_stop was issued */
 	for (size_t i = 0; i < a->nins; i++) {
 		if (a->ins[i].plugin->cb_stop) {
@@ -597,6 +643,9 @@ int bcn_agent_main(const char *config_file)
 	}
 	if (instances_create(&a) < 0)
 		goto out;
+	/* Before the loop runs, so before any request: the listeners and the
+	 * secret store exist now. */
+	bcn_agent_api_fill(&a);
 
 	wd = bcn_sd_watchdog_usec();
 	if (wd) {
@@ -616,7 +665,7 @@ out:
 	if (rc)
 		bcn_error("agent", "could not start; exiting");
 	if (a.base)
-		bcn_api_release_waits(&a);
+		bcn_api_release_waits(&a.api);
 	bcn_check_free(a.check);
 	bcn_server_free(a.sock);
 	bcn_server_free(a.tcp);

@@ -11,13 +11,11 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "api/metrics.h"
+#include "api/api.h"
 #include "plugin/plugin.h"
 
 struct bcn_config;
 struct bcn_server;
-struct bcn_api_wait;
-struct evhttp_request;
 
 struct bcn_agent {
 	struct event_base *base;
@@ -28,9 +26,7 @@ struct bcn_agent {
 	struct bcn_server *sock, *tcp;
 	struct bcn_check *check;      /* the app's health check, NULL without one */
 	struct event *ev_term, *ev_int, *ev_hup, *ev_watchdog, *ev_stop_deadline;
-	struct bcn_metrics metrics;
-	struct bcn_api_wait *waits;   /* parked blocking reads (api.c) */
-	size_t nwaits;
+	struct bcn_api api;           /* the socket API's context (api/api.h) */
 	bool drained, stopping;
 	size_t stops_pending;
 	struct timespec started;
@@ -49,10 +45,8 @@ void bcn_agent_drain(struct bcn_agent *a, bool drain);
 /* The /v1/self object. */
 json_t *bcn_agent_self(struct bcn_agent *a);
 
-/* The API router for the Unix socket and the probe-only router for TCP (api.c). */
-void bcn_api_handle(struct evhttp_request *req, void *agent);
-void bcn_api_handle_probe(struct evhttp_request *req, void *agent);
-/* Answer every parked blocking read now (shutdown). */
-void bcn_api_release_waits(struct bcn_agent *a);
+/* Fill a->api from the agent (cache, HTTP client, listener, secret store and
+ * the callbacks), once they exist and before the loop serves a request. */
+void bcn_agent_api_fill(struct bcn_agent *a);
 
 #endif

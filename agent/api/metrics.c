@@ -1,10 +1,19 @@
 /*
- * metrics.c - see metrics.h. Status codes are folded into the handful the
+ * metrics.c - see metrics.h, and GET /metrics: the Prometheus text of the
+ * counters here plus the gauges read when scraped (cache, listeners, HTTP
+ * client, backend instances). Status codes are folded into the handful the
  * API can produce, so the counter table is fixed-size and allocation-free.
  */
 #include "api/metrics.h"
 
 #include <event2/buffer.h>
+#include <event2/http.h>
+
+#include "api/api_internal.h"
+#include "http/client.h"
+#include "http/server.h"
+#include "plugin/plugin.h"
+#include "store/cache.h"
 
 static const char *const route_names[BCN_ROUTE_COUNT] = {
 	"services", "endpoints", "pick", "kv", "secrets", "self", "drain", "resume",
@@ -77,4 +86,58 @@ void bcn_metrics_render(const struct bcn_metrics *m, struct evbuffer *out)
 			    "beacon_request_duration_seconds_count %llu\n",
 			    (unsigned long long)cum, m->latency_sum,
 			    (unsigned long long)m->latency_count);
+}
+
+void bcn_api_metrics(struct bcn_req *rc)
+{
+	struct bcn_api *api = rc->api;
+	struct evbuffer *out = evhttp_request_get_output_buffer(rc->req);
+	struct bcn_service *s;
+	const char *iname;
+	bool up;
+	char why[8];
+
+	evhttp_add_header(evhttp_request_get_output_headers(rc->req), "Content-Type",
+			  "text/plain; version=0.0.4");
+	bcn_metrics_render(&api->metrics, out);
+	evbuffer_add_printf(out, "# HELP beacon_build_info Version and compiled-in plugins.\n"
+			    "# TYPE beacon_build_info gauge\nbeacon_build_info{version=\"%s\",plugins=\"",
+			    BCN_VERSION);
+	for (size_t i = 0; bcn_plugins[i]; i++)
+		evbuffer_add_printf(out, "%s%s", i ? "," : "", bcn_plugins[i]->name);
+	evbuffer_add_printf(out, "\"} 1\n");
+	evbuffer_add_printf(out, "# HELP beacon_endpoints Endpoints known per service and status.\n"
+			    "# TYPE beacon_endpoints gauge\n");
+	for (size_t i = 0; (s = bcn_cache_service_at(api->cache, i)) != NULL; i++) {
+		size_t all = bcn_service_count(s, false), pass = bcn_service_count(s, true);
+		/* Service names come from config or registries: keep label values safe. */
+		char name[BCN_API_MAX_NAME];
+		size_t j = 0;
+		for (const char *p = bcn_service_name(s); *p && j + 2 < sizeof(name); p++) {
+			if (*p == '"' || *p == '\\')
+				name[j++] = '\\';
+			name[j++] = *p == '\n' ? ' ' : *p;
+		}
+		name[j] = '\0';
+		evbuffer_add_printf(out, "beacon_endpoints{service=\"%s\",status=\"passing\"} %zu\n"
+				    "beacon_endpoints{service=\"%s\",status=\"not_passing\"} %zu\n",
+				    name, pass, name, all - pass);
+	}
+	evbuffer_add_printf(out,
+		"# HELP beacon_index Current discovery index.\n# TYPE beacon_index gauge\nbeacon_index %llu\n"
+		"# HELP beacon_ready 1 when /ready answers 200.\n# TYPE beacon_ready gauge\nbeacon_ready %d\n"
+		"# HELP beacon_connections Open local API connections.\n# TYPE beacon_connections gauge\nbeacon_connections %d\n"
+		"# HELP beacon_connection_limit_hits_total Times the connection limit stopped accepting.\n"
+		"# TYPE beacon_connection_limit_hits_total counter\nbeacon_connection_limit_hits_total %llu\n"
+		"# HELP beacon_blocking_queries Blocking reads being held.\n# TYPE beacon_blocking_queries gauge\nbeacon_blocking_queries %zu\n"
+		"# HELP beacon_http_client_requests Backend requests in flight.\n# TYPE beacon_http_client_requests gauge\nbeacon_http_client_requests %zu\n",
+		(unsigned long long)bcn_cache_index(api->cache), api->ready(api->owner, why, sizeof(why)) ? 1 : 0,
+		api->sock ? bcn_server_connections(api->sock) : 0,
+		(unsigned long long)(api->sock ? bcn_server_rejected(api->sock) : 0),
+		api->nwaits, api->http ? bcn_http_active(api->http) : 0);
+	evbuffer_add_printf(out, "# HELP beacon_backend_up 1 when a backend instance is synced/ready.\n"
+			    "# TYPE beacon_backend_up gauge\n");
+	for (size_t i = 0; api->backend && api->backend(api->owner, i, &iname, &up); i++)
+		evbuffer_add_printf(out, "beacon_backend_up{instance=\"%s\"} %d\n", iname, up ? 1 : 0);
+	bcn_api_finish(rc, 200);
 }

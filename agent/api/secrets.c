@@ -1,12 +1,14 @@
 /*
- * api_secrets.c - GET /v1/secrets/{name} (SPEC "Local API").
+ * secrets.c - GET /v1/secrets/{name} (SPEC "Local API").
  *
- * Kept apart from api.c because it is the one route whose answer is secret:
+ * Kept apart from the other routes because it is the one route whose answer is secret:
  * the caller's identity is the kernel's (SO_PEERCRED on the Unix socket, the
  * TCP listener never routes here), it is checked before anything else is
  * revealed or parked, and the body goes from the store's guarded arena into
  * the request's output buffer in one copy (secrets.h says how that copy is
  * wiped). Refusals are logged with name, uid and pid, never with a value.
+ * The secret store is the one in the API's context; a blocking read parks
+ * on the secret's queue in the store's wait set.
  */
 #include <event2/buffer.h>
 #include <event2/http.h>
@@ -15,10 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/api_internal.h"
 #include "base/log.h"
-#include "secrets/secrets.h"
 #include "http/server.h"
-#include "base/utf8.h"
+#include "secrets/secrets.h"
 
 static void set_headers(struct evhttp_request *req, uint64_t index, bool stale)
 {
@@ -58,15 +60,19 @@ static int error(struct evhttp_request *req, int code, uint64_t index, const cha
 	return code;
 }
 
-int bcn_api_secret(struct evhttp_request *req, const char *name, bool has_index, uint64_t index)
+/* The answer's status; 0 when the request was parked instead. */
+static int answer(struct bcn_req *rc)
 {
-	struct bcn_secret *sec = bcn_secrets_find(name);
+	struct bcn_secrets *store = rc->api->secrets;
+	struct evhttp_request *req = rc->req;
+	const char *name = rc->name;
+	struct bcn_secret *sec = bcn_secrets_find(store, name);
 	uid_t uid = (uid_t)-1;
 	pid_t pid = 0;
 	uint64_t idx;
 
 	if (!sec)
-		return error(req, 404, bcn_secrets_index_any(),
+		return error(req, 404, bcn_secrets_index(store),
 			     "secret \"%.*s\" is not configured (see vault.secrets)",
 			     (int)bcn_utf8_cut(name, strlen(name), 100), name);
 	idx = bcn_secret_index(sec);
@@ -81,8 +87,10 @@ int bcn_api_secret(struct evhttp_request *req, const char *name, bool has_index,
 		return error(req, 403, idx, "uid %u may not read secret \"%s\" (see its allow_uids)",
 			     (unsigned)uid, bcn_secret_name(sec));
 	}
-	if (has_index && index == idx)
+	if (bcn_api_should_park(rc, idx)) {
+		bcn_api_park(rc, bcn_secrets_waits(store), BCN_SECRETS_Q, name);
 		return 0;
+	}
 	if (!bcn_secret_loaded(sec)) {
 		if (bcn_secret_ended(sec))
 			return error(req, 503, idx, "secret \"%s\" is unavailable: its lease ended and Vault "
@@ -94,4 +102,12 @@ int bcn_api_secret(struct evhttp_request *req, const char *name, bool has_index,
 		return error(req, 500, idx, "secret \"%s\" could not be rendered", bcn_secret_name(sec));
 	set_headers(req, idx, bcn_secret_stale(sec));
 	return 200;
+}
+
+void bcn_api_secret(struct bcn_req *rc)
+{
+	int code = answer(rc);
+
+	if (code)
+		bcn_api_finish(rc, code);
 }

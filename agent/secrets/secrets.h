@@ -2,16 +2,16 @@
  * secrets.h - the secret store: what /v1/secrets/{name} serves, kept
  * encrypted at rest.
  *
- * A secrets plugin (Vault) creates one store and declares its secrets in it;
- * the store registers itself so the socket API finds a secret by name without
- * the core knowing the plugin. Each secret's data (a JSON object) is
+ * A secrets plugin (Vault) declares its secrets in the one store; the socket
+ * API finds a secret by name in that store. Each secret's data (a JSON object) is
  * serialised straight into guarded memory, encrypted with
  * XChaCha20-Poly1305 under a random key, and only the ciphertext stays. The
  * key lives in sodium_malloc'd memory that is PROT_NONE except for the
  * instant it is used; plaintext only ever exists in one guarded scratch
  * arena (also PROT_NONE while empty), for as long as it takes to build one
- * answer or one request, and is wiped right after. A secret's index moves on
- * every change of data or version, so blocking reads wake up.
+ * answer or one request, and is wiped right after (seal.c). A secret's index
+ * moves on every change of data or version and signals its wait queue, so
+ * blocking reads wake up (store.c, store/wait.h).
  *
  * The same key seals the plugin's credentials (Vault token, AppRole
  * secret_id, Kubernetes JWT): bcn_secrets_seal() / bcn_secrets_unseal().
@@ -27,14 +27,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "store/cache.h" /* bcn_cache_wake_cb */
+#include "store/wait.h"
 
 struct event_base;
 struct evbuffer;
-struct evhttp_request;
 struct bcn_secrets;      /* a store */
 struct bcn_secret;       /* one named secret in it */
-struct bcn_secrets_wait; /* a parked blocking read */
 
 /* Largest data object of one secret, serialised. */
 #define BCN_SECRET_MAX_DATA ((size_t)1 << 20)
@@ -47,7 +45,7 @@ struct bcn_secrets *bcn_secrets_new(struct event_base *base);
 void bcn_secrets_free(struct bcn_secrets *s);
 
 /* Declare secret `name`, readable by the peer uids given (copied). NULL when
- * out of memory or when any store already has that name. */
+ * out of memory or when the store already has that name. */
 struct bcn_secret *bcn_secrets_add(struct bcn_secrets *s, const char *name, const uid_t *uids,
 				   size_t nuids);
 /* Replace who may read it (reload). 0 or -1 (out of memory: unchanged). */
@@ -81,10 +79,13 @@ int64_t bcn_secret_version(const struct bcn_secret *sec);
 uint64_t bcn_secret_index(const struct bcn_secret *sec);
 bool bcn_secret_allows(const struct bcn_secret *sec, uid_t uid);
 
-/* The secret of that name in any store, or NULL. */
-struct bcn_secret *bcn_secrets_find(const char *name);
-/* The highest index of any store (1 when there is none): for answers about no secret. */
-uint64_t bcn_secrets_index_any(void);
+/* The secret of that name in store s (NULL-safe), or NULL. */
+struct bcn_secret *bcn_secrets_find(const struct bcn_secrets *s, const char *name);
+/* The store's highest index (1 for a NULL store): for answers about no secret. */
+uint64_t bcn_secrets_index(const struct bcn_secrets *s);
+/* INTERIM until the core creates the one store (issue 10 item 6): the store
+ * a secrets plugin created, NULL when none. The agent hands it to the API. */
+struct bcn_secrets *bcn_secrets_current(void);
 
 /* Append the SPEC answer {"name","data","version","expires_in","stale"} and a
  * newline to out. The plaintext is assembled in the guarded arena and wiped
@@ -93,12 +94,16 @@ uint64_t bcn_secrets_index_any(void);
  * 0, or -1 when not loaded or on error. */
 int bcn_secret_render(struct bcn_secret *sec, struct evbuffer *out);
 
-/* Blocking reads: call cb once, after the index of secret `name` moves away
- * from `index`; never from inside this call. NULL when the secret is unknown
- * or out of memory. */
-struct bcn_secrets_wait *bcn_secrets_wait(const char *name, uint64_t index, bcn_cache_wake_cb cb,
-					  void *arg);
-void bcn_secrets_wait_cancel(struct bcn_secrets_wait *w); /* NULL-safe; not after cb ran */
+/* Blocking reads: park on secret `name` having seen index (queue
+ * BCN_SECRETS_Q of the store's wait set); cb runs once after its index
+ * moved, never from inside this call. NULL when the secret is unknown or
+ * out of memory. Cancel with bcn_wait_cancel; bcn_secrets_free drops
+ * waiters without calling them. */
+#define BCN_SECRETS_Q 0
+struct bcn_wait *bcn_secrets_wait(struct bcn_secrets *s, const char *name, uint64_t index,
+				  bcn_wait_cb cb, void *arg);
+/* The store's wait set, to park on (BCN_SECRETS_Q, name) directly. */
+struct bcn_waits *bcn_secrets_waits(struct bcn_secrets *s);
 /* Run pending wake-ups now (stores without a base, tests). */
 void bcn_secrets_flush(struct bcn_secrets *s);
 
@@ -142,16 +147,5 @@ uint64_t bcn_secrets_now_ms(void);
 
 /* For tests: the guarded key page (PROT_NONE between uses). */
 const void *bcn_secrets_key_page(const struct bcn_secrets *s);
-
-/* ---- the socket API (api_secrets.c) ---------------------------------------- */
-
-/*
- * GET /v1/secrets/{name} for the router in api.c: checks the caller's uid
- * (SO_PEERCRED) against the secret's allow_uids, then fills req's output
- * headers and body. Returns the HTTP status to send, or 0 when the request
- * should be parked (has_index and index is current) until
- * bcn_secrets_wait() fires; nothing was written to req then.
- */
-int bcn_api_secret(struct evhttp_request *req, const char *name, bool has_index, uint64_t index);
 
 #endif

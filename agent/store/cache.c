@@ -49,65 +49,26 @@ static struct bcn_blob *blob_ref(struct bcn_blob *b)
 
 /* ---- waiters -------------------------------------------------------------- */
 
-void bcn_cache_wake_all_(struct waitq *q)
+struct bcn_waits *bcn_cache_waits(struct bcn_cache *c)
 {
-	struct waitq local = TAILQ_HEAD_INITIALIZER(local);
-	struct bcn_cache_wait *w;
-
-	/* Move to a local list first: a callback may cancel other waiters or
-	 * park new ones on q, and neither must disturb this walk. */
-	while ((w = TAILQ_FIRST(q)) != NULL) {
-		TAILQ_REMOVE(q, w, link);
-		TAILQ_INSERT_TAIL(&local, w, link);
-		w->q = &local;
-	}
-	while ((w = TAILQ_FIRST(&local)) != NULL) {
-		TAILQ_REMOVE(&local, w, link);
-		bcn_cache_wake_cb cb = w->cb;
-		void *arg = w->arg;
-		free(w);
-		cb(arg);
-	}
+	return c->waits;
 }
 
-struct bcn_cache_wait *bcn_cache_wait(struct bcn_cache *c, const char *service,
-				      uint64_t index, bcn_cache_wake_cb cb, void *arg)
+struct bcn_wait *bcn_cache_wait(struct bcn_cache *c, const char *service, uint64_t index,
+				bcn_wait_cb cb, void *arg)
 {
-	struct waitq *q = &c->waiters;
-	struct bcn_cache_wait *w;
+	struct bcn_service *s = service ? bcn_cache_find(c, service) : NULL;
+	unsigned space = service ? BCN_CACHE_Q_SERVICE : BCN_CACHE_Q_SERVICES;
+	struct bcn_wait *w;
 
-	(void)index; /* the caller answers at once when the index already moved */
-	if (service) {
-		struct bcn_service *s = bcn_cache_find(c, service);
-		if (!s)
-			return NULL;
-		q = &s->waiters;
-	}
-	w = calloc(1, sizeof(*w));
-	if (!w)
+	if (service && !s)
 		return NULL;
-	w->cb = cb;
-	w->arg = arg;
-	w->q = q;
-	TAILQ_INSERT_TAIL(q, w, link);
+	w = bcn_wait_park(c->waits, space, service ? service : "", index, cb, arg);
+	/* A queue made for this reader knows no index yet: tell it the current
+	 * one, so a reader that saw an older index wakes on the next turn. */
+	if (w)
+		bcn_wait_signal(c->waits, space, service ? service : "", s ? s->index : c->index);
 	return w;
-}
-
-void bcn_cache_wait_cancel(struct bcn_cache_wait *w)
-{
-	if (!w)
-		return;
-	TAILQ_REMOVE(w->q, w, link);
-	free(w);
-}
-
-void bcn_cache_free_waiters_(struct waitq *q)
-{
-	struct bcn_cache_wait *w;
-	while ((w = TAILQ_FIRST(q)) != NULL) {
-		TAILQ_REMOVE(q, w, link);
-		free(w);
-	}
 }
 
 /* ---- services ------------------------------------------------------------- */
@@ -133,7 +94,6 @@ static void service_free(struct bcn_service *s)
 	free(s->merged);
 	free(s->passing);
 	bcn_pick_state_free(&s->pick);
-	bcn_cache_free_waiters_(&s->waiters);
 	free(s->name);
 	free(s->name_json);
 	free(s);
@@ -205,7 +165,6 @@ static struct bcn_service *service_get(struct bcn_cache *c, const char *name, bo
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
-	TAILQ_INIT(&s->waiters);
 	s->name = strdup(name);
 	s->cache = c;
 	{
@@ -240,8 +199,9 @@ static void service_maybe_remove(struct bcn_cache *c, struct bcn_service *s)
 	c->nsvcs--;
 	c->list_changed = true;
 	bcn_cache_schedule_flush_(c);
-	/* Readers parked on it learn at once that it is gone (they answer 404). */
-	bcn_cache_wake_all_(&s->waiters);
+	/* Readers parked on it learn on the next delivery that it is gone (they
+	 * answer 404): any index they saw is below the next one. */
+	bcn_wait_signal(c->waits, BCN_CACHE_Q_SERVICE, s->name, c->index + 1);
 	service_free(s);
 }
 
@@ -322,14 +282,10 @@ struct bcn_cache *bcn_cache_new(struct event_base *base)
 		return NULL;
 	c->base = base;
 	c->index = 1;
-	TAILQ_INIT(&c->waiters);
-	TAILQ_INIT(&c->kv_waiters);
-	if (base) {
-		c->flush_ev = event_new(base, -1, 0, flush_cb, c);
-		if (!c->flush_ev) {
-			free(c);
-			return NULL;
-		}
+	c->waits = bcn_waits_new(base);
+	if (!c->waits || (base && !(c->flush_ev = event_new(base, -1, 0, flush_cb, c)))) {
+		bcn_cache_free(c);
+		return NULL;
 	}
 	return c;
 }
@@ -346,8 +302,8 @@ void bcn_cache_free(struct bcn_cache *c)
 	for (int i = 0; i < c->nsrc; i++)
 		free(c->src_names[i]);
 	bcn_blob_unref(c->services_body);
-	bcn_cache_free_waiters_(&c->waiters);
 	bcn_cache_kv_free_(c);
+	bcn_waits_free(c->waits);
 	free(c);
 }
 
@@ -535,39 +491,34 @@ size_t bcn_cache_nservices(const struct bcn_cache *c)
 
 void bcn_cache_flush(struct bcn_cache *c)
 {
-	bool any = false;
+	bool services = c->list_changed;
 
 	for (size_t i = 0; i < c->nsvcs; i++) {
 		if (c->svcs[i]->pending)
-			any = true;
+			services = true;
 	}
-	if (!any && !c->list_changed && !c->kv_pending)
+	if (!services && !c->kv_pending)
 		return;
 	c->index++;
 	c->list_changed = false;
 	bcn_blob_unref(c->services_body);
 	c->services_body = NULL;
-	/* Collect first: waking readers may change the service list. */
+	/* Signals only mark queues; readers wake in the wait set's own event,
+	 * after this flush, and see every index already moved. */
 	for (size_t i = 0; i < c->nsvcs; i++) {
 		struct bcn_service *s = c->svcs[i];
 		if (!s->pending)
 			continue;
 		s->pending = false;
 		s->index = c->index;
+		bcn_wait_signal(c->waits, BCN_CACHE_Q_SERVICE, s->name, c->index);
 	}
-	for (size_t i = 0; i < c->nsvcs; i++) {
-		struct bcn_service *s = c->svcs[i];
-		if (s->index == c->index && !TAILQ_EMPTY(&s->waiters)) {
-			bcn_cache_wake_all_(&s->waiters);
-			/* The list may have changed under us: restart from the top;
-			 * services already woken have empty queues now. */
-			i = (size_t)-1;
-		}
-	}
-	bcn_cache_wake_all_(&c->waiters);
+	/* /v1/services answers with the global index (SPEC), so its readers
+	 * hold until that moves, whatever moved it. */
+	bcn_wait_signal(c->waits, BCN_CACHE_Q_SERVICES, "", c->index);
 	if (c->kv_pending) {
 		c->kv_pending = false;
-		bcn_cache_wake_all_(&c->kv_waiters);
+		bcn_cache_kv_signal_(c);
 	}
 }
 
@@ -641,10 +592,13 @@ struct bcn_pick_state *bcn_service_pick_state(struct bcn_service *s)
 	return &s->pick;
 }
 
-static struct bcn_blob *render_service(struct bcn_service *s, bool passing_only, bool stale)
+/* The one renderer of an endpoint list (SPEC /v1/endpoints/{service}):
+ * with tag set, only endpoints carrying it. */
+static struct bcn_blob *render_service(struct bcn_service *s, bool passing_only, bool stale,
+				       const char *tag)
 {
 	const struct bcn_endpoint *const *v;
-	size_t n, len, off;
+	size_t n, len, off, k = 0;
 	char head[160];
 	struct bcn_blob *b;
 
@@ -659,7 +613,9 @@ static struct bcn_blob *render_service(struct bcn_service *s, bool passing_only,
 		return NULL;
 	off = (size_t)sprintf(b->data, "{\"service\":%s%s", s->name_json, head);
 	for (size_t i = 0; i < n; i++) {
-		if (i)
+		if (tag && !bcn_endpoint_has_tag(v[i], tag))
+			continue;
+		if (k++)
 			b->data[off++] = ',';
 		memcpy(b->data + off, v[i]->json, v[i]->json_len);
 		off += v[i]->json_len;
@@ -670,6 +626,13 @@ static struct bcn_blob *render_service(struct bcn_service *s, bool passing_only,
 	b->len = off;
 	b->data[off] = '\0';
 	return b;
+}
+
+struct bcn_blob *bcn_service_render(struct bcn_service *s, bool passing_only, const char *tag)
+{
+	if (!tag)
+		return bcn_service_body(s, passing_only);
+	return render_service(s, passing_only, bcn_service_stale(s), tag);
 }
 
 struct bcn_blob *bcn_service_body(struct bcn_service *s, bool passing_only)
@@ -686,7 +649,7 @@ struct bcn_blob *bcn_service_body(struct bcn_service *s, bool passing_only)
 		s->body[k] = NULL;
 	}
 	if (!s->body[k]) {
-		s->body[k] = render_service(s, k == 1, stale);
+		s->body[k] = render_service(s, k == 1, stale, NULL);
 		s->body_stale[k] = stale;
 	}
 	return blob_ref(s->body[k]);

@@ -5,8 +5,8 @@
  * service; the cache merges them (one entry per endpoint id), keeps the answer
  * bodies rendered until the next change, and bumps a Consul-style index on
  * every change. Changes made in one loop iteration are coalesced into a single
- * index bump, after which blocking readers of the changed services wake up:
- * a 10 000-endpoint sync wakes each reader once, not 10 000 times.
+ * index bump, after which the readers waiting on what changed (store/wait.h)
+ * wake up: a 10 000-endpoint sync wakes each reader once, not 10 000 times.
  */
 #ifndef BCN_CACHE_H
 #define BCN_CACHE_H
@@ -17,11 +17,11 @@
 
 #include "store/endpoint.h"
 #include "store/pick.h"
+#include "store/wait.h"
 
 struct event_base;
 struct bcn_cache;
 struct bcn_service;
-struct bcn_cache_wait;
 
 #define BCN_CACHE_MAX_SOURCES 64
 
@@ -80,18 +80,31 @@ struct bcn_pick_state *bcn_service_pick_state(struct bcn_service *s);
  * users expect), rendered once per change: a new
  * reference the caller must unref (pass to evbuffer_add_reference). NULL on OOM. */
 struct bcn_blob *bcn_service_body(struct bcn_service *s, bool passing_only);
+/* The same list with only the endpoints tagged `tag` (NULL: all, the cached
+ * body above), rendered for this call. A new reference; NULL on OOM. */
+struct bcn_blob *bcn_service_render(struct bcn_service *s, bool passing_only, const char *tag);
 /* The body of /v1/services, rendered once per change. */
 struct bcn_blob *bcn_cache_services_body(struct bcn_cache *c);
 
 /*
- * Blocking reads: call cb once, after the index of `service` (or, with service
- * NULL, the global index) moves past `index`. The cache never calls cb from
- * inside bcn_cache_wait. Returns a handle for bcn_cache_wait_cancel, NULL on OOM.
+ * Blocking reads park on the cache's wait set (store/wait.h), in these
+ * queues; the cache signals them with the new index once per flush:
+ *   BCN_CACHE_Q_SERVICES  name "": the global index moved (the service list
+ *                         answers with it, so it moves with every change)
+ *   BCN_CACHE_Q_SERVICE   name: that service changed or went away
+ *   BCN_CACHE_Q_KV        key: that key was set or deleted
+ *   BCN_CACHE_Q_KV_TREE   prefix: some key under it was set or deleted
+ * Templates, DNS and proxies subscribe to the same queues.
  */
-typedef void (*bcn_cache_wake_cb)(void *arg);
-struct bcn_cache_wait *bcn_cache_wait(struct bcn_cache *c, const char *service,
-				      uint64_t index, bcn_cache_wake_cb cb, void *arg);
-void bcn_cache_wait_cancel(struct bcn_cache_wait *w); /* NULL-safe; not after cb ran */
+enum bcn_cache_queue {
+	BCN_CACHE_Q_SERVICES, BCN_CACHE_Q_SERVICE, BCN_CACHE_Q_KV, BCN_CACHE_Q_KV_TREE,
+};
+struct bcn_waits *bcn_cache_waits(struct bcn_cache *c);
+/* Park on `service` (NULL: the service list) having seen index; cb runs once
+ * it moved, never from inside this call. NULL when the service is unknown or
+ * out of memory. Cancel with bcn_wait_cancel. */
+struct bcn_wait *bcn_cache_wait(struct bcn_cache *c, const char *service, uint64_t index,
+				bcn_wait_cb cb, void *arg);
 
 /*
  * Watched config values (watch.kv). Keys are stored as the registry has them
@@ -134,8 +147,9 @@ size_t bcn_cache_kv_range(struct bcn_cache *c, const char *prefix, size_t *first
 const struct bcn_kv_entry *bcn_cache_kv_at(struct bcn_cache *c, size_t pos);
 /* Highest change index (tombstones included) of key, or of everything under it when recurse. */
 uint64_t bcn_cache_kv_index(struct bcn_cache *c, const char *key, bool recurse);
-/* Wake-ups for KV readers: any KV change (readers re-check their own index). */
-struct bcn_cache_wait *bcn_cache_kv_wait(struct bcn_cache *c, bcn_cache_wake_cb cb, void *arg);
+/* Park on key (recurse: on every key under it) having seen index; as bcn_cache_wait. */
+struct bcn_wait *bcn_cache_kv_wait(struct bcn_cache *c, const char *key, bool recurse,
+				   uint64_t index, bcn_wait_cb cb, void *arg);
 /* Source stale for KV answers too. True when any source watching key's prefix is stale. */
 bool bcn_cache_kv_stale(const struct bcn_cache *c, const char *key);
 

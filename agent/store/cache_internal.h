@@ -16,15 +16,6 @@ struct kv_prefix {
 	int src;
 };
 
-TAILQ_HEAD(waitq, bcn_cache_wait);
-
-struct bcn_cache_wait {
-	TAILQ_ENTRY(bcn_cache_wait) link;
-	struct waitq *q;
-	bcn_cache_wake_cb cb;
-	void *arg;
-};
-
 struct bcn_service {
 	struct bcn_cache *cache;
 	char *name;
@@ -40,7 +31,6 @@ struct bcn_service {
 	struct bcn_blob *body[2]; /* [0] = any status, [1] = passing only */
 	bool body_stale[2];       /* the stale flag each body was rendered with */
 	struct bcn_pick_state pick;
-	struct waitq waiters;
 };
 
 struct bcn_cache {
@@ -54,19 +44,18 @@ struct bcn_cache {
 	size_t nsvcs, capsvcs;
 	bool list_changed;         /* a service appeared, vanished or changed count */
 	struct bcn_blob *services_body;
-	struct waitq waiters;      /* waiting on the global index */
+	struct bcn_waits *waits;   /* blocking readers, by queue (cache.h) */
 
 	struct bcn_kv_entry **kv;  /* sorted by key; tombstones have value NULL */
 	size_t nkv, capkv;
 	struct kv_prefix *kvp;
 	size_t nkvp;
 	bool kv_pending;
-	struct waitq kv_waiters;
+	bool kv_all_pending;       /* a prefix was unwatched: every KV reader re-reads */
 };
 
-/* Call every waiter of q once (they may cancel others or park new ones). */
-void bcn_cache_wake_all_(struct waitq *q);
-void bcn_cache_free_waiters_(struct waitq *q);
+/* Signal the KV queues of what changed in the flush that made c->index (cache_kv.c). */
+void bcn_cache_kv_signal_(struct bcn_cache *c);
 /* Run bcn_cache_flush on the next loop turn (coalescing every change until then). */
 void bcn_cache_schedule_flush_(struct bcn_cache *c);
 /* A blob of len bytes (plus a NUL) with one reference (cache.c). */

@@ -166,6 +166,7 @@ void bcn_cache_kv_watch(struct bcn_cache *c, int src, const char *prefix, bool w
 				c->kv[j++] = c->kv[k];
 		}
 		c->nkv = j;
+		c->kv_all_pending = true; /* keys went without a tombstone */
 		kv_changed(c);
 	}
 }
@@ -312,16 +313,40 @@ uint64_t bcn_cache_kv_index(struct bcn_cache *c, const char *key, bool recurse)
 	return idx;
 }
 
-struct bcn_cache_wait *bcn_cache_kv_wait(struct bcn_cache *c, bcn_cache_wake_cb cb, void *arg)
+struct bcn_wait *bcn_cache_kv_wait(struct bcn_cache *c, const char *key, bool recurse,
+				   uint64_t index, bcn_wait_cb cb, void *arg)
 {
-	struct bcn_cache_wait *w = calloc(1, sizeof(*w));
-	if (!w)
-		return NULL;
-	w->cb = cb;
-	w->arg = arg;
-	w->q = &c->kv_waiters;
-	TAILQ_INSERT_TAIL(&c->kv_waiters, w, link);
+	unsigned space = recurse ? BCN_CACHE_Q_KV_TREE : BCN_CACHE_Q_KV;
+	struct bcn_wait *w = bcn_wait_park(c->waits, space, key, index, cb, arg);
+
+	/* As bcn_cache_wait: the queue learns the index of what it covers. */
+	if (w)
+		bcn_wait_signal(c->waits, space, key, bcn_cache_kv_index(c, key, recurse));
 	return w;
+}
+
+/* Entries changed in this flush carry its index (puts and deletes stamp
+ * c->index + 1 before the flush moves c->index there): one pass finds them,
+ * and only when someone waits on a KV queue at all. */
+void bcn_cache_kv_signal_(struct bcn_cache *c)
+{
+	struct bcn_waits *ws = c->waits;
+
+	if (c->kv_all_pending) {
+		c->kv_all_pending = false;
+		bcn_wait_signal_all(ws, BCN_CACHE_Q_KV, c->index);
+		bcn_wait_signal_all(ws, BCN_CACHE_Q_KV_TREE, c->index);
+		return;
+	}
+	if (!bcn_waits_queues(ws, BCN_CACHE_Q_KV) && !bcn_waits_queues(ws, BCN_CACHE_Q_KV_TREE))
+		return;
+	for (size_t i = 0; i < c->nkv; i++) {
+		const struct bcn_kv_entry *e = c->kv[i];
+		if (e->index != c->index)
+			continue;
+		bcn_wait_signal(ws, BCN_CACHE_Q_KV, e->key, c->index);
+		bcn_wait_signal_prefixes(ws, BCN_CACHE_Q_KV_TREE, e->key, c->index);
+	}
 }
 
 void bcn_cache_kv_free_(struct bcn_cache *c)
@@ -332,5 +357,4 @@ void bcn_cache_kv_free_(struct bcn_cache *c)
 	for (size_t i = 0; i < c->nkvp; i++)
 		free(c->kvp[i].prefix);
 	free(c->kvp);
-	bcn_cache_free_waiters_(&c->kv_waiters);
 }

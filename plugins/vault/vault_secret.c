@@ -503,7 +503,7 @@ int vault_secrets_init(struct vault_ctx *v, const struct vault_conf *c)
 			s->sec = bcn_secrets_add(v->store, sc[i].name, uids, nuids);
 		free(uids);
 		if (!s->name || !s->path || !s->want || !s->conf_path || !s->timer || !s->expire_ev || !s->sec) {
-			if (uids && !s->sec && bcn_secrets_find(sc[i].name))
+			if (uids && !s->sec && bcn_secrets_find(v->store, sc[i].name))
 				bcn_error(v->log, "secret name %s is used twice", sc[i].name);
 			goto oom;
 		}

@@ -84,12 +84,13 @@ static inline void fuzz_agent_start(struct bcn_agent *a)
 		if (a->ins[i].plugin->cb_start(&a->ins[i]) < 0)
 			fuzz_fail("cannot start %s", a->ins[i].name);
 	}
+	bcn_agent_api_fill(a); /* as agent.c does once the instances exist */
 }
 
 /* Exit every instance (which must cancel all its requests) and drop the cache. */
 static inline void fuzz_agent_stop(struct bcn_agent *a)
 {
-	bcn_api_release_waits(a);
+	bcn_api_release_waits(&a->api);
 	for (size_t i = 0; i < a->nins; i++)
 		a->ins[i].plugin->cb_exit(&a->ins[i]);
 	a->nins = 0;

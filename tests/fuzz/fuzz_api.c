@@ -1,5 +1,5 @@
 /*
- * fuzz_api.c - requests into the socket API's route handler (agent/api/api.c:
+ * fuzz_api.c - requests into the socket API's route handler (agent/api/:
  * routing, percent-decoding, query parsing, blocking reads, and the
  * endpoint, pick, KV, self, ready and metrics answers) of a real agent with
  * static services and a few KV entries, some of them odd bytes.
@@ -133,9 +133,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		evbuffer_add(req->input_buffer, nl + 1, size - line - 1);
 	req->flags |= EVHTTP_REQ_DEFER_FREE; /* keep it after the answer, to check it */
 
-	bcn_api_handle(req, &agent);
+	bcn_api_handle(req, &agent.api);
 	if (!(req->flags & EVHTTP_REQ_NEEDS_FREE))
-		bcn_api_release_waits(&agent); /* a parked blocking read */
+		bcn_api_release_waits(&agent.api); /* a parked blocking read */
 	if (!(req->flags & EVHTTP_REQ_NEEDS_FREE))
 		fuzz_fail("%s was never answered", uri);
 	check_answer(req, uri);

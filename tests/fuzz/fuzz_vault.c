@@ -3,7 +3,7 @@
  * AppRole login (or, for an input that starts with the line "token", the
  * lookup-self of a token_file token), then each secret's read, into the
  * encrypted secret store (plugins/vault/vault_auth.c, vault_secret.c,
- * vault_http.c's error bodies, agent/secrets/secrets.c), and the /v1/secrets/{name}
+ * vault_http.c's error bodies, agent/secrets/), and the /v1/secrets/{name}
  * answer rendered from it.
  *
  * Each request gets the next part of the input (tests/fuzz/fake_http.h):
@@ -64,7 +64,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static void check_rendered(void)
 {
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		struct bcn_secret *sec = bcn_secrets_find(names[i]);
+		struct bcn_secret *sec = bcn_secrets_find(bcn_secrets_current(), names[i]);
 		struct evbuffer *out;
 		json_t *j;
 

@@ -367,6 +367,43 @@ def test_etcd_watch_kv_prefix():
             assert a.stop() == 0
 
 
+def test_etcd_kv_reader_sleeps_through_other_keys():
+    # A blocking read of key A is held while key B changes, and answered when A does;
+    # a recursive reader of the prefix wakes for B.
+    with Etcd() as etcd:
+        etcd.put("/config/web/a", "1")
+        etcd.put("/config/web/b", "1")
+        with Agent(config(etcd, kv=["/config/web/"])) as a:
+            wait_for(lambda: ready(a), 10, what="ready")
+            idx = int(a.get("/v1/kv/config/web/a")[1]["x-beacon-index"])
+            tidx = int(a.get("/v1/kv/config/web/?recurse")[1]["x-beacon-index"])
+            result = {}
+
+            def read(name, path):
+                result[name] = a.get(path, timeout=scale(15))
+
+            ta = threading.Thread(target=read, args=("a", "/v1/kv/config/web/a?index=%d&wait=10s" % idx))
+            tt = threading.Thread(target=read, args=("t", "/v1/kv/config/web/?recurse&index=%d&wait=10s" % tidx))
+            ta.start()
+            tt.start()
+            wait_for(lambda: metric(a.metrics(), "beacon_blocking_queries") == 2, 5,
+                     what="the parked blocking reads")
+            etcd.put("/config/web/b", "2")
+            tt.join(scale(5))
+            assert "t" in result, "the recursive reader did not wake for a key under its prefix"
+            st, _, body = result["t"]
+            assert st == 200 and {e["key"]: e["value"] for e in body["entries"]}["config/web/b"] == "2", body
+            time.sleep(scale(0.3))
+            assert "a" not in result, "the reader of key a woke for key b: %r" % (result.get("a"),)
+            assert metric(a.metrics(), "beacon_blocking_queries") == 1
+            etcd.put("/config/web/a", "2")
+            ta.join(scale(5))
+            assert "a" in result, "the reader of key a did not wake when a changed"
+            st, h, body = result["a"]
+            assert st == 200 and body["value"] == "2" and int(h["x-beacon-index"]) > idx, (st, h, body)
+            assert a.stop() == 0
+
+
 def test_etcd_watch_kv_recurse():
     with Etcd() as etcd:
         etcd.put("/config/web/color", "blue")

@@ -3,7 +3,9 @@
 
 The folders of agent/ are layers, lowest first (HACKING.md draws them):
 
-    base  <  config, http  <  store, secrets  <  plugin  <  health, api  <  agent/ (daemon)
+    base  <  config, http  <  store  <  secrets  <  plugin  <  health, api  <  agent/ (daemon)
+
+(secrets sits on store: a secret's readers wait on store/wait.h queues.)
 
 A file may include headers of its own folder and of lower layers only; cli/
 stands apart on base. A plugin (plugins/<name>/) includes its own headers and
@@ -15,7 +17,7 @@ import re
 import sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-LEVEL = {"base": 0, "config": 1, "http": 1, "cli": 1, "store": 2, "secrets": 2,
+LEVEL = {"base": 0, "config": 1, "http": 1, "cli": 1, "store": 2, "secrets": 2.5,
          "plugin": 3, "health": 4, "api": 4, "": 5}
 PLUGIN_MAY = {"plugin/plugin.h"}
 INC = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)

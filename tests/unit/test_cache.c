@@ -4,6 +4,8 @@
  * stale flags, and blocking-read waiters.
  */
 #include <event2/event.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "store/cache.h"
@@ -160,9 +162,9 @@ START_TEST(test_waiters_wake_on_change_only)
 	bcn_cache_watch(c, src, "b", true);
 	event_base_loop(base, EVLOOP_NONBLOCK);
 
-	struct bcn_cache_wait *wa = bcn_cache_wait(c, "a", bcn_cache_index(c), on_wake, NULL);
-	struct bcn_cache_wait *wb = bcn_cache_wait(c, "b", bcn_cache_index(c), on_wake, NULL);
-	struct bcn_cache_wait *wg = bcn_cache_wait(c, NULL, bcn_cache_index(c), on_wake, NULL);
+	struct bcn_wait *wa = bcn_cache_wait(c, "a", bcn_cache_index(c), on_wake, NULL);
+	struct bcn_wait *wb = bcn_cache_wait(c, "b", bcn_cache_index(c), on_wake, NULL);
+	struct bcn_wait *wg = bcn_cache_wait(c, NULL, bcn_cache_index(c), on_wake, NULL);
 	ck_assert_ptr_nonnull(wa);
 	ck_assert_ptr_null(bcn_cache_wait(c, "unknown", 1, on_wake, NULL));
 
@@ -170,7 +172,7 @@ START_TEST(test_waiters_wake_on_change_only)
 	ck_assert_int_eq(woken, 0); /* never from inside the write */
 	event_base_loop(base, EVLOOP_NONBLOCK);
 	ck_assert_int_eq(woken, 2); /* "a" and the global waiter, not "b" */
-	bcn_cache_wait_cancel(wb);
+	bcn_wait_cancel(wb);
 	(void)wg;
 	bcn_cache_free(c);
 	event_base_free(base);
@@ -354,6 +356,74 @@ START_TEST(test_unchanged_replace_keeps_index)
 }
 END_TEST
 
+
+static int kv_woken[4];
+static void on_kv_wake(void *arg)
+{
+	kv_woken[(intptr_t)arg]++;
+}
+
+/* A KV reader wakes for its own key (or, recursive, for its prefix) only. */
+START_TEST(test_kv_waiters_wake_for_their_keys_only)
+{
+	struct event_base *base = event_base_new();
+	struct bcn_cache *c = bcn_cache_new(base);
+	int src = bcn_cache_source_add(c, "etcd#0");
+	uint64_t ia, ib;
+
+	memset(kv_woken, 0, sizeof(kv_woken));
+	bcn_cache_kv_watch(c, src, "/config/", true);
+	bcn_cache_kv_put(c, src, "/config/a", "1", 1);
+	bcn_cache_kv_put(c, src, "/config/b", "1", 1);
+	bcn_cache_kv_put(c, src, "/config/web/x", "1", 1);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	ia = bcn_cache_kv_index(c, "/config/a", false);
+	ib = bcn_cache_kv_index(c, "/config/web/", true);
+	ck_assert_ptr_nonnull(bcn_cache_kv_wait(c, "/config/a", false, ia, on_kv_wake, (void *)0));
+	ck_assert_ptr_nonnull(bcn_cache_kv_wait(c, "/config/web/", true, ib, on_kv_wake, (void *)1));
+	ck_assert_ptr_nonnull(bcn_cache_kv_wait(c, "/config/", true, bcn_cache_kv_index(c, "/config/", true),
+						on_kv_wake, (void *)2));
+	/* A service's reader is not a KV reader. */
+	bcn_cache_watch(c, src, "svc", true);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	ck_assert_ptr_nonnull(bcn_cache_wait(c, "svc", bcn_service_index(bcn_cache_find(c, "svc")),
+					     on_kv_wake, (void *)3));
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	ck_assert_int_eq(kv_woken[0] + kv_woken[1] + kv_woken[2] + kv_woken[3], 0);
+
+	bcn_cache_kv_put(c, src, "/config/b", "2", 1);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	ck_assert_int_eq(kv_woken[0], 0); /* key B changed: the reader of A sleeps on */
+	ck_assert_int_eq(kv_woken[1], 0);
+	ck_assert_int_eq(kv_woken[2], 1); /* the recursive reader of /config/ wakes */
+	ck_assert_int_eq(kv_woken[3], 0);
+
+	bcn_cache_kv_delete(c, src, "/config/web/x");
+	ck_assert_int_eq(kv_woken[1], 0); /* never from inside the write */
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	ck_assert_int_eq(kv_woken[1], 1);
+	ck_assert_int_eq(kv_woken[0], 0);
+
+	/* A burst on A wakes its reader once. */
+	for (int i = 0; i < 10000; i++) {
+		char v[16];
+		snprintf(v, sizeof(v), "%d", i);
+		bcn_cache_kv_put(c, src, "/config/a", v, strlen(v));
+	}
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	ck_assert_int_eq(kv_woken[0], 1);
+	ck_assert_uint_gt(bcn_cache_kv_index(c, "/config/a", false), ia);
+
+	ck_assert_int_eq(kv_woken[3], 0);
+	/* A reader that saw an older index than the key's wakes on the next turn. */
+	ck_assert_ptr_nonnull(bcn_cache_kv_wait(c, "/config/b", false, 1, on_kv_wake, (void *)0));
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	ck_assert_int_eq(kv_woken[0], 2);
+	bcn_cache_free(c);
+	event_base_free(base);
+}
+END_TEST
+
 static Suite *cache_suite(void)
 {
 	Suite *s = suite_create("cache");
@@ -367,6 +437,7 @@ static Suite *cache_suite(void)
 	tcase_add_test(tc, test_kv_store);
 	tcase_add_test(tc, test_kv_rendered_once_per_change);
 	tcase_add_test(tc, test_unchanged_replace_keeps_index);
+	tcase_add_test(tc, test_kv_waiters_wake_for_their_keys_only);
 	tcase_set_timeout(tc, 20);
 	suite_add_tcase(s, tc);
 	return s;

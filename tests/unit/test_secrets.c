@@ -79,8 +79,8 @@ START_TEST(test_round_trip_and_index)
 	ck_assert_ptr_nonnull(s);
 	sec = bcn_secrets_add(s, "db", &me, 1);
 	ck_assert_ptr_nonnull(sec);
-	ck_assert_ptr_eq(bcn_secrets_find("db"), sec);
-	ck_assert_ptr_null(bcn_secrets_find("nope"));
+	ck_assert_ptr_eq(bcn_secrets_find(s, "db"), sec);
+	ck_assert_ptr_null(bcn_secrets_find(s, "nope"));
 	ck_assert(!bcn_secret_loaded(sec));
 	i0 = bcn_secret_index(sec);
 
@@ -114,8 +114,9 @@ START_TEST(test_round_trip_and_index)
 
 	/* Names are unique across stores. */
 	ck_assert_ptr_null(bcn_secrets_add(s, "db", &me, 1));
+	ck_assert_ptr_eq(bcn_secrets_current(), s);
 	bcn_secrets_free(s);
-	ck_assert_ptr_null(bcn_secrets_find("db"));
+	ck_assert_ptr_null(bcn_secrets_current());
 }
 END_TEST
 
@@ -177,15 +178,15 @@ START_TEST(test_waiters)
 	struct bcn_secrets *s = bcn_secrets_new(base);
 	uid_t me = geteuid();
 	struct bcn_secret *sec = bcn_secrets_add(s, "w", &me, 1);
-	struct bcn_secrets_wait *w1, *w2;
+	struct bcn_wait *w1, *w2;
 
 	woken = 0;
-	ck_assert_ptr_null(bcn_secrets_wait("unknown", 1, on_wake, NULL));
-	w1 = bcn_secrets_wait("w", bcn_secret_index(sec), on_wake, NULL);
-	w2 = bcn_secrets_wait("w", bcn_secret_index(sec), on_wake, NULL);
+	ck_assert_ptr_null(bcn_secrets_wait(s, "unknown", 1, on_wake, NULL));
+	w1 = bcn_secrets_wait(s, "w", bcn_secret_index(sec), on_wake, NULL);
+	w2 = bcn_secrets_wait(s, "w", bcn_secret_index(sec), on_wake, NULL);
 	ck_assert_ptr_nonnull(w1);
 	ck_assert_ptr_nonnull(w2);
-	bcn_secrets_wait_cancel(w2);
+	bcn_wait_cancel(w2);
 	event_base_loop(base, EVLOOP_NONBLOCK);
 	ck_assert_int_eq(woken, 0);
 	put(sec, "{\"k\":\"v\"}", 1, 0);
@@ -194,13 +195,13 @@ START_TEST(test_waiters)
 	ck_assert_int_eq(woken, 1);
 
 	/* An index that is already old wakes at once (from the loop). */
-	ck_assert_ptr_nonnull(bcn_secrets_wait("w", 1, on_wake, NULL));
+	ck_assert_ptr_nonnull(bcn_secrets_wait(s, "w", 1, on_wake, NULL));
 	ck_assert_int_eq(woken, 1);
 	event_base_loop(base, EVLOOP_NONBLOCK);
 	ck_assert_int_eq(woken, 2);
 
 	/* Unchanged data wakes nobody. */
-	ck_assert_ptr_nonnull(bcn_secrets_wait("w", bcn_secret_index(sec), on_wake, NULL));
+	ck_assert_ptr_nonnull(bcn_secrets_wait(s, "w", bcn_secret_index(sec), on_wake, NULL));
 	put(sec, "{\"k\":\"v\"}", 1, 0);
 	event_base_loop(base, EVLOOP_NONBLOCK);
 	ck_assert_int_eq(woken, 2);

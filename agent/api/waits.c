@@ -1,0 +1,97 @@
+/*
+ * waits.c - blocking reads (?index=): a request whose index is current is
+ * held on a store queue (store/wait.h) plus one timer (?wait, at most five
+ * minutes), and answered by its route's handler once either fires. The
+ * store decides who wakes (only readers of what changed, once per loop
+ * turn); this file only keeps the parked requests, so that /metrics can
+ * count them and shutdown can answer them all.
+ */
+#include <event2/event.h>
+#include <stdlib.h>
+
+#include "api/api_internal.h"
+#include "base/timing.h"
+#include "store/wait.h"
+
+struct bcn_api_wait {
+	struct bcn_api_wait *next, *prev;
+	struct bcn_api *api;
+	struct event *timer;
+	struct bcn_wait *w;  /* NULL once the store woke us */
+	struct bcn_req *rc;  /* a copy: the parked request outlives the router's frame */
+};
+
+static void wait_end(struct bcn_api_wait *w)
+{
+	struct bcn_api *api = w->api;
+	struct bcn_req *rc = w->rc;
+
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		api->waits = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	api->nwaits--;
+	event_free(w->timer);
+	bcn_wait_cancel(w->w);
+	free(w);
+	rc->q.has_index = false; /* answer now, whatever the index */
+	rc->handler(rc);
+	free(rc);
+}
+
+static void timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	wait_end(arg);
+}
+
+static void wake_cb(void *arg)
+{
+	struct bcn_api_wait *w = arg;
+
+	w->w = NULL; /* the store freed it */
+	wait_end(w);
+}
+
+void bcn_api_park(struct bcn_req *rc, struct bcn_waits *ws, unsigned space, const char *name)
+{
+	struct bcn_api *api = rc->api;
+	struct bcn_api_wait *w = calloc(1, sizeof(*w));
+	struct bcn_req *copy = malloc(sizeof(*copy));
+	uint64_t ms = rc->q.wait_ms ? rc->q.wait_ms : BCN_API_DEFAULT_WAIT_MS;
+
+	if (!w || !copy || !ws)
+		goto fail;
+	*copy = *rc;
+	w->api = api;
+	w->rc = copy;
+	w->timer = evtimer_new(api->base, timeout_cb, w);
+	if (!w->timer)
+		goto fail;
+	w->w = bcn_wait_park(ws, space, name, rc->q.index, wake_cb, w);
+	if (!w->w)
+		goto fail;
+	bcn_timer_ms(w->timer, ms);
+	w->next = api->waits;
+	if (api->waits)
+		api->waits->prev = w;
+	api->waits = w;
+	api->nwaits++;
+	return;
+fail:
+	if (w && w->timer)
+		event_free(w->timer);
+	free(w);
+	free(copy);
+	rc->q.has_index = false;
+	rc->handler(rc);
+}
+
+void bcn_api_release_waits(struct bcn_api *api)
+{
+	while (api->waits)
+		wait_end(api->waits);
+}
