@@ -28,7 +28,6 @@ struct bcn_tls_conf {
 extern const struct bcn_cfg_field bcn_tls_fields[];
 /* The checks no table can express (server_name is a host name), for a backend's cb_check. */
 void bcn_tls_conf_check(const struct bcn_tls_conf *t, const char *path, struct bcn_cfg_errs *errs);
-bool bcn_tls_conf_equal(const struct bcn_tls_conf *a, const struct bcn_tls_conf *b);
 /* The warning tls.insecure_skip_verify earns, under `log`, at every start and
  * reload while the running instance uses it. */
 void bcn_tls_warn_insecure(const char *log, bool insecure_skip_verify);
@@ -104,6 +103,12 @@ struct bcn_config {
 /* Load and validate FILE. NULL when there is any problem; every problem is in errs. */
 struct bcn_config *bcn_config_load(const char *file, struct bcn_cfg_errs *errs);
 void bcn_config_free(struct bcn_config *c); /* NULL-safe */
+
+/* On reload: `next` keeps the running values of the restart-only keys
+ * (socket path, mode and group, the http listener, the service section);
+ * the keys that differed are listed in `changed`. Returns their number. */
+size_t bcn_config_keep_restart(struct bcn_config *running, struct bcn_config *next, char *changed,
+				size_t len);
 
 /* Free one instance config filled from plugin's config_map. NULL-safe. */
 void bcn_instance_conf_free(const struct bcn_plugin *p, void *conf);
