@@ -211,7 +211,7 @@ static void instances_free(struct bcn_agent *a)
 	for (size_t i = 0; i < a->nins; i++) {
 		struct bcn_instance *ins = &a->ins[i];
 		ins->plugin->cb_exit(ins);
-		bcn_instance_conf_free(ins->plugin, ins->conf);
+		bcn_instance_conf_free(ins->plugin->config_map, ins->conf);
 	}
 	free(a->ins);
 	a->ins = NULL;
@@ -344,7 +344,7 @@ static void reload(struct bcn_agent *a)
 	char changed[256];
 
 	bcn_sd_notify("RELOADING=1");
-	nc = bcn_config_load(old->file, &errs);
+	nc = bcn_config_load(old->file, bcn_plugin_sections(), &errs);
 	if (!nc) {
 		bcn_error("agent", "reload refused, keeping the running config: %zu problem(s), first: %s",
 			  errs.n, errs.n ? errs.msg[0] : "unknown");
@@ -385,7 +385,7 @@ static void reload(struct bcn_agent *a)
 						 sizeof(changed)))
 				bcn_warn(ins->name, "changes to %s take effect after a restart", changed);
 			ins->plugin->cb_reload(ins, new_conf);
-			bcn_instance_conf_free(ins->plugin, ins->conf);
+			bcn_instance_conf_free(ins->plugin->config_map, ins->conf);
 			ins->conf = new_conf;
 		}
 	}
@@ -510,7 +510,7 @@ int bcn_agent_main(const char *config_file)
 	memset(&a, 0, sizeof(a));
 	clock_gettime(CLOCK_MONOTONIC, &a.started);
 	a.start_to_ready_ms = -1;
-	a.cfg = bcn_config_load(config_file, &errs);
+	a.cfg = bcn_config_load(config_file, bcn_plugin_sections(), &errs);
 	if (!a.cfg) {
 		for (size_t i = 0; i < errs.n; i++)
 			fprintf(stderr, "%s\n", errs.msg[i]);

@@ -1,10 +1,13 @@
 /*
  * config.c - the config schema of SPEC.md, declared once in tables, and the
  * cross-field rules no table can express (exactly one check type, a service
- * needs a registry...). Backend sections are handed to their plugin's
- * config_map, so the same walk validates them with their JSON paths.
+ * needs a registry...). The sources' sections come from the caller (each
+ * plugin's descriptor says which key it takes); each is read as raw JSON and
+ * handed to its own table, so the same walk validates it with its JSON paths
+ * and this file names no backend.
  */
 #include "config/config.h"
+#include "config/sections.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,7 +20,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "plugin/plugin.h"
 
 #define TLS struct bcn_tls_conf
 const struct bcn_cfg_field bcn_tls_fields[] = {
@@ -184,118 +186,42 @@ static const struct bcn_cfg_field watch_fields[] = {
 	BCN_ROW_END,
 };
 
-static const struct bcn_cfg_field top_fields[] = {
+/* The core's top-level keys; each section's key gets a raw JSON row after
+ * these (top_table), handed to the section's own table later. */
+static const struct bcn_cfg_field base_fields[] = {
 	BCN_ROW_STR(struct bcn_config, node, "node", NULL, 0, "node name, default the host name"),
 	BCN_ROW_OBJECT(struct bcn_config, socket, "socket", socket_fields, 0, "local API socket"),
 	BCN_ROW_OBJPTR(struct bcn_config, http, "http", http_fields, struct bcn_http_conf, BCN_CFG_RESTART,
 		       "optional TCP listener"),
 	BCN_ROW_OBJECT(struct bcn_config, log, "log", log_fields, 0, "logging"),
-	BCN_ROW_JSON(struct bcn_config, registry, "registry", 0, "one registry"),
-	BCN_ROW_JSON(struct bcn_config, registries, "registries", 0, "several registries"),
 	/* The running registration and health check keep the service section
 	 * they started with: registries publish it under a key that must not
 	 * change under them. */
 	BCN_ROW_OBJPTR(struct bcn_config, service, "service", service_fields, struct bcn_service_conf,
 		       BCN_CFG_RESTART, "this app"),
 	BCN_ROW_OBJECT(struct bcn_config, watch, "watch", watch_fields, 0, "what to discover"),
-	BCN_ROW_JSON(struct bcn_config, static_, "static", 0, "services declared here"),
-	BCN_ROW_JSON(struct bcn_config, vault, "vault", 0, "secrets from Vault"),
 	BCN_ROW_END,
 };
+#define NBASE_FIELDS (sizeof(base_fields) / sizeof(base_fields[0]) - 1)
 
 size_t bcn_config_keep_restart(struct bcn_config *running, struct bcn_config *next, char *changed,
 				size_t len)
 {
 	/* gid is derived from group, which the table swaps. */
 	gid_t gid = running->socket.gid;
-	size_t n = bcn_cfg_keep_restart(top_fields, running, next, changed, len);
+	size_t n = bcn_cfg_keep_restart(base_fields, running, next, changed, len);
 
 	running->socket.gid = next->socket.gid;
 	next->socket.gid = gid;
 	return n;
 }
 
-void bcn_instance_conf_free(const struct bcn_plugin *p, void *conf)
+void bcn_instance_conf_free(const struct bcn_cfg_field *fields, void *conf)
 {
-	if (!p || !conf)
+	if (!conf)
 		return;
-	if (p->config_map)
-		bcn_cfg_free(p->config_map, conf);
+	bcn_cfg_free(fields, conf);
 	free(conf);
-}
-
-/*
- * Fill one plugin instance from obj (minus `strip_key`, the selector such as
- * "backend" that belongs to the core), then run the plugin's own checks.
- */
-static void add_instance(struct bcn_config *c, const struct bcn_plugin *p, json_t *obj,
-			 const char *strip_key, const char *path, struct bcn_cfg_errs *errs)
-{
-	struct bcn_instance_conf *ic, *v;
-	json_t *copy = NULL;
-
-	v = realloc(c->instances, (c->ninstances + 1) * sizeof(*v));
-	if (!v) {
-		bcn_cfg_err(errs, path, "out of memory");
-		return;
-	}
-	c->instances = v;
-	ic = &c->instances[c->ninstances];
-	memset(ic, 0, sizeof(*ic));
-	ic->plugin = p;
-	snprintf(ic->path, sizeof(ic->path), "%s", path);
-	ic->conf = calloc(1, p->config_size ? p->config_size : 1);
-	if (!ic->conf) {
-		bcn_cfg_err(errs, path, "out of memory");
-		return;
-	}
-	c->ninstances++;
-	if (obj && strip_key) {
-		copy = json_copy(obj);
-		if (copy)
-			json_object_del(copy, strip_key);
-		obj = copy;
-	}
-	size_t before = errs->n;
-	if (p->config_map)
-		bcn_cfg_fill(p->config_map, obj, ic->conf, path, errs);
-	if (errs->n == before && p->cb_check)
-		p->cb_check(ic->conf, path, errs);
-	if (errs->n == before && p->cb_check_service && c->service)
-		p->cb_check_service(ic->conf, c->service, path, errs);
-	json_decref(copy);
-}
-
-static void add_registry(struct bcn_config *c, json_t *obj, const char *path,
-			 struct bcn_cfg_errs *errs)
-{
-	char bpath[64], names[256] = "";
-	const struct bcn_plugin *p;
-	json_t *b;
-
-	if (!json_is_object(obj)) {
-		bcn_cfg_err(errs, path, "expected an object with a \"backend\" key");
-		return;
-	}
-	snprintf(bpath, sizeof(bpath), "%s.backend", path);
-	b = json_object_get(obj, "backend");
-	if (!json_is_string(b)) {
-		bcn_cfg_err(errs, bpath, "missing required key (a registry backend such as \"etcd\" or \"consul\")");
-		return;
-	}
-	p = bcn_plugin_find(json_string_value(b), BCN_PLUGIN_REGISTRY);
-	if (!p) {
-		for (size_t i = 0; bcn_plugins[i]; i++) {
-			if (bcn_plugins[i]->kind != BCN_PLUGIN_REGISTRY)
-				continue;
-			size_t l = strlen(names);
-			snprintf(names + l, sizeof(names) - l, "%s%s", l ? ", " : "", bcn_plugins[i]->name);
-		}
-		bcn_cfg_err(errs, bpath, "unknown registry backend \"%.40s\" (compiled in: %s)",
-			    json_string_value(b), names[0] ? names : "none");
-		return;
-	}
-	add_instance(c, p, obj, "backend", path, errs);
 }
 
 static void check_listen(const char *addr, const char *path, struct bcn_cfg_errs *errs)
@@ -320,7 +246,8 @@ static const char *str(const char *s)
 	return s ? s : "";
 }
 
-static void check_service(struct bcn_config *c, bool have_registry, struct bcn_cfg_errs *errs)
+static void check_service(struct bcn_config *c, const char *need, bool have_registry,
+			  struct bcn_cfg_errs *errs)
 {
 	struct bcn_service_conf *sv = c->service;
 	struct bcn_check_conf *k = sv->check;
@@ -333,7 +260,7 @@ static void check_service(struct bcn_config *c, bool have_registry, struct bcn_c
 			snprintf(sv->id, len, "%s-%s", sv->name, str(c->node));
 	}
 	if (!have_registry)
-		bcn_cfg_err(errs, "$.service", "a service to register needs a \"registry\"");
+		bcn_cfg_err(errs, "$.service", "a service to register needs a \"%s\"", need);
 	/* Both become one level of a registry key (<prefix>/<name>/<id>). */
 	if (strchr(str(sv->name), '/'))
 		bcn_cfg_err(errs, "$.service.name", "must not contain \"/\"");
@@ -414,9 +341,11 @@ static void normalise_kv_prefix(char **prefix, size_t i, struct bcn_cfg_errs *er
 	*prefix = p;
 }
 
-static void check_rules(struct bcn_config *c, struct bcn_cfg_errs *errs)
+static void check_rules(struct bcn_config *c, const struct bcn_cfg_section *sections,
+			struct bcn_cfg_errs *errs)
 {
-	bool have_registry = c->registry || c->registries;
+	const char *need;
+	bool have = bcn_sections_have_registry(c, sections, &need);
 
 	if (c->log.level && bcn_log_level_parse(c->log.level, &c->log_level) < 0)
 		bcn_cfg_err(errs, "$.log.level", "unknown level \"%.40s\" (use debug, info, warn or error)", c->log.level);
@@ -433,54 +362,19 @@ static void check_rules(struct bcn_config *c, struct bcn_cfg_errs *errs)
 		c->node = strdup(host[0] ? host : "localhost");
 	}
 
-	if (c->registry && c->registries)
-		bcn_cfg_err(errs, "$.registries", "give either \"registry\" or \"registries\", not both");
+	bcn_sections_check(c, sections, errs);
 	if (c->service)
-		check_service(c, have_registry, errs);
-	if ((c->watch.services.n || c->watch.kv.n) && !have_registry)
-		bcn_cfg_err(errs, "$.watch", "watching services or keys needs a \"registry\"");
+		check_service(c, need, have, errs);
+	if ((c->watch.services.n || c->watch.kv.n) && !have)
+		bcn_cfg_err(errs, "$.watch", "watching services or keys needs a \"%s\"", need);
 	for (size_t i = 0; i < c->watch.kv.n; i++)
 		normalise_kv_prefix(&c->watch.kv.v[i], i, errs);
 }
 
-static void build_instances(struct bcn_config *c, struct bcn_cfg_errs *errs)
+struct bcn_config *bcn_config_load(const char *file, const struct bcn_cfg_section *sections,
+				   struct bcn_cfg_errs *errs)
 {
-	const struct bcn_plugin *p;
-
-	/* The static source always exists, so reloads can add static services. */
-	p = bcn_plugin_find("static", BCN_PLUGIN_SOURCE);
-	if (p)
-		add_instance(c, p, c->static_, NULL, "$.static", errs);
-	else if (c->static_)
-		bcn_cfg_err(errs, "$.static", "the static source is not compiled in");
-
-	if (c->registry)
-		add_registry(c, c->registry, "$.registry", errs);
-	if (c->registries) {
-		size_t i;
-		json_t *r;
-		char path[48];
-		if (!json_is_array(c->registries) || json_array_size(c->registries) == 0)
-			bcn_cfg_err(errs, "$.registries", "expected a non-empty array of registry objects");
-		else if (json_array_size(c->registries) > 16)
-			bcn_cfg_err(errs, "$.registries", "at most 16 registries are supported");
-		else
-			json_array_foreach(c->registries, i, r) {
-				snprintf(path, sizeof(path), "$.registries[%zu]", i);
-				add_registry(c, r, path, errs);
-			}
-	}
-	if (c->vault) {
-		p = bcn_plugin_find("vault", BCN_PLUGIN_SECRETS);
-		if (p)
-			add_instance(c, p, c->vault, NULL, "$.vault", errs);
-		else
-			bcn_cfg_err(errs, "$.vault", "Vault support is not compiled into this build");
-	}
-}
-
-struct bcn_config *bcn_config_load(const char *file, struct bcn_cfg_errs *errs)
-{
+	struct bcn_cfg_field top[NBASE_FIELDS + BCN_CFG_MAX_SECTION_KEYS + 1]; /* see sections.h */
 	struct bcn_config *c;
 	json_t *root;
 	size_t before = errs->n;
@@ -496,10 +390,11 @@ struct bcn_config *bcn_config_load(const char *file, struct bcn_cfg_errs *errs)
 	}
 	c->file = strdup(file);
 	/* Every stage runs even after problems, so --check-config lists them all. */
-	bcn_cfg_fill(top_fields, root, c, "$", errs);
+	bcn_sections_top_table(c, sections, base_fields, top);
+	bcn_cfg_fill(top, root, c, "$", errs);
 	json_decref(root);
-	check_rules(c, errs);
-	build_instances(c, errs);
+	check_rules(c, sections, errs);
+	bcn_sections_build(c, sections, errs);
 	if (errs->n != before) {
 		bcn_config_free(c);
 		return NULL;
@@ -512,9 +407,11 @@ void bcn_config_free(struct bcn_config *c)
 	if (!c)
 		return;
 	for (size_t i = 0; i < c->ninstances; i++)
-		bcn_instance_conf_free(c->instances[i].plugin, c->instances[i].conf);
+		bcn_instance_conf_free(c->instances[i].section->fields, c->instances[i].conf);
 	free(c->instances);
-	bcn_cfg_free(top_fields, c);
+	bcn_cfg_free(base_fields, c);
+	for (size_t i = 0; i < c->nsection_keys; i++)
+		json_decref(c->section_json[i]);
 	free(c->file);
 	free(c);
 }

@@ -68,6 +68,13 @@ struct bcn_plugin {
 	const char *name;
 	const char *description;
 	enum bcn_plugin_kind kind;
+	/* The config section an instance is made from: a top-level key of its
+	 * own ("vault"), or with section_list a key backends share, the object
+	 * chosen by "backend" equal to this plugin's name: "registry": {...}, or
+	 * one of "registries": [...]. */
+	const char *section;
+	const char *section_list;
+	bool section_always;                    /* an instance even without the key (static) */
 	const struct bcn_cfg_field *config_map; /* keys of the instance's config object */
 	size_t config_size;                     /* size of the struct config_map fills */
 
@@ -111,6 +118,8 @@ struct bcn_endpoint *bcn_core_self_endpoint(const struct bcn_core *core);
 
 /* Compiled-in plugins, NULL-terminated. */
 extern const struct bcn_plugin *const bcn_plugins[];
+/* Their config sections, for bcn_config_load (ended by a NULL key). */
+const struct bcn_cfg_section *bcn_plugin_sections(void);
 const struct bcn_plugin *bcn_plugin_find(const char *name, enum bcn_plugin_kind kind);
 
 #endif

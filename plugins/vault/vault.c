@@ -361,6 +361,7 @@ const struct bcn_plugin bcn_plugin_vault = {
 	.name = "vault",
 	.description = "HashiCorp Vault secrets: token/AppRole/Kubernetes auth, KV and leased secrets",
 	.kind = BCN_PLUGIN_SECRETS,
+	.section = "vault",
 	.config_map = vault_fields,
 	.config_size = sizeof(struct vault_conf),
 	.cb_check = vault_check,
