@@ -121,7 +121,7 @@ fail:
 	return NULL;
 }
 
-#define CHECK_TIMEOUT_MS 2000 /* service.check.timeout when absent, unless the interval is shorter */
+#define CHECK_TIMEOUT_MS ((uint64_t)BCN_S(2)) /* service.check.timeout when absent, unless the interval is shorter */
 
 static const struct bcn_cfg_field check_fields[] = {
 	BCN_ROW_STR(struct bcn_check_conf, http, "http", NULL, 0, "URL polled; 2xx passing, 429 warning"),
