@@ -94,7 +94,9 @@ struct bcn_plugin {
 	int (*cb_start)(struct bcn_instance *ins);
 	/* The config was reloaded: core->config is already the new one and new_conf
 	 * is this instance's new config (the core frees the old one afterwards).
-	 * Apply what can change live; log what needs a restart. Optional. */
+	 * The rows flagged BCN_CFG_RESTART already hold their running values in
+	 * new_conf, and the core has logged the ones that changed: apply the
+	 * rest live. Optional. */
 	void (*cb_reload)(struct bcn_instance *ins, void *new_conf);
 	/* core->service_status or core->drained changed: publish it (drained =
 	 * take this app out of discovery, undrained = put it back). Optional. */
