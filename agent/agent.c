@@ -257,7 +257,7 @@ static void instances_free(struct bcn_agent *a)
 	for (size_t i = 0; i < a->nins; i++) {
 		struct bcn_instance *ins = &a->ins[i];
 		ins->plugin->cb_exit(ins);
-		bcn_instance_conf_free(ins->plugin, ins->conf);
+		bcn_instance_conf_free(ins->plugin->config_map, ins->conf);
 	}
 	free(a->ins);
 	a->ins = NULL;
@@ -381,44 +381,16 @@ static bool same_instances(const struct bcn_config *old, const struct bcn_config
 	return true;
 }
 
-static bool strlist_equal(const struct bcn_strlist *x, const struct bcn_strlist *y)
-{
-	if (x->n != y->n)
-		return false;
-	for (size_t i = 0; i < x->n; i++) {
-		if (strcmp(x->v[i], y->v[i]) != 0)
-			return false;
-	}
-	return true;
-}
-
-static bool service_conf_equal(const struct bcn_service_conf *x, const struct bcn_service_conf *y)
-{
-	const struct bcn_check_conf *p, *q;
-	if (!x || !y)
-		return x == y;
-	if (strcmp(x->name, y->name) || strcmp(x->id, y->id) || strcmp(x->address, y->address) ||
-	    x->port != y->port || x->weight != y->weight || !strlist_equal(&x->tags, &y->tags) ||
-	    !((!x->meta && !y->meta) || (x->meta && y->meta && json_equal(x->meta, y->meta))))
-		return false;
-	p = x->check;
-	q = y->check;
-	if (!p || !q)
-		return p == q;
-	return !strcmp(p->http, q->http) && !strcmp(p->tcp, q->tcp) && strlist_equal(&p->exec, &q->exec) &&
-	       p->interval_ms == q->interval_ms && p->timeout_ms == q->timeout_ms &&
-	       p->rise == q->rise && p->fall == q->fall;
-}
-
 static void reload(struct bcn_agent *a)
 {
 	struct bcn_cfg_errs errs = { 0 };
 	struct bcn_config *nc, *old = a->cfg;
 	struct bcn_server_opts o;
 	int sock_max, probe_max;
+	char changed[256];
 
 	bcn_sd_notify("RELOADING=1");
-	nc = bcn_config_load(old->file, &errs);
+	nc = bcn_config_load(old->file, bcn_plugin_sections(), &errs);
 	if (!nc) {
 		bcn_error("agent", "reload refused, keeping the running config: %zu problem(s), first: %s",
 			  errs.n, errs.n ? errs.msg[0] : "unknown");
@@ -430,10 +402,8 @@ static void reload(struct bcn_agent *a)
 	for (size_t i = 0; i < errs.nwarn; i++)
 		bcn_warn("config", "%s", errs.warn[i]);
 	bcn_cfg_errs_free(&errs);
-	if (strcmp(old->socket.path, nc->socket.path) || old->socket.mode != nc->socket.mode ||
-	    old->socket.gid != nc->socket.gid || (!old->http) != (!nc->http) ||
-	    (old->http && strcmp(old->http->listen, nc->http->listen)))
-		bcn_warn("agent", "socket and http listener changes take effect after a restart");
+	if (bcn_config_keep_restart(old, nc, changed, sizeof(changed)))
+		bcn_warn("agent", "changes to %s take effect after a restart", changed);
 	fit_fd_limit(a, nc, a->tcp ? PROBE_MAX_CONNECTIONS : 0, &sock_max, &probe_max);
 	socket_opts(nc, &o);
 	o.max_connections = sock_max;
@@ -442,15 +412,6 @@ static void reload(struct bcn_agent *a)
 		probe_opts(nc, &o, probe_max);
 		bcn_server_set_limits(a->tcp, &o);
 	}
-
-	/* The running registration and health check keep using the service
-	 * section they started with: registries publish it under a key that
-	 * must not change under them. */
-	if (!service_conf_equal(old->service, nc->service))
-		bcn_warn("agent", "changes to the service section take effect after a restart");
-	struct bcn_service_conf *keep = old->service;
-	old->service = nc->service;
-	nc->service = keep;
 
 	a->cfg = nc;
 	a->core.config = nc;
@@ -464,8 +425,13 @@ static void reload(struct bcn_agent *a)
 			if (!ins->plugin->cb_reload)
 				continue;
 			nc->instances[i].conf = NULL;
+			/* Restart-only keys keep their running values in new_conf. */
+			if (ins->plugin->config_map &&
+			    bcn_cfg_keep_restart(ins->plugin->config_map, ins->conf, new_conf, changed,
+						 sizeof(changed)))
+				bcn_warn(ins->name, "changes to %s take effect after a restart", changed);
 			ins->plugin->cb_reload(ins, new_conf);
-			bcn_instance_conf_free(ins->plugin, ins->conf);
+			bcn_instance_conf_free(ins->plugin->config_map, ins->conf);
 			ins->conf = new_conf;
 		}
 	}
@@ -590,7 +556,7 @@ int bcn_agent_main(const char *config_file)
 	memset(&a, 0, sizeof(a));
 	clock_gettime(CLOCK_MONOTONIC, &a.started);
 	a.start_to_ready_ms = -1;
-	a.cfg = bcn_config_load(config_file, &errs);
+	a.cfg = bcn_config_load(config_file, bcn_plugin_sections(), &errs);
 	if (!a.cfg) {
 		for (size_t i = 0; i < errs.n; i++)
 			fprintf(stderr, "%s\n", errs.msg[i]);

@@ -24,7 +24,7 @@ static void version(void)
 static int check_config(const char *file)
 {
 	struct bcn_cfg_errs errs = { 0 };
-	struct bcn_config *c = bcn_config_load(file, &errs);
+	struct bcn_config *c = bcn_config_load(file, bcn_plugin_sections(), &errs);
 
 	for (size_t i = 0; i < errs.nwarn; i++)
 		fprintf(stderr, "warning: %s\n", errs.warn[i]);

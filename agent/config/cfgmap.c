@@ -743,6 +743,143 @@ void bcn_cfg_free(const struct bcn_cfg_field *table, void *out)
 		free_field(f, (char *)out + f->offset);
 }
 
+/* ---- restart-only keys ------------------------------------------------------ */
+
+static bool str_equal(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+static bool table_equal(const struct bcn_cfg_field *table, const char *a, const char *b);
+
+static bool field_equal(const struct bcn_cfg_field *f, const char *a, const char *b)
+{
+	const void *x = a + f->offset, *y = b + f->offset;
+
+	switch (f->type) {
+	case BCN_CFG_STR: return str_equal(*(char *const *)x, *(char *const *)y);
+	case BCN_CFG_INT: return *(const int64_t *)x == *(const int64_t *)y;
+	case BCN_CFG_BOOL: return *(const bool *)x == *(const bool *)y;
+	case BCN_CFG_DURATION: return *(const uint64_t *)x == *(const uint64_t *)y;
+	case BCN_CFG_MODE: return *(const unsigned *)x == *(const unsigned *)y;
+	case BCN_CFG_STRLIST: {
+		const struct bcn_strlist *l = x, *m = y;
+
+		if (l->n != m->n)
+			return false;
+		for (size_t i = 0; i < l->n; i++)
+			if (!str_equal(l->v[i], m->v[i]))
+				return false;
+		return true;
+	}
+	case BCN_CFG_STRMAP:
+	case BCN_CFG_JSON: {
+		json_t *j = *(json_t *const *)x, *k = *(json_t *const *)y;
+
+		return (!j && !k) || (j && k && json_equal(j, k));
+	}
+	case BCN_CFG_OBJECT: return table_equal(f->sub, x, y);
+	case BCN_CFG_OBJPTR: {
+		const char *p = *(char *const *)x, *q = *(char *const *)y;
+
+		return (!p && !q) || (p && q && table_equal(f->sub, p, q));
+	}
+	case BCN_CFG_OBJLIST: {
+		const struct bcn_objlist *l = x, *m = y;
+
+		if (l->n != m->n)
+			return false;
+		for (size_t i = 0; i < l->n; i++)
+			if (!table_equal(f->sub, (const char *)l->v + i * f->sub_size,
+					 (const char *)m->v + i * f->sub_size))
+				return false;
+		return true;
+	}
+	}
+	return false;
+}
+
+static bool table_equal(const struct bcn_cfg_field *table, const char *a, const char *b)
+{
+	for (const struct bcn_cfg_field *f = table; f && f->key; f++)
+		if (!field_equal(f, a, b))
+			return false;
+	return true;
+}
+
+static size_t slot_size(enum bcn_cfg_type t)
+{
+	switch (t) {
+	case BCN_CFG_STR: return sizeof(char *);
+	case BCN_CFG_INT: return sizeof(int64_t);
+	case BCN_CFG_BOOL: return sizeof(bool);
+	case BCN_CFG_DURATION: return sizeof(uint64_t);
+	case BCN_CFG_MODE: return sizeof(unsigned);
+	case BCN_CFG_STRLIST: return sizeof(struct bcn_strlist);
+	case BCN_CFG_STRMAP:
+	case BCN_CFG_JSON: return sizeof(json_t *);
+	case BCN_CFG_OBJPTR: return sizeof(void *);
+	case BCN_CFG_OBJLIST: return sizeof(struct bcn_objlist);
+	case BCN_CFG_OBJECT: break; /* swapped member by member */
+	}
+	return 0;
+}
+
+/* Exchange one field's value between two structs the same table filled: the
+ * pointers move, nothing is copied, so whatever points into the running value
+ * (a health check into its service section) stays valid. */
+static void swap_field(const struct bcn_cfg_field *f, char *a, char *b)
+{
+	unsigned char tmp[sizeof(struct bcn_objlist) > sizeof(struct bcn_strlist) ?
+				  sizeof(struct bcn_objlist) : sizeof(struct bcn_strlist)];
+	size_t n = slot_size(f->type);
+
+	if (f->type == BCN_CFG_OBJECT) {
+		for (const struct bcn_cfg_field *s = f->sub; s && s->key; s++)
+			swap_field(s, a + f->offset, b + f->offset);
+		return;
+	}
+	memcpy(tmp, a + f->offset, n);
+	memcpy(a + f->offset, b + f->offset, n);
+	memcpy(b + f->offset, tmp, n);
+}
+
+static void keep_table(const struct bcn_cfg_field *table, char *running, char *next,
+		       const char *prefix, char *changed, size_t len, size_t *count)
+{
+	for (const struct bcn_cfg_field *f = table; f && f->key; f++) {
+		if (!(f->flags & BCN_CFG_RESTART)) {
+			char sub[BCN_CFG_PATH_LEN];
+
+			/* Flagged rows inside an unflagged object ("socket.path"). */
+			if (f->type != BCN_CFG_OBJECT)
+				continue;
+			snprintf(sub, sizeof(sub), "%s%s.", prefix, f->key);
+			keep_table(f->sub, running + f->offset, next + f->offset, sub, changed, len, count);
+			continue;
+		}
+		if (!field_equal(f, running, next)) {
+			size_t used = strlen(changed);
+
+			snprintf(changed + used, len - used, "%s%s%s", used ? ", " : "", prefix, f->key);
+			(*count)++;
+		}
+		swap_field(f, running, next);
+	}
+}
+
+size_t bcn_cfg_keep_restart(const struct bcn_cfg_field *table, void *running, void *next,
+			    char *changed, size_t len)
+{
+	size_t count = 0;
+
+	if (len)
+		changed[0] = '\0';
+	if (running && next && len)
+		keep_table(table, running, next, "", changed, len, &count);
+	return count;
+}
+
 /* ---- loading ------------------------------------------------------------ */
 
 /* "FILE:LINE:COLUMN: text", the shape editors and compilers use to jump there. */

@@ -33,6 +33,9 @@ enum bcn_cfg_type {
 
 #define BCN_CFG_REQUIRED 0x1 /* absent key is an error */
 #define BCN_CFG_NONEMPTY 0x2 /* STR must not be empty, lists must have an element */
+/* Read once at start: on reload the running value is kept (a flagged OBJECT
+ * row covers all its members) and a change is logged as needing a restart. */
+#define BCN_CFG_RESTART 0x4
 
 struct bcn_cfg_field {
 	const char *key;
@@ -45,6 +48,38 @@ struct bcn_cfg_field {
 	size_t sub_size;                  /* OBJPTR, OBJLIST element size */
 	const char *desc;                 /* one line, for docs and errors */
 };
+
+/*
+ * One row macro per type, so a table reads as the config does. Limits of
+ * durations are written with the unit macros (BCN_S(10), not 10000); defaults
+ * are written as in the config file ("10s", "[\"a\"]"). Arguments: the struct
+ * the table fills, its member, the JSON key, then the type's own (default,
+ * limits, sub-table), the flags and a one-line description.
+ */
+#define BCN_MS(n) ((int64_t)(n))
+#define BCN_S(n) (BCN_MS(n) * 1000)
+#define BCN_MIN(n) (BCN_S(n) * 60)
+#define BCN_H(n) (BCN_MIN(n) * 60)
+#define BCN_DAYS(n) (BCN_H(n) * 24)
+
+#define BCN_ROW_(t, st, m, k, fl, d) \
+	.key = (k), .type = BCN_CFG_##t, .offset = offsetof(st, m), .flags = (fl), .desc = (d)
+#define BCN_ROW_STR(st, m, k, def_, fl, d) { BCN_ROW_(STR, st, m, k, fl, d), .def = (def_) }
+#define BCN_ROW_BOOL(st, m, k, def_, fl, d) { BCN_ROW_(BOOL, st, m, k, fl, d), .def = (def_) }
+#define BCN_ROW_MODE(st, m, k, def_, fl, d) { BCN_ROW_(MODE, st, m, k, fl, d), .def = (def_) }
+#define BCN_ROW_INT(st, m, k, def_, lo, hi, fl, d) \
+	{ BCN_ROW_(INT, st, m, k, fl, d), .def = (def_), .min = (lo), .max = (hi) }
+#define BCN_ROW_DURATION(st, m, k, def_, lo, hi, fl, d) \
+	{ BCN_ROW_(DURATION, st, m, k, fl, d), .def = (def_), .min = (lo), .max = (hi) }
+#define BCN_ROW_STRLIST(st, m, k, def_, fl, d) { BCN_ROW_(STRLIST, st, m, k, fl, d), .def = (def_) }
+#define BCN_ROW_STRMAP(st, m, k, fl, d) { BCN_ROW_(STRMAP, st, m, k, fl, d) }
+#define BCN_ROW_JSON(st, m, k, fl, d) { BCN_ROW_(JSON, st, m, k, fl, d) }
+#define BCN_ROW_OBJECT(st, m, k, sub_, fl, d) { BCN_ROW_(OBJECT, st, m, k, fl, d), .sub = (sub_) }
+#define BCN_ROW_OBJPTR(st, m, k, sub_, sub_st, fl, d) \
+	{ BCN_ROW_(OBJPTR, st, m, k, fl, d), .sub = (sub_), .sub_size = sizeof(sub_st) }
+#define BCN_ROW_OBJLIST(st, m, k, sub_, sub_st, fl, d) \
+	{ BCN_ROW_(OBJLIST, st, m, k, fl, d), .sub = (sub_), .sub_size = sizeof(sub_st) }
+#define BCN_ROW_END { .key = NULL }
 
 struct bcn_strlist {
 	char **v;
@@ -92,6 +127,16 @@ void bcn_cfg_path_key(char *out, size_t len, const char *parent, const char *key
 
 /* Release everything bcn_cfg_fill allocated inside `out` (not `out` itself). NULL-safe. */
 void bcn_cfg_free(const struct bcn_cfg_field *table, void *out);
+
+/*
+ * The reload step for restart-only keys. `running` and `next` were filled
+ * from the same table: every row flagged BCN_CFG_RESTART is swapped, so
+ * `next` carries on with the running value and `running` (about to be freed)
+ * holds the new one. The keys whose values differed are written to `changed`
+ * as "ttl, tls" (nested ones as "socket.path"). Returns how many differed.
+ */
+size_t bcn_cfg_keep_restart(const struct bcn_cfg_field *table, void *running, void *next,
+			    char *changed, size_t len);
 
 /*
  * Expand ${VAR} and ${VAR:-default} from the environment; "$$" is a literal '$'.

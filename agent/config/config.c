@@ -1,10 +1,13 @@
 /*
  * config.c - the config schema of SPEC.md, declared once in tables, and the
  * cross-field rules no table can express (exactly one check type, a service
- * needs a registry...). Backend sections are handed to their plugin's
- * config_map, so the same walk validates them with their JSON paths.
+ * needs a registry...). The sources' sections come from the caller (each
+ * plugin's descriptor says which key it takes); each is read as raw JSON and
+ * handed to its own table, so the same walk validates it with its JSON paths
+ * and this file names no backend.
  */
 #include "config/config.h"
+#include "config/sections.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,18 +20,17 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "plugin/plugin.h"
 
-#define F(type, st, field) BCN_CFG_##type, offsetof(struct st, field)
-
+#define TLS struct bcn_tls_conf
 const struct bcn_cfg_field bcn_tls_fields[] = {
-	{ "ca_file", F(STR, bcn_tls_conf, ca_file), "", 0, 0, 0, NULL, 0, "CA bundle to verify the server" },
-	{ "cert_file", F(STR, bcn_tls_conf, cert_file), "", 0, 0, 0, NULL, 0, "client certificate" },
-	{ "key_file", F(STR, bcn_tls_conf, key_file), "", 0, 0, 0, NULL, 0, "client key" },
-	{ "server_name", F(STR, bcn_tls_conf, server_name), "", 0, 0, 0, NULL, 0, "name for SNI and the certificate check" },
-	{ "insecure_skip_verify", F(BOOL, bcn_tls_conf, insecure_skip_verify), "false", 0, 0, 0, NULL, 0, "accept any certificate (testing only)" },
-	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+	BCN_ROW_STR(TLS, ca_file, "ca_file", "", 0, "CA bundle to verify the server"),
+	BCN_ROW_STR(TLS, cert_file, "cert_file", "", 0, "client certificate"),
+	BCN_ROW_STR(TLS, key_file, "key_file", "", 0, "client key"),
+	BCN_ROW_STR(TLS, server_name, "server_name", "", 0, "name for SNI and the certificate check"),
+	BCN_ROW_BOOL(TLS, insecure_skip_verify, "insecure_skip_verify", "false", 0, "accept any certificate (testing only)"),
+	BCN_ROW_END,
 };
+#undef TLS
 
 /* A DNS name as a certificate holds it (or an IPv4 address): what curl puts in
  * SNI. A URL or host:port here is the likely mistake, so it is named. */
@@ -61,13 +63,6 @@ void bcn_tls_conf_check(const struct bcn_tls_conf *t, const char *path, struct b
 	else
 		bcn_cfg_err(errs, p, "expected a host name such as \"vault.example.com\" (the name in the "
 			    "server's certificate): letters, digits, '-' and '_' in dot-separated labels");
-}
-
-bool bcn_tls_conf_equal(const struct bcn_tls_conf *a, const struct bcn_tls_conf *b)
-{
-	return !strcmp(a->ca_file, b->ca_file) && !strcmp(a->cert_file, b->cert_file) &&
-	       !strcmp(a->key_file, b->key_file) && !strcmp(a->server_name, b->server_name) &&
-	       a->insecure_skip_verify == b->insecure_skip_verify;
 }
 
 void bcn_tls_warn_insecure(const char *log, bool insecure_skip_verify)
@@ -126,155 +121,107 @@ fail:
 	return NULL;
 }
 
-#define CHECK_TIMEOUT_MS 2000 /* service.check.timeout when absent, unless the interval is shorter */
+#define CHECK_TIMEOUT_MS ((uint64_t)BCN_S(2)) /* service.check.timeout when absent, unless the interval is shorter */
 
 static const struct bcn_cfg_field check_fields[] = {
-	{ "http", F(STR, bcn_check_conf, http), NULL, 0, 0, 0, NULL, 0, "URL polled; 2xx passing, 429 warning" },
-	{ "tcp", F(STR, bcn_check_conf, tcp), NULL, 0, 0, 0, NULL, 0, "host:port that must accept a connection" },
-	{ "exec", F(STRLIST, bcn_check_conf, exec), NULL, 0, 0, 0, NULL, 0, "argv; exit 0 passing, 1 warning" },
-	{ "interval", F(DURATION, bcn_check_conf, interval_ms), "10s", 0, 100, 86400000, NULL, 0, "time between checks" },
+	BCN_ROW_STR(struct bcn_check_conf, http, "http", NULL, 0, "URL polled; 2xx passing, 429 warning"),
+	BCN_ROW_STR(struct bcn_check_conf, tcp, "tcp", NULL, 0, "host:port that must accept a connection"),
+	BCN_ROW_STRLIST(struct bcn_check_conf, exec, "exec", NULL, 0, "argv; exit 0 passing, 1 warning"),
+	BCN_ROW_DURATION(struct bcn_check_conf, interval_ms, "interval", "10s", BCN_MS(100), BCN_DAYS(1), 0,
+			 "time between checks"),
 	/* No table default: absent means the smaller of 2s and the interval (check_service). */
-	{ "timeout", F(DURATION, bcn_check_conf, timeout_ms), NULL, 0, 10, 3600000, NULL, 0, "limit for one check" },
-	{ "rise", F(INT, bcn_check_conf, rise), "1", 0, 1, 100, NULL, 0, "successes before passing" },
-	{ "fall", F(INT, bcn_check_conf, fall), "1", 0, 1, 100, NULL, 0, "failures before critical" },
-	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+	BCN_ROW_DURATION(struct bcn_check_conf, timeout_ms, "timeout", NULL, BCN_MS(10), BCN_H(1), 0,
+			 "limit for one check"),
+	BCN_ROW_INT(struct bcn_check_conf, rise, "rise", "1", 1, 100, 0, "successes before passing"),
+	BCN_ROW_INT(struct bcn_check_conf, fall, "fall", "1", 1, 100, 0, "failures before critical"),
+	BCN_ROW_END,
 };
 
 static const struct bcn_cfg_field service_fields[] = {
-	{ "name", F(STR, bcn_service_conf, name), NULL, BCN_CFG_REQUIRED | BCN_CFG_NONEMPTY, 0, 0, NULL, 0, "service name" },
-	{ "id", F(STR, bcn_service_conf, id), NULL, 0, 0, 0, NULL, 0, "instance id, default <name>-<node>" },
-	{ "address", F(STR, bcn_service_conf, address), NULL, BCN_CFG_REQUIRED | BCN_CFG_NONEMPTY, 0, 0, NULL, 0, "address other services use" },
-	{ "port", F(INT, bcn_service_conf, port), NULL, BCN_CFG_REQUIRED, 1, 65535, NULL, 0, "port other services use" },
-	{ "tags", F(STRLIST, bcn_service_conf, tags), NULL, 0, 0, 0, NULL, 0, "tags" },
-	{ "meta", F(STRMAP, bcn_service_conf, meta), NULL, 0, 0, 0, NULL, 0, "string metadata" },
-	{ "weight", F(INT, bcn_service_conf, weight), "1", 0, 1, 65535, NULL, 0, "weight for weighted picks" },
-	{ "check", F(OBJPTR, bcn_service_conf, check), NULL, 0, 0, 0, check_fields, sizeof(struct bcn_check_conf), "health check of the app" },
-	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+	BCN_ROW_STR(struct bcn_service_conf, name, "name", NULL, BCN_CFG_REQUIRED | BCN_CFG_NONEMPTY, "service name"),
+	BCN_ROW_STR(struct bcn_service_conf, id, "id", NULL, 0, "instance id, default <name>-<node>"),
+	BCN_ROW_STR(struct bcn_service_conf, address, "address", NULL, BCN_CFG_REQUIRED | BCN_CFG_NONEMPTY,
+		    "address other services use"),
+	BCN_ROW_INT(struct bcn_service_conf, port, "port", NULL, 1, 65535, BCN_CFG_REQUIRED, "port other services use"),
+	BCN_ROW_STRLIST(struct bcn_service_conf, tags, "tags", NULL, 0, "tags"),
+	BCN_ROW_STRMAP(struct bcn_service_conf, meta, "meta", 0, "string metadata"),
+	BCN_ROW_INT(struct bcn_service_conf, weight, "weight", "1", 1, 65535, 0, "weight for weighted picks"),
+	BCN_ROW_OBJPTR(struct bcn_service_conf, check, "check", check_fields, struct bcn_check_conf, 0,
+		       "health check of the app"),
+	BCN_ROW_END,
 };
 
 static const struct bcn_cfg_field socket_fields[] = {
-	{ "path", F(STR, bcn_socket_conf, path), "/run/beacon/beacon.sock", BCN_CFG_NONEMPTY, 0, 0, NULL, 0, "Unix socket path" },
-	{ "mode", F(MODE, bcn_socket_conf, mode), "0660", 0, 0, 0, NULL, 0, "socket file permissions" },
-	{ "group", F(STR, bcn_socket_conf, group), "", 0, 0, 0, NULL, 0, "socket file group" },
-	{ "max_connections", F(INT, bcn_socket_conf, max_connections), "1024", 0, 1, 1000000, NULL, 0, "open connections at most" },
-	{ "max_header_size", F(INT, bcn_socket_conf, max_header_size), "8192", 0, 512, 1048576, NULL, 0, "request line + headers, bytes" },
-	{ "max_body_size", F(INT, bcn_socket_conf, max_body_size), "65536", 0, 0, 16777216, NULL, 0, "request body, bytes" },
-	{ "timeout", F(DURATION, bcn_socket_conf, timeout_ms), "30s", 0, 1000, 3600000, NULL, 0, "idle, read and write timeout" },
-	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+	/* The listening socket is made once; its limits below change live. */
+	BCN_ROW_STR(struct bcn_socket_conf, path, "path", "/run/beacon/beacon.sock", BCN_CFG_NONEMPTY | BCN_CFG_RESTART,
+		    "Unix socket path"),
+	BCN_ROW_MODE(struct bcn_socket_conf, mode, "mode", "0660", BCN_CFG_RESTART, "socket file permissions"),
+	BCN_ROW_STR(struct bcn_socket_conf, group, "group", "", BCN_CFG_RESTART, "socket file group"),
+	BCN_ROW_INT(struct bcn_socket_conf, max_connections, "max_connections", "1024", 1, 1000000, 0,
+		    "open connections at most"),
+	BCN_ROW_INT(struct bcn_socket_conf, max_header_size, "max_header_size", "8192", 512, 1048576, 0,
+		    "request line + headers, bytes"),
+	BCN_ROW_INT(struct bcn_socket_conf, max_body_size, "max_body_size", "65536", 0, 16777216, 0,
+		    "request body, bytes"),
+	BCN_ROW_DURATION(struct bcn_socket_conf, timeout_ms, "timeout", "30s", BCN_S(1), BCN_H(1), 0,
+			 "idle, read and write timeout"),
+	BCN_ROW_END,
 };
 
 static const struct bcn_cfg_field http_fields[] = {
-	{ "listen", F(STR, bcn_http_conf, listen), NULL, BCN_CFG_REQUIRED | BCN_CFG_NONEMPTY, 0, 0, NULL, 0, "host:port for /health, /ready, /metrics" },
-	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+	BCN_ROW_STR(struct bcn_http_conf, listen, "listen", NULL, BCN_CFG_REQUIRED | BCN_CFG_NONEMPTY,
+		    "host:port for /health, /ready, /metrics"),
+	BCN_ROW_END,
 };
 
 static const struct bcn_cfg_field log_fields[] = {
-	{ "level", F(STR, bcn_log_conf, level), "info", 0, 0, 0, NULL, 0, "debug, info, warn, error" },
-	{ "format", F(STR, bcn_log_conf, format), "text", 0, 0, 0, NULL, 0, "text or json" },
-	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+	BCN_ROW_STR(struct bcn_log_conf, level, "level", "info", 0, "debug, info, warn, error"),
+	BCN_ROW_STR(struct bcn_log_conf, format, "format", "text", 0, "text or json"),
+	BCN_ROW_END,
 };
 
 static const struct bcn_cfg_field watch_fields[] = {
-	{ "services", F(STRLIST, bcn_watch_conf, services), NULL, 0, 0, 0, NULL, 0, "services to discover" },
-	{ "kv", F(STRLIST, bcn_watch_conf, kv), NULL, 0, 0, 0, NULL, 0, "key prefixes to watch" },
-	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+	BCN_ROW_STRLIST(struct bcn_watch_conf, services, "services", NULL, 0, "services to discover"),
+	BCN_ROW_STRLIST(struct bcn_watch_conf, kv, "kv", NULL, 0, "key prefixes to watch"),
+	BCN_ROW_END,
 };
 
-static const struct bcn_cfg_field top_fields[] = {
-	{ "node", F(STR, bcn_config, node), NULL, 0, 0, 0, NULL, 0, "node name, default the host name" },
-	{ "socket", F(OBJECT, bcn_config, socket), NULL, 0, 0, 0, socket_fields, 0, "local API socket" },
-	{ "http", F(OBJPTR, bcn_config, http), NULL, 0, 0, 0, http_fields, sizeof(struct bcn_http_conf), "optional TCP listener" },
-	{ "log", F(OBJECT, bcn_config, log), NULL, 0, 0, 0, log_fields, 0, "logging" },
-	{ "registry", F(JSON, bcn_config, registry), NULL, 0, 0, 0, NULL, 0, "one registry" },
-	{ "registries", F(JSON, bcn_config, registries), NULL, 0, 0, 0, NULL, 0, "several registries" },
-	{ "service", F(OBJPTR, bcn_config, service), NULL, 0, 0, 0, service_fields, sizeof(struct bcn_service_conf), "this app" },
-	{ "watch", F(OBJECT, bcn_config, watch), NULL, 0, 0, 0, watch_fields, 0, "what to discover" },
-	{ "static", F(JSON, bcn_config, static_), NULL, 0, 0, 0, NULL, 0, "services declared here" },
-	{ "vault", F(JSON, bcn_config, vault), NULL, 0, 0, 0, NULL, 0, "secrets from Vault" },
-	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+/* The core's top-level keys; each section's key gets a raw JSON row after
+ * these (top_table), handed to the section's own table later. */
+static const struct bcn_cfg_field base_fields[] = {
+	BCN_ROW_STR(struct bcn_config, node, "node", NULL, 0, "node name, default the host name"),
+	BCN_ROW_OBJECT(struct bcn_config, socket, "socket", socket_fields, 0, "local API socket"),
+	BCN_ROW_OBJPTR(struct bcn_config, http, "http", http_fields, struct bcn_http_conf, BCN_CFG_RESTART,
+		       "optional TCP listener"),
+	BCN_ROW_OBJECT(struct bcn_config, log, "log", log_fields, 0, "logging"),
+	/* The running registration and health check keep the service section
+	 * they started with: registries publish it under a key that must not
+	 * change under them. */
+	BCN_ROW_OBJPTR(struct bcn_config, service, "service", service_fields, struct bcn_service_conf,
+		       BCN_CFG_RESTART, "this app"),
+	BCN_ROW_OBJECT(struct bcn_config, watch, "watch", watch_fields, 0, "what to discover"),
+	BCN_ROW_END,
 };
+#define NBASE_FIELDS (sizeof(base_fields) / sizeof(base_fields[0]) - 1)
 
-void bcn_instance_conf_free(const struct bcn_plugin *p, void *conf)
+size_t bcn_config_keep_restart(struct bcn_config *running, struct bcn_config *next, char *changed,
+				size_t len)
 {
-	if (!p || !conf)
+	/* gid is derived from group, which the table swaps. */
+	gid_t gid = running->socket.gid;
+	size_t n = bcn_cfg_keep_restart(base_fields, running, next, changed, len);
+
+	running->socket.gid = next->socket.gid;
+	next->socket.gid = gid;
+	return n;
+}
+
+void bcn_instance_conf_free(const struct bcn_cfg_field *fields, void *conf)
+{
+	if (!conf)
 		return;
-	if (p->config_map)
-		bcn_cfg_free(p->config_map, conf);
+	bcn_cfg_free(fields, conf);
 	free(conf);
-}
-
-/*
- * Fill one plugin instance from obj (minus `strip_key`, the selector such as
- * "backend" that belongs to the core), then run the plugin's own checks.
- */
-static void add_instance(struct bcn_config *c, const struct bcn_plugin *p, json_t *obj,
-			 const char *strip_key, const char *path, struct bcn_cfg_errs *errs)
-{
-	struct bcn_instance_conf *ic, *v;
-	json_t *copy = NULL;
-
-	v = realloc(c->instances, (c->ninstances + 1) * sizeof(*v));
-	if (!v) {
-		bcn_cfg_err(errs, path, "out of memory");
-		return;
-	}
-	c->instances = v;
-	ic = &c->instances[c->ninstances];
-	memset(ic, 0, sizeof(*ic));
-	ic->plugin = p;
-	snprintf(ic->path, sizeof(ic->path), "%s", path);
-	ic->conf = calloc(1, p->config_size ? p->config_size : 1);
-	if (!ic->conf) {
-		bcn_cfg_err(errs, path, "out of memory");
-		return;
-	}
-	c->ninstances++;
-	if (obj && strip_key) {
-		copy = json_copy(obj);
-		if (copy)
-			json_object_del(copy, strip_key);
-		obj = copy;
-	}
-	size_t before = errs->n;
-	if (p->config_map)
-		bcn_cfg_fill(p->config_map, obj, ic->conf, path, errs);
-	if (errs->n == before && p->cb_check)
-		p->cb_check(ic->conf, path, errs);
-	if (errs->n == before && p->cb_check_service && c->service)
-		p->cb_check_service(ic->conf, c->service, path, errs);
-	json_decref(copy);
-}
-
-static void add_registry(struct bcn_config *c, json_t *obj, const char *path,
-			 struct bcn_cfg_errs *errs)
-{
-	char bpath[64], names[256] = "";
-	const struct bcn_plugin *p;
-	json_t *b;
-
-	if (!json_is_object(obj)) {
-		bcn_cfg_err(errs, path, "expected an object with a \"backend\" key");
-		return;
-	}
-	snprintf(bpath, sizeof(bpath), "%s.backend", path);
-	b = json_object_get(obj, "backend");
-	if (!json_is_string(b)) {
-		bcn_cfg_err(errs, bpath, "missing required key (a registry backend such as \"etcd\" or \"consul\")");
-		return;
-	}
-	p = bcn_plugin_find(json_string_value(b), BCN_PLUGIN_REGISTRY);
-	if (!p) {
-		for (size_t i = 0; bcn_plugins[i]; i++) {
-			if (bcn_plugins[i]->kind != BCN_PLUGIN_REGISTRY)
-				continue;
-			size_t l = strlen(names);
-			snprintf(names + l, sizeof(names) - l, "%s%s", l ? ", " : "", bcn_plugins[i]->name);
-		}
-		bcn_cfg_err(errs, bpath, "unknown registry backend \"%.40s\" (compiled in: %s)",
-			    json_string_value(b), names[0] ? names : "none");
-		return;
-	}
-	add_instance(c, p, obj, "backend", path, errs);
 }
 
 static void check_listen(const char *addr, const char *path, struct bcn_cfg_errs *errs)
@@ -299,7 +246,8 @@ static const char *str(const char *s)
 	return s ? s : "";
 }
 
-static void check_service(struct bcn_config *c, bool have_registry, struct bcn_cfg_errs *errs)
+static void check_service(struct bcn_config *c, const char *need, bool have_registry,
+			  struct bcn_cfg_errs *errs)
 {
 	struct bcn_service_conf *sv = c->service;
 	struct bcn_check_conf *k = sv->check;
@@ -312,7 +260,7 @@ static void check_service(struct bcn_config *c, bool have_registry, struct bcn_c
 			snprintf(sv->id, len, "%s-%s", sv->name, str(c->node));
 	}
 	if (!have_registry)
-		bcn_cfg_err(errs, "$.service", "a service to register needs a \"registry\"");
+		bcn_cfg_err(errs, "$.service", "a service to register needs a \"%s\"", need);
 	/* Both become one level of a registry key (<prefix>/<name>/<id>). */
 	if (strchr(str(sv->name), '/'))
 		bcn_cfg_err(errs, "$.service.name", "must not contain \"/\"");
@@ -393,9 +341,11 @@ static void normalise_kv_prefix(char **prefix, size_t i, struct bcn_cfg_errs *er
 	*prefix = p;
 }
 
-static void check_rules(struct bcn_config *c, struct bcn_cfg_errs *errs)
+static void check_rules(struct bcn_config *c, const struct bcn_cfg_section *sections,
+			struct bcn_cfg_errs *errs)
 {
-	bool have_registry = c->registry || c->registries;
+	const char *need;
+	bool have = bcn_sections_have_registry(c, sections, &need);
 
 	if (c->log.level && bcn_log_level_parse(c->log.level, &c->log_level) < 0)
 		bcn_cfg_err(errs, "$.log.level", "unknown level \"%.40s\" (use debug, info, warn or error)", c->log.level);
@@ -412,54 +362,19 @@ static void check_rules(struct bcn_config *c, struct bcn_cfg_errs *errs)
 		c->node = strdup(host[0] ? host : "localhost");
 	}
 
-	if (c->registry && c->registries)
-		bcn_cfg_err(errs, "$.registries", "give either \"registry\" or \"registries\", not both");
+	bcn_sections_check(c, sections, errs);
 	if (c->service)
-		check_service(c, have_registry, errs);
-	if ((c->watch.services.n || c->watch.kv.n) && !have_registry)
-		bcn_cfg_err(errs, "$.watch", "watching services or keys needs a \"registry\"");
+		check_service(c, need, have, errs);
+	if ((c->watch.services.n || c->watch.kv.n) && !have)
+		bcn_cfg_err(errs, "$.watch", "watching services or keys needs a \"%s\"", need);
 	for (size_t i = 0; i < c->watch.kv.n; i++)
 		normalise_kv_prefix(&c->watch.kv.v[i], i, errs);
 }
 
-static void build_instances(struct bcn_config *c, struct bcn_cfg_errs *errs)
+struct bcn_config *bcn_config_load(const char *file, const struct bcn_cfg_section *sections,
+				   struct bcn_cfg_errs *errs)
 {
-	const struct bcn_plugin *p;
-
-	/* The static source always exists, so reloads can add static services. */
-	p = bcn_plugin_find("static", BCN_PLUGIN_SOURCE);
-	if (p)
-		add_instance(c, p, c->static_, NULL, "$.static", errs);
-	else if (c->static_)
-		bcn_cfg_err(errs, "$.static", "the static source is not compiled in");
-
-	if (c->registry)
-		add_registry(c, c->registry, "$.registry", errs);
-	if (c->registries) {
-		size_t i;
-		json_t *r;
-		char path[48];
-		if (!json_is_array(c->registries) || json_array_size(c->registries) == 0)
-			bcn_cfg_err(errs, "$.registries", "expected a non-empty array of registry objects");
-		else if (json_array_size(c->registries) > 16)
-			bcn_cfg_err(errs, "$.registries", "at most 16 registries are supported");
-		else
-			json_array_foreach(c->registries, i, r) {
-				snprintf(path, sizeof(path), "$.registries[%zu]", i);
-				add_registry(c, r, path, errs);
-			}
-	}
-	if (c->vault) {
-		p = bcn_plugin_find("vault", BCN_PLUGIN_SECRETS);
-		if (p)
-			add_instance(c, p, c->vault, NULL, "$.vault", errs);
-		else
-			bcn_cfg_err(errs, "$.vault", "Vault support is not compiled into this build");
-	}
-}
-
-struct bcn_config *bcn_config_load(const char *file, struct bcn_cfg_errs *errs)
-{
+	struct bcn_cfg_field top[NBASE_FIELDS + BCN_CFG_MAX_SECTION_KEYS + 1]; /* see sections.h */
 	struct bcn_config *c;
 	json_t *root;
 	size_t before = errs->n;
@@ -475,10 +390,11 @@ struct bcn_config *bcn_config_load(const char *file, struct bcn_cfg_errs *errs)
 	}
 	c->file = strdup(file);
 	/* Every stage runs even after problems, so --check-config lists them all. */
-	bcn_cfg_fill(top_fields, root, c, "$", errs);
+	bcn_sections_top_table(c, sections, base_fields, top);
+	bcn_cfg_fill(top, root, c, "$", errs);
 	json_decref(root);
-	check_rules(c, errs);
-	build_instances(c, errs);
+	check_rules(c, sections, errs);
+	bcn_sections_build(c, sections, errs);
 	if (errs->n != before) {
 		bcn_config_free(c);
 		return NULL;
@@ -491,9 +407,11 @@ void bcn_config_free(struct bcn_config *c)
 	if (!c)
 		return;
 	for (size_t i = 0; i < c->ninstances; i++)
-		bcn_instance_conf_free(c->instances[i].plugin, c->instances[i].conf);
+		bcn_instance_conf_free(c->instances[i].section->fields, c->instances[i].conf);
 	free(c->instances);
-	bcn_cfg_free(top_fields, c);
+	bcn_cfg_free(base_fields, c);
+	for (size_t i = 0; i < c->nsection_keys; i++)
+		json_decref(c->section_json[i]);
 	free(c->file);
 	free(c);
 }

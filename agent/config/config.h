@@ -1,9 +1,10 @@
 /*
  * config.h - the agent's configuration (SPEC.md "Config file"), as C structs.
  *
- * The tables in config.c are the single declaration of every key. Backend
- * sections (registry, vault, static) are filled by their plugin's own
- * config_map, so adding a backend never touches this file.
+ * The tables in config.c are the single declaration of every core key. The
+ * sources' sections are described by the layer above (struct bcn_cfg_section,
+ * from each plugin's descriptor) and filled by their own tables, so adding a
+ * backend never touches this file or config.c.
  */
 #ifndef BCN_CONFIG_H
 #define BCN_CONFIG_H
@@ -28,7 +29,6 @@ struct bcn_tls_conf {
 extern const struct bcn_cfg_field bcn_tls_fields[];
 /* The checks no table can express (server_name is a host name), for a backend's cb_check. */
 void bcn_tls_conf_check(const struct bcn_tls_conf *t, const char *path, struct bcn_cfg_errs *errs);
-bool bcn_tls_conf_equal(const struct bcn_tls_conf *a, const struct bcn_tls_conf *b);
 /* The warning tls.insecure_skip_verify earns, under `log`, at every start and
  * reload while the running instance uses it. */
 void bcn_tls_warn_insecure(const char *log, bool insecure_skip_verify);
@@ -75,37 +75,74 @@ struct bcn_watch_conf {
 	struct bcn_strlist services, kv;
 };
 
-/* One configured plugin instance: its descriptor and its filled config. */
+/*
+ * A config section a source takes, described by the layer above (each
+ * plugin's descriptor: bcn_plugin_sections()), so this file names no backend.
+ * A section is either a top-level object of its own ("<key>": {...}), or,
+ * with list_key, one of several backends sharing a key and chosen by the
+ * object's "backend" value: "registry": {...} or "registries": [{...}, ...].
+ */
+struct bcn_cfg_section {
+	const char *key;            /* top-level key */
+	const char *list_key;       /* the list form of a key shared by backends; NULL: a section of its own */
+	const char *name;           /* the "backend" value choosing this one (with list_key) */
+	const char *desc;
+	bool always;                /* an instance even when the key is absent (reloads can then fill it) */
+	const struct bcn_cfg_field *fields; /* NULL: no keys */
+	size_t size;                /* of the struct fields fills */
+	/* Cross-field checks after the fill; no I/O. Optional. */
+	void (*check)(void *conf, const char *path, struct bcn_cfg_errs *errs);
+	void (*check_service)(void *conf, const struct bcn_service_conf *svc, const char *path,
+			      struct bcn_cfg_errs *errs);
+	const struct bcn_plugin *plugin; /* opaque here: handed back in bcn_instance_conf */
+};
+
+/* One configured instance: its section's plugin and its filled config. */
 struct bcn_instance_conf {
 	const struct bcn_plugin *plugin;
+	const struct bcn_cfg_section *section;
 	void *conf;
 	char path[48];              /* "$.registries[1]" */
 };
+
+/* Top-level keys the sections may take, at most. */
+#define BCN_CFG_MAX_SECTION_KEYS 16
 
 struct bcn_config {
 	char *node;
 	struct bcn_socket_conf socket;
 	struct bcn_http_conf *http;
 	struct bcn_log_conf log;
-	json_t *registry, *registries;
 	struct bcn_service_conf *service;
 	struct bcn_watch_conf watch;
-	json_t *static_;            /* raw "static" object; validated by the static plugin */
-	json_t *vault;              /* raw; validated by the secrets plugin */
+	/* Each section key's raw JSON (NULL when absent), validated by the
+	 * section's own table when its instance is built. */
+	const char *section_key[BCN_CFG_MAX_SECTION_KEYS];
+	json_t *section_json[BCN_CFG_MAX_SECTION_KEYS];
+	size_t nsection_keys;
 
 	/* derived */
 	enum bcn_log_level log_level;
 	enum bcn_log_format log_format;
-	struct bcn_instance_conf *instances; /* static first, then registries, then secrets */
+	struct bcn_instance_conf *instances; /* in the order the sections' keys first appear */
 	size_t ninstances;
 	char *file;
 };
 
-/* Load and validate FILE. NULL when there is any problem; every problem is in errs. */
-struct bcn_config *bcn_config_load(const char *file, struct bcn_cfg_errs *errs);
+/* Load and validate FILE with the sections (ended by one with key NULL) the
+ * compiled-in sources take. NULL when there is any problem; every problem is
+ * in errs. */
+struct bcn_config *bcn_config_load(const char *file, const struct bcn_cfg_section *sections,
+				   struct bcn_cfg_errs *errs);
 void bcn_config_free(struct bcn_config *c); /* NULL-safe */
 
-/* Free one instance config filled from plugin's config_map. NULL-safe. */
-void bcn_instance_conf_free(const struct bcn_plugin *p, void *conf);
+/* On reload: `next` keeps the running values of the restart-only keys
+ * (socket path, mode and group, the http listener, the service section);
+ * the keys that differed are listed in `changed`. Returns their number. */
+size_t bcn_config_keep_restart(struct bcn_config *running, struct bcn_config *next, char *changed,
+				size_t len);
+
+/* Free one instance config filled from the table `fields`. NULL-safe. */
+void bcn_instance_conf_free(const struct bcn_cfg_field *fields, void *conf);
 
 #endif

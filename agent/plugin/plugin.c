@@ -23,6 +23,30 @@ const struct bcn_plugin *const bcn_plugins[] = {
 	NULL,
 };
 
+const struct bcn_cfg_section *bcn_plugin_sections(void)
+{
+	/* One slot per plugin; bcn_plugins' NULL leaves the last one ending it. */
+	static struct bcn_cfg_section s[sizeof(bcn_plugins) / sizeof(bcn_plugins[0])];
+
+	for (size_t i = 0; bcn_plugins[i]; i++) {
+		const struct bcn_plugin *p = bcn_plugins[i];
+
+		s[i] = (struct bcn_cfg_section){
+			.key = p->section,
+			.list_key = p->section_list,
+			.name = p->name,
+			.desc = p->description,
+			.always = p->section_always,
+			.fields = p->config_map,
+			.size = p->config_size,
+			.check = p->cb_check,
+			.check_service = p->cb_check_service,
+			.plugin = p,
+		};
+	}
+	return s;
+}
+
 const struct bcn_plugin *bcn_plugin_find(const char *name, enum bcn_plugin_kind kind)
 {
 	for (size_t i = 0; bcn_plugins[i]; i++) {

@@ -68,6 +68,13 @@ struct bcn_plugin {
 	const char *name;
 	const char *description;
 	enum bcn_plugin_kind kind;
+	/* The config section an instance is made from: a top-level key of its
+	 * own ("vault"), or with section_list a key backends share, the object
+	 * chosen by "backend" equal to this plugin's name: "registry": {...}, or
+	 * one of "registries": [...]. */
+	const char *section;
+	const char *section_list;
+	bool section_always;                    /* an instance even without the key (static) */
 	const struct bcn_cfg_field *config_map; /* keys of the instance's config object */
 	size_t config_size;                     /* size of the struct config_map fills */
 
@@ -87,7 +94,9 @@ struct bcn_plugin {
 	int (*cb_start)(struct bcn_instance *ins);
 	/* The config was reloaded: core->config is already the new one and new_conf
 	 * is this instance's new config (the core frees the old one afterwards).
-	 * Apply what can change live; log what needs a restart. Optional. */
+	 * The rows flagged BCN_CFG_RESTART already hold their running values in
+	 * new_conf, and the core has logged the ones that changed: apply the
+	 * rest live. Optional. */
 	void (*cb_reload)(struct bcn_instance *ins, void *new_conf);
 	/* core->service_status or core->drained changed: publish it (drained =
 	 * take this app out of discovery, undrained = put it back). Optional. */
@@ -111,6 +120,8 @@ struct bcn_endpoint *bcn_core_self_endpoint(const struct bcn_core *core);
 
 /* Compiled-in plugins, NULL-terminated. */
 extern const struct bcn_plugin *const bcn_plugins[];
+/* Their config sections, for bcn_config_load (ended by a NULL key). */
+const struct bcn_cfg_section *bcn_plugin_sections(void);
 const struct bcn_plugin *bcn_plugin_find(const char *name, enum bcn_plugin_kind kind);
 
 #endif

@@ -42,25 +42,30 @@
 
 #include "consul.h"
 
-#define F(type, field) BCN_CFG_##type, offsetof(struct consul_conf, field)
 #define TOKEN_PREFIX "X-Consul-Token: "
 #define TOKEN_MAX 4096
 
+/* Every key is read once at start: a change is logged and waits for a restart. */
+#define C struct consul_conf
+#define RESTART BCN_CFG_RESTART
 static const struct bcn_cfg_field consul_fields[] = {
-	{ "address", F(STR, address), "http://127.0.0.1:8500", BCN_CFG_NONEMPTY, 0, 0, NULL, 0, "the local Consul agent" },
-	{ "token_file", F(STR, token_file), "", 0, 0, 0, NULL, 0, "file holding the ACL token" },
-	{ "datacenter", F(STR, datacenter), "", 0, 0, 0, NULL, 0, "datacenter of discovery and KV queries" },
-	{ "consistency", F(STR, consistency), "default", 0, 0, 0, NULL, 0, "\"default\" or \"stale\" reads" },
-	{ "namespace", F(STR, namespace_), "", 0, 0, 0, NULL, 0, "Consul Enterprise namespace" },
-	{ "partition", F(STR, partition), "", 0, 0, 0, NULL, 0, "Consul Enterprise admin partition" },
-	{ "tls", F(OBJECT, tls), NULL, 0, 0, 0, bcn_tls_fields, 0, "TLS files" },
-	{ "ttl", F(DURATION, ttl_ms), "10s", 0, 500, 86400000, NULL, 0, "TTL of the health check beacon drives" },
-	{ "deregister_critical_after", F(DURATION, dereg_ms), "1m", 0, 0, 31536000000LL, NULL, 0,
-	  "Consul removes the service after its check was critical this long (0: never)" },
-	{ "wait", F(DURATION, wait_ms), "5m", 0, 100, 600000, NULL, 0, "wait of blocking queries" },
-	{ "timeout", F(DURATION, timeout_ms), "5s", 0, 100, 600000, NULL, 0, "limit of one request" },
-	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+	BCN_ROW_STR(C, address, "address", "http://127.0.0.1:8500", BCN_CFG_NONEMPTY | RESTART, "the local Consul agent"),
+	BCN_ROW_STR(C, token_file, "token_file", "", RESTART, "file holding the ACL token"),
+	BCN_ROW_STR(C, datacenter, "datacenter", "", RESTART, "datacenter of discovery and KV queries"),
+	BCN_ROW_STR(C, consistency, "consistency", "default", RESTART, "\"default\" or \"stale\" reads"),
+	BCN_ROW_STR(C, namespace_, "namespace", "", RESTART, "Consul Enterprise namespace"),
+	BCN_ROW_STR(C, partition, "partition", "", RESTART, "Consul Enterprise admin partition"),
+	BCN_ROW_OBJECT(C, tls, "tls", bcn_tls_fields, RESTART, "TLS files"),
+	BCN_ROW_DURATION(C, ttl_ms, "ttl", "10s", BCN_MS(500), BCN_DAYS(1), RESTART,
+			 "TTL of the health check beacon drives"),
+	BCN_ROW_DURATION(C, dereg_ms, "deregister_critical_after", "1m", 0, BCN_DAYS(365), RESTART,
+			 "Consul removes the service after its check was critical this long (0: never)"),
+	BCN_ROW_DURATION(C, wait_ms, "wait", "5m", BCN_MS(100), BCN_MIN(10), RESTART, "wait of blocking queries"),
+	BCN_ROW_DURATION(C, timeout_ms, "timeout", "5s", BCN_MS(100), BCN_MIN(10), RESTART, "limit of one request"),
+	BCN_ROW_END,
 };
+#undef C
+#undef RESTART
 
 static void consul_check(void *conf, const char *path, struct bcn_cfg_errs *errs)
 {
@@ -268,11 +273,6 @@ void consul_note_headers(struct consul_ctx *ctx, const struct consul_reply *r)
 
 /* ---- lifecycle ------------------------------------------------------------ */
 
-static char *dup_or_null(const char *s)
-{
-	return s && s[0] ? strdup(s) : NULL;
-}
-
 /* "X-Consul-Token: <token>" in guarded memory; the file's buffer is wiped. */
 static int load_token(struct consul_ctx *ctx, const char *file)
 {
@@ -355,12 +355,7 @@ static int consul_init(struct bcn_instance *ins)
 	n = strlen(ctx->base_url);
 	while (n > 0 && ctx->base_url[n - 1] == '/')
 		ctx->base_url[--n] = '\0';
-	ctx->ca_file = dup_or_null(c->tls.ca_file);
-	ctx->cert_file = dup_or_null(c->tls.cert_file);
-	ctx->key_file = dup_or_null(c->tls.key_file);
-	ctx->server_name = dup_or_null(c->tls.server_name);
-	ctx->insecure_skip_verify = c->tls.insecure_skip_verify;
-	bcn_tls_warn_insecure(ins->name, ctx->insecure_skip_verify);
+	bcn_tls_warn_insecure(ins->name, c->tls.insecure_skip_verify);
 	ctx->ttl_ms = c->ttl_ms;
 	ctx->dereg_ms = c->dereg_ms;
 	ctx->wait_ms = c->wait_ms;
@@ -383,30 +378,14 @@ static int consul_start(struct bcn_instance *ins)
 	return 0;
 }
 
+/* Every key of this plugin is restart-only: the core has kept the running
+ * values in new_conf and logged what changed. Only the watch lists apply. */
 static void consul_reload(struct bcn_instance *ins, void *new_conf)
 {
-	const struct consul_conf *o = ins->conf, *n = new_conf;
+	const struct consul_conf *n = new_conf;
 	struct consul_ctx *ctx = ins->ctx;
-	char changed[256] = "";
 
-#define CHANGED(cond, name) \
-	do { if (cond) snprintf(changed + strlen(changed), sizeof(changed) - strlen(changed), "%s%s", \
-				changed[0] ? ", " : "", name); } while (0)
-	CHANGED(strcmp(o->address, n->address), "address");
-	CHANGED(strcmp(o->token_file, n->token_file), "token_file");
-	CHANGED(strcmp(o->datacenter, n->datacenter), "datacenter");
-	CHANGED(strcmp(o->consistency, n->consistency), "consistency");
-	CHANGED(strcmp(o->namespace_, n->namespace_), "namespace");
-	CHANGED(strcmp(o->partition, n->partition), "partition");
-	CHANGED(!bcn_tls_conf_equal(&o->tls, &n->tls), "tls");
-	CHANGED(o->ttl_ms != n->ttl_ms, "ttl");
-	CHANGED(o->dereg_ms != n->dereg_ms, "deregister_critical_after");
-	CHANGED(o->wait_ms != n->wait_ms, "wait");
-	CHANGED(o->timeout_ms != n->timeout_ms, "timeout");
-#undef CHANGED
-	if (changed[0])
-		bcn_warn(ctx->log, "changes to %s take effect after a restart", changed);
-	bcn_tls_warn_insecure(ctx->log, ctx->insecure_skip_verify); /* what runs until a restart */
+	bcn_tls_warn_insecure(ctx->log, n->tls.insecure_skip_verify); /* what runs until a restart */
 	consul_watch_apply(ctx);
 	consul_report(ctx);
 }
@@ -441,10 +420,6 @@ static void consul_exit(struct bcn_instance *ins)
 	free(ctx->unix_path);
 	free(ctx->dc_param);
 	free(ctx->scope_param);
-	free(ctx->ca_file);
-	free(ctx->cert_file);
-	free(ctx->key_file);
-	free(ctx->server_name);
 	if (ctx->token_header)
 		sodium_free(ctx->token_header);
 	free(ctx);
@@ -479,6 +454,8 @@ const struct bcn_plugin bcn_plugin_consul = {
 	.name = "consul",
 	.description = "Consul registry: agent registration with a TTL check, blocking-query discovery and config",
 	.kind = BCN_PLUGIN_REGISTRY,
+	.section = "registry",
+	.section_list = "registries",
 	.config_map = consul_fields,
 	.config_size = sizeof(struct consul_conf),
 	.cb_check = consul_check,

@@ -169,8 +169,6 @@ struct consul_ctx {
 	char *dc_param;                /* "dc=<escaped>" or "" */
 	char *scope_param;             /* "ns=<escaped>&partition=<escaped>" (either may be absent) or "" */
 	bool stale_reads;              /* consistency "stale": ?stale on discovery and KV reads */
-	char *ca_file, *cert_file, *key_file, *server_name;
-	bool insecure_skip_verify;
 	char *token_header;            /* sodium_malloc'd "X-Consul-Token: <token>"; NULL without */
 	uint64_t ttl_ms, dereg_ms, wait_ms, timeout_ms;
 
@@ -190,6 +188,13 @@ struct consul_ctx {
 	uint64_t skip_window_start_ms;
 	unsigned skip_window_lines, skip_suppressed;
 };
+
+/* The instance's config. Its restart-only keys (all but the live ones) hold
+ * the values the instance started with: the core keeps them on reload. */
+static inline const struct consul_conf *consul_conf(const struct consul_ctx *ctx)
+{
+	return ctx->ins->conf;
+}
 
 /* Recompute readiness, state word and stale flag; report when they change. */
 void consul_report(struct consul_ctx *ctx);

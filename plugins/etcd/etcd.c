@@ -34,19 +34,24 @@
 
 #include "etcd.h"
 
-#define F(type, field) BCN_CFG_##type, offsetof(struct etcd_conf, field)
-
+/* Every key is read once at start: a change is logged and waits for a restart. */
+#define C struct etcd_conf
+#define RESTART BCN_CFG_RESTART
 static const struct bcn_cfg_field etcd_fields[] = {
-	{ "endpoints", F(STRLIST, endpoints), "[\"http://127.0.0.1:2379\"]", BCN_CFG_NONEMPTY, 0, 0, NULL, 0, "etcd client URLs" },
-	{ "prefix", F(STR, prefix), "/beacon/services", BCN_CFG_NONEMPTY, 0, 0, NULL, 0, "key prefix of registrations" },
-	{ "ttl", F(DURATION, ttl_ms), "10s", 0, 1000, 86400000, NULL, 0, "lease TTL" },
-	{ "tls", F(OBJECT, tls), NULL, 0, 0, 0, bcn_tls_fields, 0, "TLS files" },
-	{ "username", F(STR, username), "", 0, 0, 0, NULL, 0, "etcd user name" },
-	{ "password_file", F(STR, password_file), "", 0, 0, 0, NULL, 0, "file holding the user's password" },
-	{ "timeout", F(DURATION, timeout_ms), "5s", 0, 100, 600000, NULL, 0, "limit of one request" },
-	{ "dial_timeout", F(DURATION, dial_timeout_ms), "2s", 0, 100, 60000, NULL, 0, "connect and liveness limit" },
-	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+	BCN_ROW_STRLIST(C, endpoints, "endpoints", "[\"http://127.0.0.1:2379\"]", BCN_CFG_NONEMPTY | RESTART,
+			"etcd client URLs"),
+	BCN_ROW_STR(C, prefix, "prefix", "/beacon/services", BCN_CFG_NONEMPTY | RESTART, "key prefix of registrations"),
+	BCN_ROW_DURATION(C, ttl_ms, "ttl", "10s", BCN_S(1), BCN_DAYS(1), RESTART, "lease TTL"),
+	BCN_ROW_OBJECT(C, tls, "tls", bcn_tls_fields, RESTART, "TLS files"),
+	BCN_ROW_STR(C, username, "username", "", RESTART, "etcd user name"),
+	BCN_ROW_STR(C, password_file, "password_file", "", RESTART, "file holding the user's password"),
+	BCN_ROW_DURATION(C, timeout_ms, "timeout", "5s", BCN_MS(100), BCN_MIN(10), RESTART, "limit of one request"),
+	BCN_ROW_DURATION(C, dial_timeout_ms, "dial_timeout", "2s", BCN_MS(100), BCN_MIN(1), RESTART,
+			 "connect and liveness limit"),
+	BCN_ROW_END,
 };
+#undef C
+#undef RESTART
 
 static void etcd_check(void *conf, const char *path, struct bcn_cfg_errs *errs)
 {
@@ -121,11 +126,6 @@ void etcd_report(struct etcd_ctx *ctx)
 
 /* ---- lifecycle ------------------------------------------------------------ */
 
-static char *dup_or_null(const char *s)
-{
-	return s && s[0] ? strdup(s) : NULL;
-}
-
 static void strip_slashes(char *s)
 {
 	size_t n = strlen(s);
@@ -170,12 +170,7 @@ static int etcd_init(struct bcn_instance *ins)
 	ctx->ttl_ms = c->ttl_ms;
 	ctx->timeout_ms = c->timeout_ms;
 	ctx->dial_timeout_ms = c->dial_timeout_ms;
-	ctx->ca_file = dup_or_null(c->tls.ca_file);
-	ctx->cert_file = dup_or_null(c->tls.cert_file);
-	ctx->key_file = dup_or_null(c->tls.key_file);
-	ctx->server_name = dup_or_null(c->tls.server_name);
-	ctx->insecure_skip_verify = c->tls.insecure_skip_verify;
-	bcn_tls_warn_insecure(ins->name, ctx->insecure_skip_verify);
+	bcn_tls_warn_insecure(ins->name, c->tls.insecure_skip_verify);
 	if (c->username[0]) {
 		ctx->password = bcn_read_secret_file(c->password_file, err, sizeof(err));
 		if (!ctx->password) {
@@ -201,36 +196,14 @@ static int etcd_start(struct bcn_instance *ins)
 	return 0;
 }
 
-static bool strlist_equal(const struct bcn_strlist *a, const struct bcn_strlist *b)
-{
-	if (a->n != b->n)
-		return false;
-	for (size_t i = 0; i < a->n; i++) {
-		if (strcmp(a->v[i], b->v[i]) != 0)
-			return false;
-	}
-	return true;
-}
-
+/* Every key of this plugin is restart-only: the core has kept the running
+ * values in new_conf and logged what changed. Only the watch lists apply. */
 static void etcd_reload(struct bcn_instance *ins, void *new_conf)
 {
-	const struct etcd_conf *o = ins->conf, *n = new_conf;
+	const struct etcd_conf *n = new_conf;
 	struct etcd_ctx *ctx = ins->ctx;
-	char changed[256] = "";
 
-#define CHANGED(cond, name) \
-	do { if (cond) snprintf(changed + strlen(changed), sizeof(changed) - strlen(changed), "%s%s", \
-				changed[0] ? ", " : "", name); } while (0)
-	CHANGED(!strlist_equal(&o->endpoints, &n->endpoints), "endpoints");
-	CHANGED(strcmp(o->prefix, n->prefix), "prefix");
-	CHANGED(o->ttl_ms != n->ttl_ms, "ttl");
-	CHANGED(!bcn_tls_conf_equal(&o->tls, &n->tls), "tls");
-	CHANGED(strcmp(o->username, n->username) || strcmp(o->password_file, n->password_file), "auth");
-	CHANGED(o->timeout_ms != n->timeout_ms || o->dial_timeout_ms != n->dial_timeout_ms, "timeouts");
-#undef CHANGED
-	if (changed[0])
-		bcn_warn(ctx->log, "changes to %s take effect after a restart", changed);
-	bcn_tls_warn_insecure(ctx->log, ctx->insecure_skip_verify); /* what runs until a restart */
+	bcn_tls_warn_insecure(ctx->log, n->tls.insecure_skip_verify); /* what runs until a restart */
 	etcd_watch_apply(ctx);
 	etcd_report(ctx);
 }
@@ -271,10 +244,6 @@ static void etcd_exit(struct bcn_instance *ins)
 	free(ctx->endpoints);
 	free(ctx->prefix);
 	free(ctx->username);
-	free(ctx->ca_file);
-	free(ctx->cert_file);
-	free(ctx->key_file);
-	free(ctx->server_name);
 	if (ctx->password)
 		sodium_free(ctx->password);
 	if (ctx->auth_header)
@@ -301,6 +270,8 @@ const struct bcn_plugin bcn_plugin_etcd = {
 	.name = "etcd",
 	.description = "etcd v3 registry: lease-based registration, watched discovery and config",
 	.kind = BCN_PLUGIN_REGISTRY,
+	.section = "registry",
+	.section_list = "registries",
 	.config_map = etcd_fields,
 	.config_size = sizeof(struct etcd_conf),
 	.cb_check = etcd_check,

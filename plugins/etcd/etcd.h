@@ -171,8 +171,6 @@ struct etcd_ctx {
 	size_t nendpoints, cur;
 	char *prefix;                  /* without a trailing '/' */
 	uint64_t ttl_ms, timeout_ms, dial_timeout_ms;
-	char *ca_file, *cert_file, *key_file, *server_name;
-	bool insecure_skip_verify;
 	char *username;
 	char *password;                /* sodium_malloc'd; NULL without auth */
 	char *auth_header;             /* sodium_malloc'd "Authorization: <token>"; "" when none */
@@ -197,6 +195,13 @@ struct etcd_ctx {
 	uint64_t skip_window_start_ms;
 	unsigned skip_window_lines, skip_suppressed;
 };
+
+/* The instance's config. Its restart-only keys (all but the live ones) hold
+ * the values the instance started with: the core keeps them on reload. */
+static inline const struct etcd_conf *etcd_conf(const struct etcd_ctx *ctx)
+{
+	return ctx->ins->conf;
+}
 
 /* Recompute readiness, state word and stale flag; report when they change. */
 void etcd_report(struct etcd_ctx *ctx);

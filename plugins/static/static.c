@@ -19,20 +19,22 @@ struct static_ep_conf {
 	json_t *meta;
 };
 
+#define EP struct static_ep_conf
 static const struct bcn_cfg_field ep_fields[] = {
-	{ "id", BCN_CFG_STR, offsetof(struct static_ep_conf, id), NULL, 0, 0, 0, NULL, 0, "instance id, default address:port" },
-	{ "address", BCN_CFG_STR, offsetof(struct static_ep_conf, address), NULL, BCN_CFG_REQUIRED | BCN_CFG_NONEMPTY, 0, 0, NULL, 0, "address" },
-	{ "port", BCN_CFG_INT, offsetof(struct static_ep_conf, port), NULL, BCN_CFG_REQUIRED, 1, 65535, NULL, 0, "port" },
-	{ "tags", BCN_CFG_STRLIST, offsetof(struct static_ep_conf, tags), NULL, 0, 0, 0, NULL, 0, "tags" },
-	{ "meta", BCN_CFG_STRMAP, offsetof(struct static_ep_conf, meta), NULL, 0, 0, 0, NULL, 0, "metadata" },
-	{ "weight", BCN_CFG_INT, offsetof(struct static_ep_conf, weight), "1", 0, 1, 65535, NULL, 0, "weight" },
-	{ "status", BCN_CFG_STR, offsetof(struct static_ep_conf, status), "passing", 0, 0, 0, NULL, 0, "passing, warning or critical" },
-	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+	BCN_ROW_STR(EP, id, "id", NULL, 0, "instance id, default address:port"),
+	BCN_ROW_STR(EP, address, "address", NULL, BCN_CFG_REQUIRED | BCN_CFG_NONEMPTY, "address"),
+	BCN_ROW_INT(EP, port, "port", NULL, 1, 65535, BCN_CFG_REQUIRED, "port"),
+	BCN_ROW_STRLIST(EP, tags, "tags", NULL, 0, "tags"),
+	BCN_ROW_STRMAP(EP, meta, "meta", 0, "metadata"),
+	BCN_ROW_INT(EP, weight, "weight", "1", 1, 65535, 0, "weight"),
+	BCN_ROW_STR(EP, status, "status", "passing", 0, "passing, warning or critical"),
+	BCN_ROW_END,
 };
+#undef EP
 
 static const struct bcn_cfg_field static_fields[] = {
-	{ "services", BCN_CFG_JSON, offsetof(struct static_conf, services), NULL, 0, 0, 0, NULL, 0, "service name -> list of endpoints" },
-	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+	BCN_ROW_JSON(struct static_conf, services, "services", 0, "service name -> list of endpoints"),
+	BCN_ROW_END,
 };
 
 /*
@@ -176,6 +178,8 @@ const struct bcn_plugin bcn_plugin_static = {
 	.name = "static",
 	.description = "services declared in the config file",
 	.kind = BCN_PLUGIN_SOURCE,
+	.section = "static",
+	.section_always = true, /* reloads can add static services */
 	.config_map = static_fields,
 	.config_size = sizeof(struct static_conf),
 	.cb_check = static_check,

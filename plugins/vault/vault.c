@@ -40,40 +40,51 @@
 
 #include "vault.h"
 
-#define F(st, type, field) BCN_CFG_##type, offsetof(struct st, field)
 #define MAX_UID 4294967294LL
 
+#define A struct vault_auth_conf
 static const struct bcn_cfg_field auth_fields[] = {
-	{ "method", F(vault_auth_conf, STR, method), NULL, BCN_CFG_REQUIRED | BCN_CFG_NONEMPTY, 0, 0, NULL, 0, "token, approle or kubernetes" },
-	{ "token_file", F(vault_auth_conf, STR, token_file), "", 0, 0, 0, NULL, 0, "file holding the token (token) or the service-account JWT (kubernetes)" },
-	{ "role_id_file", F(vault_auth_conf, STR, role_id_file), "", 0, 0, 0, NULL, 0, "file holding the AppRole role_id" },
-	{ "secret_id_file", F(vault_auth_conf, STR, secret_id_file), "", 0, 0, 0, NULL, 0, "file holding the AppRole secret_id" },
-	{ "remove_secret_id_file_after_reading", F(vault_auth_conf, BOOL, remove_secret_id_file_after_reading), "true", 0, 0, 0, NULL, 0, "delete secret_id_file once read" },
-	{ "role", F(vault_auth_conf, STR, role), "", 0, 0, 0, NULL, 0, "Kubernetes auth role" },
-	{ "mount", F(vault_auth_conf, STR, mount), "", 0, 0, 0, NULL, 0, "auth mount path (default approle or kubernetes)" },
-	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+	BCN_ROW_STR(A, method, "method", NULL, BCN_CFG_REQUIRED | BCN_CFG_NONEMPTY, "token, approle or kubernetes"),
+	BCN_ROW_STR(A, token_file, "token_file", "", 0,
+		    "file holding the token (token) or the service-account JWT (kubernetes)"),
+	BCN_ROW_STR(A, role_id_file, "role_id_file", "", 0, "file holding the AppRole role_id"),
+	BCN_ROW_STR(A, secret_id_file, "secret_id_file", "", 0, "file holding the AppRole secret_id"),
+	BCN_ROW_BOOL(A, remove_secret_id_file_after_reading, "remove_secret_id_file_after_reading", "true", 0,
+		     "delete secret_id_file once read"),
+	BCN_ROW_STR(A, role, "role", "", 0, "Kubernetes auth role"),
+	BCN_ROW_STR(A, mount, "mount", "", 0, "auth mount path (default approle or kubernetes)"),
+	BCN_ROW_END,
 };
+#undef A
 
+#define S struct vault_secret_conf
 static const struct bcn_cfg_field secret_fields[] = {
-	{ "name", F(vault_secret_conf, STR, name), NULL, BCN_CFG_REQUIRED | BCN_CFG_NONEMPTY, 0, 0, NULL, 0, "name in /v1/secrets/{name}" },
-	{ "path", F(vault_secret_conf, STR, path), NULL, BCN_CFG_REQUIRED | BCN_CFG_NONEMPTY, 0, 0, NULL, 0, "Vault path, e.g. secret/data/web/db" },
-	{ "refresh", F(vault_secret_conf, DURATION, refresh_ms), "5m", 0, 100, 86400000, NULL, 0, "how often static secrets are read again" },
-	{ "allow_uids", F(vault_secret_conf, JSON, allow_uids), NULL, 0, 0, 0, NULL, 0, "peer uids that may read it (default: the agent's)" },
-	{ "version", F(vault_secret_conf, INT, version), "0", 0, 0, 1000000000000LL, NULL, 0, "KV v2 version to pin, 0 = latest" },
-	{ "kv_version", F(vault_secret_conf, INT, kv_version), "0", 0, 0, 2, NULL, 0, "0 = detect, 1 or 2" },
-	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+	BCN_ROW_STR(S, name, "name", NULL, BCN_CFG_REQUIRED | BCN_CFG_NONEMPTY, "name in /v1/secrets/{name}"),
+	BCN_ROW_STR(S, path, "path", NULL, BCN_CFG_REQUIRED | BCN_CFG_NONEMPTY, "Vault path, e.g. secret/data/web/db"),
+	BCN_ROW_DURATION(S, refresh_ms, "refresh", "5m", BCN_MS(100), BCN_DAYS(1), 0,
+			 "how often static secrets are read again"),
+	BCN_ROW_JSON(S, allow_uids, "allow_uids", 0, "peer uids that may read it (default: the agent's)"),
+	BCN_ROW_INT(S, version, "version", "0", 0, 1000000000000LL, 0, "KV v2 version to pin, 0 = latest"),
+	BCN_ROW_INT(S, kv_version, "kv_version", "0", 0, 2, 0, "0 = detect, 1 or 2"),
+	BCN_ROW_END,
 };
+#undef S
 
+/* The secrets list changes live on SIGHUP; the rest is read once at start. */
+#define C struct vault_conf
+#define RESTART BCN_CFG_RESTART
 static const struct bcn_cfg_field vault_fields[] = {
-	{ "address", F(vault_conf, STR, address), "https://127.0.0.1:8200", BCN_CFG_NONEMPTY, 0, 0, NULL, 0, "Vault's URL" },
-	{ "namespace", F(vault_conf, STR, namespace_), "", 0, 0, 0, NULL, 0, "Vault Enterprise namespace" },
-	{ "auth", F(vault_conf, OBJECT, auth), NULL, BCN_CFG_REQUIRED, 0, 0, auth_fields, 0, "how to log in" },
-	{ "secrets", F(vault_conf, OBJLIST, secrets), NULL, 0, 0, 0, secret_fields, sizeof(struct vault_secret_conf), "secrets to serve" },
-	{ "tls", F(vault_conf, OBJECT, tls), NULL, 0, 0, 0, bcn_tls_fields, 0, "TLS files" },
-	{ "timeout", F(vault_conf, DURATION, timeout_ms), "10s", 0, 100, 600000, NULL, 0, "limit of one request" },
-	{ "revoke_on_shutdown", F(vault_conf, BOOL, revoke_on_shutdown), "true", 0, 0, 0, NULL, 0, "revoke the token at stop" },
-	{ NULL, 0, 0, NULL, 0, 0, 0, NULL, 0, NULL },
+	BCN_ROW_STR(C, address, "address", "https://127.0.0.1:8200", BCN_CFG_NONEMPTY | RESTART, "Vault's URL"),
+	BCN_ROW_STR(C, namespace_, "namespace", "", RESTART, "Vault Enterprise namespace"),
+	BCN_ROW_OBJECT(C, auth, "auth", auth_fields, BCN_CFG_REQUIRED | RESTART, "how to log in"),
+	BCN_ROW_OBJLIST(C, secrets, "secrets", secret_fields, struct vault_secret_conf, 0, "secrets to serve"),
+	BCN_ROW_OBJECT(C, tls, "tls", bcn_tls_fields, RESTART, "TLS files"),
+	BCN_ROW_DURATION(C, timeout_ms, "timeout", "10s", BCN_MS(100), BCN_MIN(10), RESTART, "limit of one request"),
+	BCN_ROW_BOOL(C, revoke_on_shutdown, "revoke_on_shutdown", "true", RESTART, "revoke the token at stop"),
+	BCN_ROW_END,
 };
+#undef C
+#undef RESTART
 
 /* ---- checks ---------------------------------------------------------------- */
 
@@ -249,11 +260,6 @@ void vault_report(struct vault_ctx *v)
 
 /* ---- lifecycle ---------------------------------------------------------------- */
 
-static char *dup_or_null(const char *s)
-{
-	return s && s[0] ? strdup(s) : NULL;
-}
-
 static int vault_init(struct bcn_instance *ins)
 {
 	struct vault_conf *c = ins->conf;
@@ -283,12 +289,7 @@ static int vault_init(struct bcn_instance *ins)
 			goto oom;
 		snprintf(v->ns_header, n, "X-Vault-Namespace: %s", c->namespace_);
 	}
-	v->ca_file = dup_or_null(c->tls.ca_file);
-	v->cert_file = dup_or_null(c->tls.cert_file);
-	v->key_file = dup_or_null(c->tls.key_file);
-	v->server_name = dup_or_null(c->tls.server_name);
-	v->insecure_skip_verify = c->tls.insecure_skip_verify;
-	bcn_tls_warn_insecure(ins->name, v->insecure_skip_verify);
+	bcn_tls_warn_insecure(ins->name, c->tls.insecure_skip_verify);
 	v->timeout_ms = c->timeout_ms;
 	v->revoke_on_shutdown = c->revoke_on_shutdown;
 	if (vault_auth_init(v, &c->auth) < 0)
@@ -310,19 +311,12 @@ static int vault_start(struct bcn_instance *ins)
 
 static void vault_reload(struct bcn_instance *ins, void *new_conf)
 {
-	const struct vault_conf *o = ins->conf, *n = new_conf;
+	const struct vault_conf *n = new_conf;
 	struct vault_ctx *v = ins->ctx;
-	const struct vault_auth_conf *a = &o->auth, *b = &n->auth;
 
-	if (strcmp(o->address, n->address) || strcmp(o->namespace_, n->namespace_) ||
-	    strcmp(a->method, b->method) || strcmp(a->token_file, b->token_file) ||
-	    strcmp(a->role_id_file, b->role_id_file) || strcmp(a->secret_id_file, b->secret_id_file) ||
-	    strcmp(a->role, b->role) || strcmp(a->mount, b->mount) ||
-	    !bcn_tls_conf_equal(&o->tls, &n->tls) || o->timeout_ms != n->timeout_ms ||
-	    o->revoke_on_shutdown != n->revoke_on_shutdown)
-		bcn_warn(v->log, "changes to the Vault address, namespace, auth, tls, timeout or "
-			 "revoke_on_shutdown take effect after a restart");
-	bcn_tls_warn_insecure(v->log, v->insecure_skip_verify); /* what runs until a restart */
+	/* The core has kept the running values of the restart-only keys in
+	 * new_conf and logged what changed; only the secrets list applies. */
+	bcn_tls_warn_insecure(v->log, n->tls.insecure_skip_verify); /* what runs until a restart */
 	vault_secrets_reload(v, n);
 	vault_report(v);
 }
@@ -350,10 +344,6 @@ static void vault_exit(struct bcn_instance *ins)
 	bcn_secrets_free(v->store); /* wipes */
 	free(v->address);
 	free(v->ns_header);
-	free(v->ca_file);
-	free(v->cert_file);
-	free(v->key_file);
-	free(v->server_name);
 	free(v);
 	ins->ctx = NULL;
 }
@@ -371,6 +361,7 @@ const struct bcn_plugin bcn_plugin_vault = {
 	.name = "vault",
 	.description = "HashiCorp Vault secrets: token/AppRole/Kubernetes auth, KV and leased secrets",
 	.kind = BCN_PLUGIN_SECRETS,
+	.section = "vault",
 	.config_map = vault_fields,
 	.config_size = sizeof(struct vault_conf),
 	.cb_check = vault_check,

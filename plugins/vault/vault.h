@@ -150,8 +150,6 @@ struct vault_ctx {
 	/* Copied from the config at init: changing them needs a restart. */
 	char *address;                 /* without a trailing '/' */
 	char *ns_header;               /* "X-Vault-Namespace: ns", NULL without */
-	char *ca_file, *cert_file, *key_file, *server_name;
-	bool insecure_skip_verify;
 	uint64_t timeout_ms;
 	bool revoke_on_shutdown;
 
@@ -187,6 +185,13 @@ struct vault_ctx {
 	bool down, sealed, stopping, ready;
 	char err[256];
 };
+
+/* The instance's config. Its restart-only keys (all but the live ones) hold
+ * the values the instance started with: the core keeps them on reload. */
+static inline const struct vault_conf *vault_conf(const struct vault_ctx *ctx)
+{
+	return ctx->ins->conf;
+}
 
 /* Recompute readiness, state word and stale flag; report when they change. */
 void vault_report(struct vault_ctx *v);

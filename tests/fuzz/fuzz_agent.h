@@ -38,7 +38,7 @@ static inline void fuzz_agent_init(struct bcn_agent *a, const char *config_json)
 	if (fd < 0 || write(fd, config_json, len) != (ssize_t)len)
 		fuzz_fail("cannot write the config");
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	a->cfg = bcn_config_load(path, &errs);
+	a->cfg = bcn_config_load(path, bcn_plugin_sections(), &errs);
 	for (size_t i = 0; i < errs.n; i++)
 		fprintf(stderr, "%s\n", errs.msg[i]);
 	if (!a->cfg)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "plugin/plugin.h"
 #include "fuzz_util.h"
 
 static int fd = -1;
@@ -42,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (ftruncate(fd, 0) != 0 || (size && pwrite(fd, data, size, 0) != (ssize_t)size))
 		fuzz_fail("cannot write the memfd");
-	c = bcn_config_load(path, &errs);
+	c = bcn_config_load(path, bcn_plugin_sections(), &errs);
 	if (c && errs.n)
 		fuzz_fail("a config loaded although %zu problem(s) were recorded", errs.n);
 	if (!c && !errs.n)

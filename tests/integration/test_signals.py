@@ -2,8 +2,10 @@
 
 import contextlib
 import json
+import os
 import re
 import signal
+import stat
 import time
 
 from harness import (Agent, RawResponseReader, endpoint, log_lines, raw_get, scale, wait_for,
@@ -159,3 +161,23 @@ def test_drain_survives_reload():
         st, _, body = a.get("/ready")
         assert st == 503, "a reload must not undo a drain: %r" % (body,)
         assert a.get("/v1/self")[2]["drained"] is True
+
+
+def test_reload_keeps_restart_only_keys_and_names_them():
+    """socket.mode is restart-only (a flag in the config table): a reload
+    names it, keeps the running value and still applies the rest."""
+    restart = r"changes to socket\.mode take effect after a restart"
+    with Agent(config([endpoint("10.0.0.1", 80)])) as a:
+        mode = stat.S_IMODE(os.stat(a.sock).st_mode)
+        cfg = config([endpoint("10.0.0.2", 80)])
+        cfg["socket"] = {"mode": "0600", "timeout": "20s"}
+        a.reload(cfg)
+        wait_for(lambda: addresses(a) == ["10.0.0.2"], 5, what="the reload")
+        a.wait_log(restart)
+        assert stat.S_IMODE(os.stat(a.sock).st_mode) == mode
+        # Back to the running value: nothing to say any more.
+        a.reload(config([endpoint("10.0.0.3", 80)]))
+        wait_for(lambda: addresses(a) == ["10.0.0.3"], 5, what="the second reload")
+        a.wait_log(r"configuration reloaded(.|\n)*configuration reloaded")
+        assert len(re.findall(restart, a.log())) == 1, a.log()
+        assert a.stop() == 0

@@ -1042,6 +1042,100 @@ START_TEST(test_load_cannot_open)
 }
 END_TEST
 
+/* ---- restart-only keys ------------------------------------------------------ */
+
+struct rs_inner {
+	char *a;
+	int64_t b;
+};
+
+struct rs_conf {
+	char *addr;                 /* restart */
+	uint64_t timeout_ms;        /* restart */
+	struct bcn_strlist watch;   /* live */
+	struct rs_inner tls;        /* restart as a whole */
+	struct rs_inner sock;       /* only sock.a restart */
+	struct rs_inner *svc;       /* restart (pointer) */
+};
+
+static const struct bcn_cfg_field rs_inner_fields[] = {
+	BCN_ROW_STR(struct rs_inner, a, "a", "", 0, "a"),
+	BCN_ROW_INT(struct rs_inner, b, "b", "0", 0, 100, 0, "b"),
+	BCN_ROW_END,
+};
+
+static const struct bcn_cfg_field rs_sock_fields[] = {
+	BCN_ROW_STR(struct rs_inner, a, "a", "", BCN_CFG_RESTART, "a"),
+	BCN_ROW_INT(struct rs_inner, b, "b", "0", 0, 100, 0, "b"),
+	BCN_ROW_END,
+};
+
+static const struct bcn_cfg_field rs_fields[] = {
+	BCN_ROW_STR(struct rs_conf, addr, "addr", "x", BCN_CFG_RESTART, "address"),
+	BCN_ROW_DURATION(struct rs_conf, timeout_ms, "timeout", "5s", BCN_MS(100), BCN_MIN(10), BCN_CFG_RESTART,
+			 "timeout"),
+	BCN_ROW_STRLIST(struct rs_conf, watch, "watch", NULL, 0, "live list"),
+	BCN_ROW_OBJECT(struct rs_conf, tls, "tls", rs_inner_fields, BCN_CFG_RESTART, "tls"),
+	BCN_ROW_OBJECT(struct rs_conf, sock, "sock", rs_sock_fields, 0, "socket"),
+	BCN_ROW_OBJPTR(struct rs_conf, svc, "svc", rs_inner_fields, struct rs_inner, BCN_CFG_RESTART, "service"),
+	BCN_ROW_END,
+};
+
+static void rs_fill(struct rs_conf *c, const char *text)
+{
+	json_t *j = json_loads(text, 0, NULL);
+
+	ck_assert_ptr_nonnull(j);
+	ck_assert_uint_eq(bcn_cfg_fill(rs_fields, j, c, "$", NULL), 0);
+	json_decref(j);
+}
+
+START_TEST(test_unit_macros)
+{
+	ck_assert_int_eq(BCN_MS(500), 500);
+	ck_assert_int_eq(BCN_S(10), 10000);
+	ck_assert_int_eq(BCN_MIN(1), 60000);
+	ck_assert_int_eq(BCN_H(1), 3600000);
+	ck_assert_int_eq(BCN_DAYS(365), 31536000000LL);
+}
+END_TEST
+
+START_TEST(test_keep_restart)
+{
+	struct rs_conf run, next;
+	char changed[128];
+	struct rs_inner *svc;
+	char *addr;
+
+	rs_fill(&run, "{\"addr\": \"a1\", \"watch\": [\"w1\"], \"tls\": {\"a\": \"t1\"},"
+		      " \"sock\": {\"a\": \"s1\", \"b\": 1}, \"svc\": {\"a\": \"v1\"}}");
+	rs_fill(&next, "{\"addr\": \"a2\", \"watch\": [\"w2\"], \"tls\": {\"a\": \"t1\", \"b\": 2},"
+		       " \"sock\": {\"a\": \"s2\", \"b\": 2}}");
+	addr = run.addr;
+	svc = run.svc;
+	ck_assert_uint_eq(bcn_cfg_keep_restart(rs_fields, &run, &next, changed, sizeof(changed)), 4);
+	ck_assert_str_eq(changed, "addr, tls, sock.a, svc");
+	/* next runs on: restart-only keys moved over (the same pointers), live ones are new. */
+	ck_assert_ptr_eq(next.addr, addr);
+	ck_assert_ptr_eq(next.svc, svc);
+	ck_assert_str_eq(next.svc->a, "v1");
+	ck_assert_str_eq(next.tls.a, "t1");
+	ck_assert_int_eq(next.tls.b, 0);
+	ck_assert_str_eq(next.sock.a, "s1");
+	ck_assert_int_eq(next.sock.b, 2);
+	ck_assert_str_eq(next.watch.v[0], "w2");
+	ck_assert_uint_eq(next.timeout_ms, 5000);
+	/* run holds the new values, to be freed. */
+	ck_assert_str_eq(run.addr, "a2");
+	ck_assert_ptr_null(run.svc);
+	/* The same config twice: nothing to say. */
+	ck_assert_uint_eq(bcn_cfg_keep_restart(rs_fields, &next, &next, changed, sizeof(changed)), 0);
+	ck_assert_str_eq(changed, "");
+	bcn_cfg_free(rs_fields, &run);
+	bcn_cfg_free(rs_fields, &next);
+}
+END_TEST
+
 static Suite *cfgmap_suite(void)
 {
 	Suite *s = suite_create("cfgmap");
@@ -1058,6 +1152,8 @@ static Suite *cfgmap_suite(void)
 	tcase_add_test(fill, test_fill_null_object);
 	tcase_add_test(fill, test_fill_custom_path_and_appends);
 	tcase_add_test(fill, test_free_after_partial_failure);
+	tcase_add_test(fill, test_unit_macros);
+	tcase_add_test(fill, test_keep_restart);
 	suite_add_tcase(s, fill);
 
 	tcase_add_loop_test(errors, test_single_error, 0,

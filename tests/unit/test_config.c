@@ -23,7 +23,7 @@ static struct bcn_config *load(const char *json, struct bcn_cfg_errs *errs)
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(write(fd, json, strlen(json)), (ssize_t)strlen(json));
 	close(fd);
-	struct bcn_config *c = bcn_config_load(file, errs);
+	struct bcn_config *c = bcn_config_load(file, bcn_plugin_sections(), errs);
 	unlink(file);
 	return c;
 }
@@ -254,6 +254,71 @@ START_TEST(test_kv_prefix_without_slash)
 }
 END_TEST
 
+/* ---- sections given by the caller ---------------------------------------- */
+
+struct fake_conf {
+	int64_t n;
+};
+
+static const struct bcn_cfg_field fake_fields[] = {
+	BCN_ROW_INT(struct fake_conf, n, "n", "1", 1, 9, 0, "a number"),
+	BCN_ROW_END,
+};
+
+static const struct bcn_cfg_section fake_sections[] = {
+	{ .key = "extra", .always = true, .fields = fake_fields, .size = sizeof(struct fake_conf) },
+	{ .key = "source", .list_key = "sources", .name = "a", .fields = fake_fields,
+	  .size = sizeof(struct fake_conf) },
+	{ .key = "source", .list_key = "sources", .name = "b", .fields = fake_fields,
+	  .size = sizeof(struct fake_conf) },
+	{ .key = NULL },
+};
+
+static struct bcn_config *load_fake(const char *json, struct bcn_cfg_errs *errs)
+{
+	snprintf(file, sizeof(file), "/tmp/bcn-cfg-XXXXXX");
+	int fd = mkstemp(file);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, json, strlen(json)), (ssize_t)strlen(json));
+	close(fd);
+	struct bcn_config *c = bcn_config_load(file, fake_sections, errs);
+	unlink(file);
+	return c;
+}
+
+START_TEST(test_sections_from_caller)
+{
+	struct bcn_cfg_errs e = { 0 };
+	struct bcn_config *c;
+
+	c = load_fake("{\"sources\": [{\"backend\": \"b\", \"n\": 3}, {\"backend\": \"a\"}]}", &e);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_uint_eq(c->ninstances, 3);
+	ck_assert_ptr_eq(c->instances[0].section, &fake_sections[0]); /* always made, first key first */
+	ck_assert_ptr_eq(c->instances[1].section, &fake_sections[2]);
+	ck_assert_str_eq(c->instances[1].path, "$.sources[0]");
+	ck_assert_int_eq(((struct fake_conf *)c->instances[1].conf)->n, 3);
+	ck_assert_ptr_eq(c->instances[2].section, &fake_sections[1]);
+	bcn_config_free(c);
+
+	c = load_fake("{\"source\": {}, \"sources\": [{\"backend\": \"c\"}], \"static\": {}, "
+		      "\"extra\": {\"n\": 10}, \"service\": {\"name\": \"x\", \"address\": \"y\", \"port\": 1}}", &e);
+	dump(&e);
+	ck_assert_ptr_null(c);
+	ck_assert(has_err(&e, "$.static", "unknown key \"static\""));
+	ck_assert(has_err(&e, "$.sources", "give either \"source\" or \"sources\", not both"));
+	ck_assert(has_err(&e, "$.source.backend", "a source backend such as \"a\" or \"b\""));
+	ck_assert(has_err(&e, "$.sources[0].backend", "unknown source backend \"c\" (compiled in: a, b)"));
+	ck_assert(has_err(&e, "$.extra.n", "from 1 to 9"));
+	bcn_cfg_errs_free(&e);
+
+	c = load_fake("{\"watch\": {\"kv\": [\"/a\"]}}", &e);
+	ck_assert_ptr_null(c);
+	ck_assert(has_err(&e, "$.watch", "needs a \"source\""));
+	bcn_cfg_errs_free(&e);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -267,6 +332,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_registry_selection);
 	tcase_add_test(tc, test_unknown_keys_and_json_errors);
 	tcase_add_test(tc, test_secret_file);
+	tcase_add_test(tc, test_sections_from_caller);
 	suite_add_tcase(s, tc);
 	return s;
 }
