@@ -21,6 +21,8 @@
 #include "config/config.h"
 #include "base/sdnotify.h"
 #include "http/server.h"
+#include "secrets/secrets.h"
+#include "store/cache.h"
 
 #define STOP_DEADLINE_S 10
 
@@ -204,6 +206,15 @@ static int instances_create(struct bcn_agent *a)
 		}
 	}
 	return 0;
+}
+
+static bool has_secrets_plugin(const struct bcn_config *c)
+{
+	for (size_t i = 0; i < c->ninstances; i++) {
+		if (c->instances[i].plugin->kind == BCN_PLUGIN_SECRETS)
+			return true;
+	}
+	return false;
 }
 
 static void instances_free(struct bcn_agent *a)
@@ -581,6 +592,10 @@ int bcn_agent_main(const char *config_file)
 	a.core.http = bcn_http_new(a.base);
 	if (!a.core.cache || !a.core.http)
 		goto out;
+	/* The secret store next to the endpoint store, only when a secrets
+	 * plugin will fill it (it locks memory and may warn about limits). */
+	if (has_secrets_plugin(a.cfg) && !(a.core.secrets = bcn_secrets_new(a.base)))
+		goto out;
 	if (add_signal(&a, &a.ev_term, SIGTERM) < 0 || add_signal(&a, &a.ev_int, SIGINT) < 0 ||
 	    add_signal(&a, &a.ev_hup, SIGHUP) < 0)
 		goto out;
@@ -621,6 +636,7 @@ out:
 	bcn_server_free(a.sock);
 	bcn_server_free(a.tcp);
 	instances_free(&a);
+	bcn_secrets_free(a.core.secrets); /* wipes; after the plugins that filled it */
 	bcn_http_free(a.core.http);
 	bcn_cache_free(a.core.cache);
 	if (a.ev_term) event_free(a.ev_term);

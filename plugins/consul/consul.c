@@ -178,7 +178,7 @@ void consul_report(struct consul_ctx *ctx)
 			break;
 		}
 	}
-	bcn_cache_set_stale(ctx->core->cache, ctx->ins->src, ctx->down || fresh < total);
+	bcn_report_stale(ctx->ins, ctx->down || fresh < total);
 	if (synced == total && (!need_reg || ctx->reg.registered))
 		ctx->ready = true; /* stays: outages are served stale, not unready */
 

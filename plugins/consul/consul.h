@@ -22,7 +22,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config/config.h"
 #include "plugin/plugin.h"
 
 struct event;

@@ -93,7 +93,7 @@ void etcd_report(struct etcd_ctx *ctx)
 	bool need_reg = service && !ctx->core->drained;
 
 	bcn_watchset_counts(ctx->watches, &total, &synced, &fresh, &watch_err);
-	bcn_cache_set_stale(ctx->core->cache, ctx->ins->src, !up || fresh < total);
+	bcn_report_stale(ctx->ins, !up || fresh < total);
 	if (up && synced == total && (!need_reg || ctx->reg.registered))
 		ctx->ready = true; /* stays: outages are served stale, not unready */
 

@@ -23,7 +23,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config/config.h"
 #include "plugin/plugin.h"
 
 struct event;

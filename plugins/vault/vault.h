@@ -24,9 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config/config.h"
 #include "plugin/plugin.h"
-#include "secrets/secrets.h"
 
 struct event;
 
