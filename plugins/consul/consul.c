@@ -435,7 +435,7 @@ static void consul_exit(struct bcn_instance *ins)
 	ctx->stopping = true;
 	consul_watch_free_all(ctx);
 	consul_reg_free(ctx);
-	consul_req_cancel_all(ctx);
+	bcn_http_group_free(ctx->reqs); /* cancels what is left */
 	free(ctx->address);
 	free(ctx->base_url);
 	free(ctx->unix_path);

@@ -150,6 +150,9 @@ static int etcd_init(struct bcn_instance *ins)
 	ctx->ins = ins;
 	ctx->core = ins->core;
 	ctx->log = ins->name;
+	ctx->reqs = bcn_http_group_new(ins->core->http);
+	if (!ctx->reqs)
+		goto oom;
 	ctx->endpoints = calloc(c->endpoints.n, sizeof(*ctx->endpoints));
 	if (!ctx->endpoints)
 		goto oom;
@@ -262,6 +265,7 @@ static void etcd_exit(struct bcn_instance *ins)
 	etcd_watch_free_all(ctx);
 	etcd_reg_free(ctx);
 	etcd_conn_cancel_all(ctx);
+	bcn_http_group_free(ctx->reqs);
 	if (ctx->retry_ev)
 		event_free(ctx->retry_ev);
 	if (ctx->probe_ev)

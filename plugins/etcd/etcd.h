@@ -183,7 +183,8 @@ struct etcd_ctx {
 	struct event *retry_ev, *probe_ev;
 	struct etcd_req *probe;
 	struct bcn_http_call *auth_call;
-	struct etcd_req *reqs;         /* every request we own */
+	struct bcn_http_group *reqs;   /* every request in flight (made at init) */
+	struct etcd_req *queued;       /* requests waiting for a token */
 	int64_t revision;              /* highest store revision seen */
 	char err[256];                 /* last session problem */
 

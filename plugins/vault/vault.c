@@ -350,7 +350,7 @@ static void vault_exit(struct bcn_instance *ins)
 		return;
 	v->stopping = true;
 	vault_secrets_free(v);
-	vault_cancel_all(v);
+	bcn_http_group_free(v->reqs); /* cancels what is left */
 	vault_auth_free(v);
 	free(v->address);
 	free(v->ns_header);
