@@ -56,8 +56,8 @@ void tc_setup(struct testcore *t, const struct bcn_plugin *p, const char *conf_j
  * before tc_start. */
 void tc_watch(struct testcore *t, const char *const *services, const char *const *kv);
 /* cb_init and cb_start with script as the backend's answers and canned
- * routes for the plumbing (fake_http.h),
- * then run the loop until no answer is due. */
+ * routes for the plumbing (fake_http.h), then run the loop until no answer
+ * is due. */
 void tc_start(struct testcore *t, const char *script, const struct fake_route *canned);
 /* cb_exit (which must cancel every request), then free everything. */
 void tc_teardown(struct testcore *t);
