@@ -142,7 +142,7 @@ void consul_reg_self(const struct consul_ctx *ctx, json_t *obj);
 
 /* ctx->watches is kept by agent/plugin/watchset.c, which also counts it for
  * readiness (bcn_watchset_counts; fresh = answered since the last error).
- * Make the watch set match core->config->watch (start, reload). */
+ * Make the watch set match the configured watch lists (start, reload). */
 void consul_watch_apply(struct consul_ctx *ctx);
 /* The agent was found unreachable: restart every long poll (they would only
  * answer after `wait`), marking them not fresh. */

@@ -31,7 +31,7 @@
 #define MSG_LEN 240
 
 struct etcd_req {
-	struct etcd_req *prev, *next; /* in ctx->queued while it waits for a token */
+	LIST_ENTRY(etcd_req) queue;   /* in ctx->queued while it waits for a token */
 	struct etcd_ctx *ctx;
 	struct bcn_http_call *call;
 	char *path;
@@ -62,30 +62,15 @@ const char *etcd_conn_endpoint(const struct etcd_ctx *ctx)
  * those waiting for a token are listed here. */
 static void enqueue(struct etcd_req *r)
 {
-	struct etcd_ctx *ctx = r->ctx;
-
 	r->queued = true;
-	r->prev = NULL;
-	r->next = ctx->queued;
-	if (ctx->queued)
-		ctx->queued->prev = r;
-	ctx->queued = r;
+	LIST_INSERT_HEAD(&r->ctx->queued, r, queue);
 }
 
 static void dequeue(struct etcd_req *r)
 {
-	struct etcd_ctx *ctx = r->ctx;
-
-	if (!r->queued)
-		return;
+	if (r->queued)
+		LIST_REMOVE(r, queue);
 	r->queued = false;
-	if (r->prev)
-		r->prev->next = r->next;
-	else if (ctx->queued == r)
-		ctx->queued = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
-	r->prev = r->next = NULL;
 }
 
 static void req_free(struct etcd_req *r)
@@ -327,8 +312,8 @@ void etcd_req_cancel(struct etcd_req *r)
 void etcd_conn_cancel_all(struct etcd_ctx *ctx)
 {
 	bcn_http_group_cancel(ctx->reqs);
-	while (ctx->queued)
-		etcd_req_cancel(ctx->queued);
+	while (!LIST_EMPTY(&ctx->queued))
+		etcd_req_cancel(LIST_FIRST(&ctx->queued));
 }
 
 /* Send what waited for a token, or fail it with `why` when there is none to get. */
@@ -336,15 +321,15 @@ static void flush_queued(struct etcd_ctx *ctx, const char *why)
 {
 	struct etcd_req *r, *next;
 
-	for (r = ctx->queued; r; r = next) {
-		next = r->next;
+	for (r = LIST_FIRST(&ctx->queued); r; r = next) {
+		next = LIST_NEXT(r, queue);
 		if (!why && req_send(r) == 0) /* in flight now, off the queue */
 			continue;
 		struct etcd_reply rep = { .outcome = ETCD_FAILED, .msg = why ? why : "could not start a request" };
 		dequeue(r);
 		r->cb(ctx, &rep, r->arg);
 		req_free(r);
-		next = ctx->queued; /* the callback may have changed the list */
+		next = LIST_FIRST(&ctx->queued); /* the callback may have changed the list */
 	}
 }
 
