@@ -59,6 +59,24 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(BUILD)/libbeacon.a
 	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -iquote tests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libbeacon.a \
 		$(LDLIBS) $(CHECK_LIBS)
 
+# Plugin tests run a real plugin against the test core (tests/unit/testcore.c,
+# which implements plugin.h's reporting API) and the scripted HTTP client of
+# the fuzz harnesses (tests/fuzz/fake_http.c); both come before the archive,
+# so its real reporting API and curl client are never linked in.
+PLUGIN_TESTS := $(patsubst %,$(BUILD)/tests/%,test_etcd_data test_consul_data test_vault_reply)
+TEST_CORE_OBJ := $(BUILD)/tests/testcore.o $(BUILD)/fuzz/fake_http.o
+
+$(BUILD)/tests/testcore.o: tests/unit/testcore.c tests/unit/testcore.h tests/fuzz/fake_http.h \
+		$(wildcard agent/*.h agent/*/*.h) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -iquote tests/fuzz -c -o $@ $<
+
+$(PLUGIN_TESTS): $(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h tests/unit/testcore.h \
+		$(TEST_CORE_OBJ) $(BUILD)/libbeacon.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -iquote tests/unit -iquote tests/fuzz $(LDFLAGS) -o $@ $< \
+		$(TEST_CORE_OBJ) $(BUILD)/libbeacon.a $(LDLIBS) $(CHECK_LIBS)
+
 # Installs what a fresh Debian 12 machine lacks (no-op when everything is there).
 deps:
 	@sh .ci/deps

@@ -23,6 +23,7 @@
 #include "base/sdnotify.h"
 #include "http/server.h"
 #include "secrets/secrets.h"
+#include "store/cache.h"
 
 #define STOP_DEADLINE_S 10
 
@@ -205,9 +206,7 @@ void bcn_agent_api_fill(struct bcn_agent *a)
 	a->api.cache = a->core.cache;
 	a->api.http = a->core.http;
 	a->api.sock = a->sock;
-	/* INTERIM (issue 10 item 6): the store the Vault plugin created, until
-	 * the core creates the one store and this becomes a->core.secrets. */
-	a->api.secrets = bcn_secrets_current();
+	a->api.secrets = a->core.secrets; /* NULL without a secrets plugin */
 	a->api.owner = a;
 	a->api.ready = api_ready;
 	a->api.self = api_self;
@@ -250,6 +249,15 @@ static int instances_create(struct bcn_agent *a)
 		}
 	}
 	return 0;
+}
+
+static bool has_secrets_plugin(const struct bcn_config *c)
+{
+	for (size_t i = 0; i < c->ninstances; i++) {
+		if (c->instances[i].plugin->kind == BCN_PLUGIN_SECRETS)
+			return true;
+	}
+	return false;
 }
 
 static void instances_free(struct bcn_agent *a)
@@ -593,6 +601,10 @@ int bcn_agent_main(const char *config_file)
 	a.core.http = bcn_http_new(a.base);
 	if (!a.core.cache || !a.core.http)
 		goto out;
+	/* The secret store next to the endpoint store, only when a secrets
+	 * plugin will fill it (it locks memory and may warn about limits). */
+	if (has_secrets_plugin(a.cfg) && !(a.core.secrets = bcn_secrets_new(a.base)))
+		goto out;
 	if (add_signal(&a, &a.ev_term, SIGTERM) < 0 || add_signal(&a, &a.ev_int, SIGINT) < 0 ||
 	    add_signal(&a, &a.ev_hup, SIGHUP) < 0)
 		goto out;
@@ -636,6 +648,7 @@ out:
 	bcn_server_free(a.sock);
 	bcn_server_free(a.tcp);
 	instances_free(&a);
+	bcn_secrets_free(a.core.secrets); /* wipes; after the plugins that filled it */
 	bcn_http_free(a.core.http);
 	bcn_cache_free(a.core.cache);
 	if (a.ev_term) event_free(a.ev_term);

@@ -13,6 +13,7 @@
 
 #include "api/api.h"
 #include "plugin/plugin.h"
+#include "store/cache.h"
 
 struct bcn_config;
 struct bcn_server;

@@ -60,6 +60,11 @@ struct bcn_http {
 	int free_pending; /* bcn_http_free was called from a callback */
 };
 
+/* A group is a tag on its calls: cancelling it walks the client's list. */
+struct bcn_http_group {
+	struct bcn_http *h;
+};
+
 struct bcn_http_call {
 	struct bcn_http *h;
 	struct bcn_http_call *prev, *next;
@@ -77,6 +82,8 @@ struct bcn_http_call {
 	bcn_http_data_cb on_data;
 	bcn_http_done_cb on_done;
 	void *arg;
+	struct bcn_http_group *group; /* compared only: the group may be gone once doomed */
+	void (*on_cancel)(void *arg);
 	uint64_t timeout_ms, connect_timeout_ms;
 	int sensitive;
 	int added;   /* in the multi handle */
@@ -835,6 +842,8 @@ struct bcn_http_call *bcn_http_start(struct bcn_http *h, const struct bcn_http_o
 	c->on_data = o->on_data;
 	c->on_done = o->on_done;
 	c->arg = o->arg;
+	c->group = o->group;
+	c->on_cancel = o->on_cancel;
 	c->sensitive = o->sensitive;
 	c->timeout_ms = o->timeout_ms;
 	c->connect_timeout_ms = o->connect_timeout_ms ? o->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
@@ -874,6 +883,62 @@ void bcn_http_cancel(struct bcn_http_call *c)
 		h->unsettled = 1; /* curl is on the stack: settle() frees it */
 	else
 		call_destroy(c);
+}
+
+/* ---- request groups -------------------------------------------------------- */
+
+struct bcn_http_group *bcn_http_group_new(struct bcn_http *h)
+{
+	struct bcn_http_group *g;
+
+	if (!h)
+		return NULL;
+	g = calloc(1, sizeof(*g));
+	if (g)
+		g->h = h;
+	return g;
+}
+
+/* Live: neither finishing (on_done runs) nor already cancelled. */
+static bool in_group(const struct bcn_http_call *c, const struct bcn_http_group *g)
+{
+	return c->group == g && !c->in_done && !c->doomed;
+}
+
+void bcn_http_group_cancel(struct bcn_http_group *g)
+{
+	struct bcn_http_call *c, *next;
+
+	if (!g)
+		return;
+	/* bcn_http_cancel may free c but no other call; on_cancel may only
+	 * free its argument, so next stays valid. */
+	for (c = g->h->calls; c; c = next) {
+		next = c->next;
+		if (!in_group(c, g))
+			continue;
+		void (*on_cancel)(void *) = c->on_cancel;
+		void *arg = c->arg;
+
+		bcn_http_cancel(c);
+		if (on_cancel)
+			on_cancel(arg);
+	}
+}
+
+size_t bcn_http_group_active(const struct bcn_http_group *g)
+{
+	size_t n = 0;
+
+	for (const struct bcn_http_call *c = g ? g->h->calls : NULL; c; c = c->next)
+		n += in_group(c, g);
+	return n;
+}
+
+void bcn_http_group_free(struct bcn_http_group *g)
+{
+	bcn_http_group_cancel(g);
+	free(g);
 }
 
 /* First header of that name; the pointer lives until the callback returns. */

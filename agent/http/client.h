@@ -19,6 +19,7 @@ struct event_base;
 struct evbuffer;
 struct bcn_http;          /* the client: one per agent */
 struct bcn_http_call;     /* one request in flight */
+struct bcn_http_group;    /* requests one owner (a plugin instance) cancels together */
 
 struct bcn_http_response {
 	long status;                 /* HTTP status, 0 when no response arrived */
@@ -69,6 +70,11 @@ struct bcn_http_opts {
 	bcn_http_data_cb on_data;    /* NULL = collect the body */
 	bcn_http_done_cb on_done;    /* required */
 	void *arg;
+	/* The group the request belongs to (NULL: none), and what to call
+	 * instead of on_done when bcn_http_group_cancel ends it: a chance to
+	 * free arg (optional; must neither start nor cancel a request). */
+	struct bcn_http_group *group;
+	void (*on_cancel)(void *arg);
 };
 
 /* Create the client on `base`. NULL on failure (logged). */
@@ -88,6 +94,22 @@ struct bcn_http_call *bcn_http_start(struct bcn_http *h, const struct bcn_http_o
 /* Abort a request in flight; its on_done is not called. NULL-safe. Safe to
  * call from any callback except that call's own on_data. */
 void bcn_http_cancel(struct bcn_http_call *c);
+
+/*
+ * Request groups: every request an owner starts with opts.group = g can be
+ * cancelled in one call, so an instance that stops or loses its backend need
+ * not keep its own list of what is in flight.
+ */
+/* A new empty group of h's requests. NULL on out of memory. */
+struct bcn_http_group *bcn_http_group_new(struct bcn_http *h);
+/* Cancel every request of g still in flight: no on_done is called, on_cancel
+ * (when set) is. A request whose on_done is running is left to finish.
+ * Requests of other groups are untouched. NULL-safe. */
+void bcn_http_group_cancel(struct bcn_http_group *g);
+/* Requests of g in flight. */
+size_t bcn_http_group_active(const struct bcn_http_group *g);
+/* bcn_http_group_cancel, then free g. NULL-safe. Before bcn_http_free. */
+void bcn_http_group_free(struct bcn_http_group *g);
 
 /* Response header value (case-insensitive name) during on_data/on_done, or NULL. */
 const char *bcn_http_header(const struct bcn_http_call *c, const char *name);

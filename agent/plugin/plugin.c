@@ -1,7 +1,8 @@
 /*
- * plugins.c - the table of compiled-in plugins and the instance helpers every
- * plugin shares. Adding a backend means adding its descriptor here and its
- * folder under plugins/; nothing else in the core changes.
+ * plugin.c - the table of compiled-in plugins and the instance helper every
+ * plugin shares (the reporting API is in report.c). Adding a backend means
+ * adding its descriptor here and its folder under plugins/; nothing else in
+ * the core changes.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -84,29 +85,4 @@ void bcn_instance_report(struct bcn_instance *ins, bool ready, const char *state
 		bcn_info(ins->name, "%s", state);
 	if (ins->core && ins->core->state_changed)
 		ins->core->state_changed(ins->core, ins);
-}
-
-struct bcn_endpoint *bcn_core_self_endpoint(const struct bcn_core *core)
-{
-	const struct bcn_service_conf *sc = core->config ? core->config->service : NULL;
-	struct bcn_endpoint_spec spec;
-	const char *err = NULL;
-	struct bcn_endpoint *e;
-
-	if (!sc)
-		return NULL;
-	memset(&spec, 0, sizeof(spec));
-	spec.id = sc->id;
-	spec.service = sc->name;
-	spec.address = sc->address;
-	spec.port = sc->port;
-	spec.tags = (const char *const *)sc->tags.v;
-	spec.ntags = sc->tags.n;
-	spec.meta = sc->meta;
-	spec.weight = sc->weight;
-	spec.status = core->service_status;
-	e = bcn_endpoint_new(&spec, &err);
-	if (!e)
-		bcn_error("agent", "cannot build this service's endpoint: %s", err ? err : "unknown error");
-	return e;
 }

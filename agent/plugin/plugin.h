@@ -6,8 +6,12 @@
  * (struct bcn_instance) holding the plugin's own context. The core fills the
  * instance's config struct from the plugin's config_map, then calls the
  * callbacks on the agent's single event loop. A plugin reports what it learns
- * into the cache and its own state into the instance; it never touches the
- * socket API or another plugin. No callback may block.
+ * through the instance-scoped bcn_report_*() calls below (endpoints, KV,
+ * secrets, staleness) and its own state through bcn_instance_report(); it
+ * never touches the store, the agent config, the socket API or another
+ * plugin. This header and the lower-layer headers it includes for types and
+ * helpers are all a plugin sees, so a test core implementing these few
+ * functions is enough to run a plugin in a unit test. No callback may block.
  */
 #ifndef BCN_PLUGIN_H
 #define BCN_PLUGIN_H
@@ -15,16 +19,23 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-#include "store/cache.h"
-#include "config/cfgmap.h"
-#include "http/client.h"
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
 #include "base/log.h"
 #include "base/timing.h"
+#include "config/backend.h"   /* tls block, credential files, the service section */
+#include "config/cfgmap.h"
+#include "http/client.h"
 #include "plugin/watchset.h"
+#include "secrets/secrets.h"  /* secret handles and sealed credentials */
+#include "store/endpoint.h"
 
 struct event_base;
+struct bcn_cache;
 struct bcn_config;
-struct bcn_service_conf;
+struct bcn_secrets;
 struct bcn_instance;
 struct bcn_core;
 
@@ -38,8 +49,12 @@ enum bcn_plugin_kind {
 struct bcn_core {
 	struct event_base *base;
 	struct bcn_http *http;
-	struct bcn_cache *cache;
-	const struct bcn_config *config; /* the running config; replaced on reload */
+	struct bcn_cache *cache;         /* the store; plugins write it through bcn_report_*() */
+	/* The secret store (/v1/secrets); NULL when no secrets plugin is
+	 * configured. Plugins declare secrets through bcn_report_secret_*() and
+	 * seal credentials with it (bcn_secrets_seal). */
+	struct bcn_secrets *secrets;
+	const struct bcn_config *config; /* the running config; replaced on reload; not for plugins */
 	/* This app as registries publish it: the debounced health-check status
 	 * (passing when there is no check) and whether it is drained. */
 	enum bcn_status service_status;
@@ -117,6 +132,65 @@ void bcn_instance_report(struct bcn_instance *ins, bool ready, const char *state
 /* This app's ENDPOINT (SPEC) from config->service and core->service_status;
  * NULL when no service is configured. Free with free(). */
 struct bcn_endpoint *bcn_core_self_endpoint(const struct bcn_core *core);
+
+/* This app's "service" section of the running config (bcn_core_self_endpoint
+ * is it as an endpoint); NULL when none is configured. */
+const struct bcn_service_conf *bcn_core_service(const struct bcn_core *core);
+
+/*
+ * ---- reporting: what an instance learned, into the store ------------------
+ *
+ * Every call is scoped to the instance that reports (as Fluent Bit's
+ * flb_input_log_append(ins, ...)): the store keeps each instance's data apart
+ * and merges it for readers. Changes made in one loop turn are published
+ * together. None of these calls blocks or calls back into the plugin.
+ */
+
+/* Declare that ins is responsible for `service` (so the service exists, maybe
+ * empty, and is served stale while ins is). watch=false withdraws it and
+ * drops ins's endpoints of that service. */
+void bcn_report_watch(struct bcn_instance *ins, const char *service, bool watch);
+/* Add or replace one endpoint (by id) of service; takes ownership of ep. */
+void bcn_report_endpoint(struct bcn_instance *ins, const char *service, struct bcn_endpoint *ep);
+/* Remove ins's endpoint `id` of service; no-op when absent. */
+void bcn_report_endpoint_gone(struct bcn_instance *ins, const char *service, const char *id);
+/* Replace ins's whole endpoint set of service (a resync); takes ownership of
+ * eps[i], not of eps. */
+void bcn_report_endpoints_replace(struct bcn_instance *ins, const char *service,
+				  struct bcn_endpoint **eps, size_t n);
+
+/* Declare that ins watches KV `prefix` (reads under it are answered, maybe 404). */
+void bcn_report_kv_watch(struct bcn_instance *ins, const char *prefix, bool watch);
+/* Set one key (key and value are copied; unchanged bytes are a no-op). */
+void bcn_report_kv_put(struct bcn_instance *ins, const char *key, const char *value, size_t len);
+void bcn_report_kv_delete(struct bcn_instance *ins, const char *key);
+/* Replace everything ins has under prefix with keys[i] = values[i] (lens[i] bytes). */
+void bcn_report_kv_replace(struct bcn_instance *ins, const char *prefix, const char *const *keys,
+			   const char *const *values, const size_t *lens, size_t n);
+
+/* The backend is unreachable (everything ins reported is served stale) or back. */
+void bcn_report_stale(struct bcn_instance *ins, bool stale);
+
+/* Declare secret `name` in the core's secret store, readable by the peer uids
+ * given (copied). NULL when out of memory, when there is no secret store or
+ * when the name is taken (bcn_report_secret_taken tells). */
+struct bcn_secret *bcn_report_secret_declare(struct bcn_instance *ins, const char *name,
+					     const uid_t *uids, size_t nuids);
+/* True when some secret of that name exists already. */
+bool bcn_report_secret_taken(struct bcn_instance *ins, const char *name);
+/* Replace who may read it (reload). 0 or -1 (out of memory: unchanged). */
+int bcn_report_secret_uids(struct bcn_instance *ins, struct bcn_secret *sec, const uid_t *uids,
+			   size_t nuids);
+/* New data (a JSON object), version (negative: count changes) and expiry
+ * (CLOCK_MONOTONIC ms, 0 for none). 1 changed, 0 unchanged, -1 error (logged). */
+int bcn_report_secret_put(struct bcn_instance *ins, struct bcn_secret *sec, const json_t *data,
+			  int64_t version, uint64_t expires_at_ms);
+/* A renewed lease: new expiry for the same data. */
+void bcn_report_secret_expiry(struct bcn_instance *ins, struct bcn_secret *sec, uint64_t expires_at_ms);
+/* The source could not refresh it (answers say stale), or it could again. */
+void bcn_report_secret_stale(struct bcn_instance *ins, struct bcn_secret *sec, bool stale);
+/* Forget its data (the lease ended): reads get 503 until the next put. */
+void bcn_report_secret_drop(struct bcn_instance *ins, struct bcn_secret *sec);
 
 /* Compiled-in plugins, NULL-terminated. */
 extern const struct bcn_plugin *const bcn_plugins[];

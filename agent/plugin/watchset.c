@@ -28,7 +28,6 @@ struct bcn_watch *bcn_watchset_find(struct bcn_watch *head, bool kv, const char 
 static void add(struct bcn_watch **head, struct bcn_instance *ins, const struct bcn_watch_ops *ops,
 		void *ctx, bool announce, bool kv, const char *name)
 {
-	struct bcn_core *core = ins->core;
 	struct bcn_watch *w;
 
 	if (bcn_watchset_find(*head, kv, name))
@@ -50,9 +49,9 @@ static void add(struct bcn_watch **head, struct bcn_instance *ins, const struct 
 	w->next = *head;
 	*head = w;
 	if (kv)
-		bcn_cache_kv_watch(core->cache, ins->src, name, true);
+		bcn_report_kv_watch(ins, name, true);
 	else
-		bcn_cache_watch(core->cache, ins->src, name, true);
+		bcn_report_watch(ins, name, true);
 	if (announce)
 		bcn_info(ins->name, "watching %s %s", kind(w), name);
 	ops->start(w);
@@ -72,9 +71,9 @@ void bcn_watchset_apply(struct bcn_watch **head, struct bcn_instance *ins,
 		*pw = w->next;
 		bcn_info(ins->name, "stopped watching %s %s", kind(w), w->name);
 		if (w->kv)
-			bcn_cache_kv_watch(ins->core->cache, ins->src, w->name, false);
+			bcn_report_kv_watch(ins, w->name, false);
 		else
-			bcn_cache_watch(ins->core->cache, ins->src, w->name, false);
+			bcn_report_watch(ins, w->name, false);
 		ops->destroy(w);
 	}
 	for (size_t i = 0; i < wc->services.n; i++)

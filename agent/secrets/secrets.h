@@ -83,9 +83,6 @@ bool bcn_secret_allows(const struct bcn_secret *sec, uid_t uid);
 struct bcn_secret *bcn_secrets_find(const struct bcn_secrets *s, const char *name);
 /* The store's highest index (1 for a NULL store): for answers about no secret. */
 uint64_t bcn_secrets_index(const struct bcn_secrets *s);
-/* INTERIM until the core creates the one store (issue 10 item 6): the store
- * a secrets plugin created, NULL when none. The agent hands it to the API. */
-struct bcn_secrets *bcn_secrets_current(void);
 
 /* Append the SPEC answer {"name","data","version","expires_in","stale"} and a
  * newline to out. The plaintext is assembled in the guarded arena and wiped

@@ -32,14 +32,6 @@ struct bcn_secret {
 	bool stale, dropped;
 };
 
-/* INTERIM (issue 10 item 6): the live store, until the core owns it. */
-static struct bcn_secrets *current;
-
-struct bcn_secrets *bcn_secrets_current(void)
-{
-	return current;
-}
-
 struct bcn_secrets *bcn_secrets_new(struct event_base *base)
 {
 	struct bcn_secrets *s = calloc(1, sizeof(*s));
@@ -49,8 +41,6 @@ struct bcn_secrets *bcn_secrets_new(struct event_base *base)
 	s->index = 1;
 	if (!(s->waits = bcn_waits_new(base)) || bcn_seal_init_(s) < 0)
 		goto fail;
-	if (!current)
-		current = s;
 	return s;
 fail:
 	bcn_error("secrets", "cannot create the secret store (out of memory or guarded memory)");
@@ -70,8 +60,6 @@ void bcn_secrets_free(struct bcn_secrets *s)
 {
 	if (!s)
 		return;
-	if (current == s)
-		current = NULL;
 	for (size_t i = 0; i < s->n; i++)
 		secret_free(s->v[i]);
 	free(s->v);

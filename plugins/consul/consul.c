@@ -183,7 +183,7 @@ void consul_report(struct consul_ctx *ctx)
 			break;
 		}
 	}
-	bcn_cache_set_stale(ctx->core->cache, ctx->ins->src, ctx->down || fresh < total);
+	bcn_report_stale(ctx->ins, ctx->down || fresh < total);
 	if (synced == total && (!need_reg || ctx->reg.registered))
 		ctx->ready = true; /* stays: outages are served stale, not unready */
 
@@ -414,7 +414,7 @@ static void consul_exit(struct bcn_instance *ins)
 	ctx->stopping = true;
 	consul_watch_free_all(ctx);
 	consul_reg_free(ctx);
-	consul_req_cancel_all(ctx);
+	bcn_http_group_free(ctx->reqs); /* cancels what is left */
 	free(ctx->address);
 	free(ctx->base_url);
 	free(ctx->unix_path);

@@ -22,7 +22,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config/config.h"
 #include "plugin/plugin.h"
 
 struct event;
@@ -76,7 +75,6 @@ typedef void (*consul_reply_cb)(struct consul_ctx *ctx, const struct consul_repl
 struct consul_req *consul_request(struct consul_ctx *ctx, const char *method, const char *path_query,
 				  const char *body, unsigned flags, consul_reply_cb cb, void *arg);
 void consul_req_cancel(struct consul_req *r); /* NULL-safe; cb is not called */
-void consul_req_cancel_all(struct consul_ctx *ctx);
 
 /* Append s to out (at most cap bytes, NUL-terminated) percent-encoded for a
  * URL path (keep_slash) or a query value. Returns -1 when it does not fit. */
@@ -144,7 +142,7 @@ void consul_reg_self(const struct consul_ctx *ctx, json_t *obj);
 
 /* ctx->watches is kept by agent/plugin/watchset.c, which also counts it for
  * readiness (bcn_watchset_counts; fresh = answered since the last error).
- * Make the watch set match core->config->watch (start, reload). */
+ * Make the watch set match the configured watch lists (start, reload). */
 void consul_watch_apply(struct consul_ctx *ctx);
 /* The agent was found unreachable: restart every long poll (they would only
  * answer after `wait`), marking them not fresh. */
@@ -178,7 +176,7 @@ struct consul_ctx {
 	char acl_err[256];             /* the last ACL refusal, "" when none */
 	int known_leader;              /* the last X-Consul-KnownLeader seen: 1, 0, -1 never */
 	bool acl_deny_anonymous;       /* default policy deny and no token: reads are filtered */
-	struct consul_req *reqs;       /* every request in flight */
+	struct bcn_http_group *reqs;   /* every request in flight (made by the first) */
 
 	struct consul_reg reg;
 	struct bcn_watch *watches;     /* each the base of a struct consul_watch */

@@ -318,7 +318,7 @@ static json_t *service_def(struct consul_ctx *ctx, const struct bcn_service_conf
 
 int consul_reg_init(struct consul_ctx *ctx)
 {
-	const struct bcn_service_conf *sc = ctx->core->config->service;
+	const struct bcn_service_conf *sc = bcn_core_service(ctx->core);
 	struct consul_reg *reg = &ctx->reg;
 
 	reg->sent_status = -1;

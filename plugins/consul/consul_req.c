@@ -27,7 +27,6 @@
 #define TOKEN_PREFIX "X-Consul-Token: "
 
 struct consul_req {
-	struct consul_req *prev, *next;
 	struct consul_ctx *ctx;
 	struct bcn_http_call *call;
 	uint64_t timeout_ms;
@@ -133,18 +132,6 @@ static uint64_t parse_index(const char *s, bool *ok)
 	return *ok ? v : 0;
 }
 
-static void req_unlink(struct consul_req *r)
-{
-	struct consul_ctx *ctx = r->ctx;
-	if (r->prev)
-		r->prev->next = r->next;
-	else if (ctx->reqs == r)
-		ctx->reqs = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
-	r->prev = r->next = NULL;
-}
-
 static void req_done(const struct bcn_http_response *res, void *arg)
 {
 	struct consul_req *r = arg;
@@ -155,7 +142,6 @@ static void req_done(const struct bcn_http_response *res, void *arg)
 	size_t n;
 
 	r->call = NULL;
-	req_unlink(r);
 	rep.status = res->status;
 	if (res->error) {
 		/* Stable sentences (curl's texts carry timings), so that the same
@@ -215,7 +201,10 @@ struct consul_req *consul_request(struct consul_ctx *ctx, const char *method, co
 	char *url = NULL;
 	size_t nh = 0;
 
-	r = calloc(1, sizeof(*r));
+	/* The instance's requests form one group, cancelled together at exit. */
+	if (!ctx->reqs)
+		ctx->reqs = bcn_http_group_new(ctx->core->http);
+	r = ctx->reqs ? calloc(1, sizeof(*r)) : NULL;
 	/* Enterprise namespace and partition scope every request alike. */
 	if (!r || asprintf(&url, "%s%s%s%s", ctx->base_url, path_query,
 			   ctx->scope_param[0] ? (strchr(path_query, '?') ? "&" : "?") : "", ctx->scope_param) < 0) {
@@ -251,16 +240,14 @@ struct consul_req *consul_request(struct consul_ctx *ctx, const char *method, co
 	o.sensitive = ctx->token_header != NULL;
 	o.on_done = req_done;
 	o.arg = r;
+	o.group = ctx->reqs;
+	o.on_cancel = free;
 	r->call = bcn_http_start(ctx->core->http, &o);
 	free(url);
 	if (!r->call) {
 		free(r);
 		return NULL;
 	}
-	r->next = ctx->reqs;
-	if (ctx->reqs)
-		ctx->reqs->prev = r;
-	ctx->reqs = r;
 	return r;
 }
 
@@ -269,12 +256,5 @@ void consul_req_cancel(struct consul_req *r)
 	if (!r)
 		return;
 	bcn_http_cancel(r->call);
-	req_unlink(r);
 	free(r);
-}
-
-void consul_req_cancel_all(struct consul_ctx *ctx)
-{
-	while (ctx->reqs)
-		consul_req_cancel(ctx->reqs);
 }

@@ -19,8 +19,8 @@
  *     asks with index 1 so that it answers at once: whatever changed during
  *     the outage is read now, not after `wait`.
  *
- * An answer replaces the whole set in the cache (bcn_cache_replace,
- * bcn_cache_kv_replace). Answers that change nothing (the wait ran out, or a
+ * An answer replaces the whole set in the store (bcn_report_endpoints_replace,
+ * bcn_report_kv_replace). Answers that change nothing (the wait ran out, or a
  * write that did not touch what we serve) are recognised by a fingerprint
  * and do not wake the local readers.
  */
@@ -119,7 +119,7 @@ static int apply(struct consul_watch *w, const struct consul_reply *r, const cha
 			for (size_t i = 0; i < n; i++)
 				free(eps[i]);
 		} else {
-			bcn_cache_replace(ctx->core->cache, ctx->ins->src, w->base.name, eps, n);
+			bcn_report_endpoints_replace(ctx->ins, w->base.name, eps, n);
 		}
 		free(eps);
 	} else {
@@ -129,7 +129,7 @@ static int apply(struct consul_watch *w, const struct consul_reply *r, const cha
 			return -1;
 		fp = fingerprint_kv(&l);
 		if (!w->have_fp || fp != w->fingerprint)
-			bcn_cache_kv_replace(ctx->core->cache, ctx->ins->src, w->base.name, (const char *const *)l.keys,
+			bcn_report_kv_replace(ctx->ins, w->base.name, (const char *const *)l.keys,
 					     (const char *const *)l.vals, l.lens, l.n);
 		consul_kv_list_free(&l);
 	}

@@ -98,7 +98,7 @@ void etcd_report(struct etcd_ctx *ctx)
 	bool need_reg = service && !ctx->core->drained;
 
 	bcn_watchset_counts(ctx->watches, &total, &synced, &fresh, &watch_err);
-	bcn_cache_set_stale(ctx->core->cache, ctx->ins->src, !up || fresh < total);
+	bcn_report_stale(ctx->ins, !up || fresh < total);
 	if (up && synced == total && (!need_reg || ctx->reg.registered))
 		ctx->ready = true; /* stays: outages are served stale, not unready */
 
@@ -150,6 +150,9 @@ static int etcd_init(struct bcn_instance *ins)
 	ctx->ins = ins;
 	ctx->core = ins->core;
 	ctx->log = ins->name;
+	ctx->reqs = bcn_http_group_new(ins->core->http);
+	if (!ctx->reqs)
+		goto oom;
 	ctx->endpoints = calloc(c->endpoints.n, sizeof(*ctx->endpoints));
 	if (!ctx->endpoints)
 		goto oom;
@@ -235,6 +238,7 @@ static void etcd_exit(struct bcn_instance *ins)
 	etcd_watch_free_all(ctx);
 	etcd_reg_free(ctx);
 	etcd_conn_cancel_all(ctx);
+	bcn_http_group_free(ctx->reqs);
 	if (ctx->retry_ev)
 		event_free(ctx->retry_ev);
 	if (ctx->probe_ev)

@@ -22,8 +22,8 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
-#include "config/config.h"
 #include "plugin/plugin.h"
 
 struct event;
@@ -152,7 +152,7 @@ void etcd_reg_stop(struct etcd_ctx *ctx, bcn_stop_done_cb done);
 
 /* ctx->watches is kept by agent/plugin/watchset.c, which also counts it for
  * readiness (bcn_watchset_counts; fresh = read since the last reconnect).
- * Make the watch set match core->config->watch (start, reload). */
+ * Make the watch set match the configured watch lists (start, reload). */
 void etcd_watch_apply(struct etcd_ctx *ctx);
 void etcd_watch_up(struct etcd_ctx *ctx);    /* session UP: range + watch everything */
 void etcd_watch_down(struct etcd_ctx *ctx);  /* session lost: cancel everything */
@@ -182,7 +182,8 @@ struct etcd_ctx {
 	struct event *retry_ev, *probe_ev;
 	struct etcd_req *probe;
 	struct bcn_http_call *auth_call;
-	struct etcd_req *reqs;         /* every request we own */
+	struct bcn_http_group *reqs;   /* every request in flight (made at init) */
+	LIST_HEAD(, etcd_req) queued;  /* requests waiting for a token */
 	int64_t revision;              /* highest store revision seen */
 	char err[256];                 /* last session problem */
 

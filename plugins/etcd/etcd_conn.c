@@ -31,7 +31,7 @@
 #define MSG_LEN 240
 
 struct etcd_req {
-	struct etcd_req *prev, *next;
+	LIST_ENTRY(etcd_req) queue;   /* in ctx->queued while it waits for a token */
 	struct etcd_ctx *ctx;
 	struct bcn_http_call *call;
 	char *path;
@@ -58,16 +58,19 @@ const char *etcd_conn_endpoint(const struct etcd_ctx *ctx)
 
 /* ---- requests ------------------------------------------------------------ */
 
-static void req_unlink(struct etcd_req *r)
+/* Requests in flight belong to the instance's HTTP group (ctx->reqs); only
+ * those waiting for a token are listed here. */
+static void enqueue(struct etcd_req *r)
 {
-	struct etcd_ctx *ctx = r->ctx;
-	if (r->prev)
-		r->prev->next = r->next;
-	else if (ctx->reqs == r)
-		ctx->reqs = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
-	r->prev = r->next = NULL;
+	r->queued = true;
+	LIST_INSERT_HEAD(&r->ctx->queued, r, queue);
+}
+
+static void dequeue(struct etcd_req *r)
+{
+	if (r->queued)
+		LIST_REMOVE(r, queue);
+	r->queued = false;
 }
 
 static void req_free(struct etcd_req *r)
@@ -77,6 +80,12 @@ static void req_free(struct etcd_req *r)
 	free(r->body);
 	free(r->path);
 	free(r);
+}
+
+/* The group cancelled it (session lost, exit): never queued while in flight. */
+static void req_cancelled(void *arg)
+{
+	req_free(arg);
 }
 
 static bool needs_token(const struct etcd_req *r)
@@ -179,11 +188,10 @@ static void req_done(const struct bcn_http_response *res, void *arg)
 		bcn_debug(ctx->log, "etcd refused the auth token (%s); authenticating again", msg);
 		json_decref(body);
 		r->retried = true;
-		r->queued = true;
+		enqueue(r);
 		etcd_conn_reauth(ctx);
 		return;
 	}
-	req_unlink(r);
 	lost = rep.outcome == ETCD_UNREACHABLE;
 	/* A real request served (not just status, which even a member without
 	 * a leader answers): the cluster works, the next loss starts at 100 ms. */
@@ -230,7 +238,9 @@ static int req_send(struct etcd_req *r)
 	o.on_data = r->on_data ? req_data : NULL;
 	o.on_done = req_done;
 	o.arg = r;
-	r->queued = false;
+	o.group = ctx->reqs;
+	o.on_cancel = req_cancelled;
+	dequeue(r);
 	r->call = bcn_http_start(ctx->core->http, &o);
 	return r->call ? 0 : -1;
 }
@@ -257,19 +267,14 @@ static struct etcd_req *req_new(struct etcd_ctx *ctx, const char *path, json_t *
 	r->body_len = strlen(r->body);
 	json_decref(body);
 	body = NULL;
-	r->next = ctx->reqs;
-	if (ctx->reqs)
-		ctx->reqs->prev = r;
-	ctx->reqs = r;
 	/* While UP with a password there is always a token or an exchange for
 	 * one in flight, whose end sends (flush_queued) or cancels this. */
 	if (needs_token(r)) {
-		r->queued = true;
+		enqueue(r);
 		return r;
 	}
 	if (req_send(r) == 0)
 		return r;
-	req_unlink(r);
 	req_free(r);
 	bcn_warn(ctx->log, "could not start a request to etcd (out of memory?)");
 	return NULL;
@@ -300,14 +305,15 @@ void etcd_req_cancel(struct etcd_req *r)
 	if (!r)
 		return;
 	bcn_http_cancel(r->call);
-	req_unlink(r);
+	dequeue(r);
 	req_free(r);
 }
 
 void etcd_conn_cancel_all(struct etcd_ctx *ctx)
 {
-	while (ctx->reqs)
-		etcd_req_cancel(ctx->reqs);
+	bcn_http_group_cancel(ctx->reqs);
+	while (!LIST_EMPTY(&ctx->queued))
+		etcd_req_cancel(LIST_FIRST(&ctx->queued));
 }
 
 /* Send what waited for a token, or fail it with `why` when there is none to get. */
@@ -315,15 +321,15 @@ static void flush_queued(struct etcd_ctx *ctx, const char *why)
 {
 	struct etcd_req *r, *next;
 
-	for (r = ctx->reqs; r; r = next) {
-		next = r->next;
-		if (!r->queued || (!why && req_send(r) == 0))
+	for (r = LIST_FIRST(&ctx->queued); r; r = next) {
+		next = LIST_NEXT(r, queue);
+		if (!why && req_send(r) == 0) /* in flight now, off the queue */
 			continue;
 		struct etcd_reply rep = { .outcome = ETCD_FAILED, .msg = why ? why : "could not start a request" };
-		req_unlink(r);
+		dequeue(r);
 		r->cb(ctx, &rep, r->arg);
 		req_free(r);
-		next = ctx->reqs; /* the callback may have changed the list */
+		next = LIST_FIRST(&ctx->queued); /* the callback may have changed the list */
 	}
 }
 

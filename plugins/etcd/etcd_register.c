@@ -281,7 +281,7 @@ static void keepalive_tick(evutil_socket_t fd, short what, void *arg)
 
 int etcd_reg_init(struct etcd_ctx *ctx)
 {
-	const struct bcn_service_conf *sc = ctx->core->config->service;
+	const struct bcn_service_conf *sc = bcn_core_service(ctx->core);
 	struct etcd_reg *reg = &ctx->reg;
 
 	reg->ka_ev = evtimer_new(ctx->core->base, keepalive_tick, ctx);

@@ -3,8 +3,8 @@
  *
  * Each watched service or KV prefix is read with a paginated /v3/kv/range
  * (every page at the revision of the first, so the pages form one snapshot),
- * handed to the cache as a whole (bcn_cache_replace / bcn_cache_kv_replace),
- * then followed with a streaming /v3/watch from that revision + 1. The
+ * handed to the store as a whole (bcn_report_endpoints_replace,
+ * bcn_report_kv_replace), then followed with a streaming /v3/watch from that revision + 1. The
  * gateway streams one JSON object per watch response; a small brace scanner
  * finds where each ends, so a message split across reads, or many messages
  * in one read, cost one pass over the bytes. Events go to the cache as they
@@ -171,10 +171,10 @@ static void commit(struct etcd_watch *w)
 	struct etcd_ctx *ctx = w->ctx;
 
 	if (!w->base.kv) {
-		bcn_cache_replace(ctx->core->cache, ctx->ins->src, w->base.name, w->eps, w->n);
+		bcn_report_endpoints_replace(ctx->ins, w->base.name, w->eps, w->n);
 		w->n = 0; /* the cache owns the endpoints now */
 	} else {
-		bcn_cache_kv_replace(ctx->core->cache, ctx->ins->src, w->base.name, (const char *const *)w->keys,
+		bcn_report_kv_replace(ctx->ins, w->base.name, (const char *const *)w->keys,
 				     (const char *const *)w->vals, w->lens, w->n);
 	}
 	bcn_debug(ctx->log, "read %s %s at revision %" PRId64, w->base.kv ? "prefix" : "service", w->base.name,
@@ -288,9 +288,9 @@ static void apply_event(struct etcd_watch *w, json_t *ev)
 		if (memchr(key, '\0', klen))
 			etcd_skip(ctx, key, klen, "the key contains a NUL byte");
 		else if (del)
-			bcn_cache_kv_delete(ctx->core->cache, ctx->ins->src, key);
+			bcn_report_kv_delete(ctx->ins, key);
 		else
-			bcn_cache_kv_put(ctx->core->cache, ctx->ins->src, key, value, vlen);
+			bcn_report_kv_put(ctx->ins, key, value, vlen);
 		goto out;
 	}
 	id = etcd_key_id(w->key, w->key_len, key, klen, &idlen, &why);
@@ -304,11 +304,11 @@ static void apply_event(struct etcd_watch *w, json_t *ev)
 	if (!del) {
 		struct bcn_endpoint *ep = etcd_parse_endpoint(w->ctx, w->base.name, key, klen, idbuf, value, vlen);
 		if (ep) {
-			bcn_cache_put(ctx->core->cache, ctx->ins->src, w->base.name, ep);
+			bcn_report_endpoint(ctx->ins, w->base.name, ep);
 			goto out;
 		}
 	}
-	bcn_cache_delete(ctx->core->cache, ctx->ins->src, w->base.name, idbuf);
+	bcn_report_endpoint_gone(ctx->ins, w->base.name, idbuf);
 out:
 	free(key);
 	free(value);

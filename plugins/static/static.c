@@ -94,7 +94,7 @@ static size_t build_service(struct bcn_instance *ins, const char *name, json_t *
 		bcn_cfg_free(ep_fields, &ec);
 	}
 	if (!errs && ins)
-		bcn_cache_replace(ins->core->cache, ins->src, name, eps, n);
+		bcn_report_endpoints_replace(ins, name, eps, n);
 	else
 		for (i = 0; i < n; i++)
 			free(eps[i]);
@@ -134,12 +134,12 @@ static void publish(struct bcn_instance *ins, struct static_conf *conf, struct s
 	if (old && old->services) {
 		json_object_foreach(old->services, name, list) {
 			if (!conf->services || !json_object_get(conf->services, name))
-				bcn_cache_watch(ins->core->cache, ins->src, name, false);
+				bcn_report_watch(ins, name, false);
 		}
 	}
 	if (conf->services) {
 		json_object_foreach(conf->services, name, list) {
-			bcn_cache_watch(ins->core->cache, ins->src, name, true);
+			bcn_report_watch(ins, name, true);
 			build_service(ins, name, list, "", NULL);
 		}
 	}

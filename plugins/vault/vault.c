@@ -233,7 +233,7 @@ void vault_report(struct vault_ctx *v)
 	vault_secrets_counts(v, &loaded, &stale, &serr);
 	if (!v->ready && v->ever_authed && loaded == v->nsecrets)
 		v->ready = true; /* stays: outages are served stale, not unready */
-	bcn_cache_set_stale(v->core->cache, v->ins->src, stale > 0);
+	bcn_report_stale(v->ins, stale > 0);
 	if (v->stopping) {
 		state = "stopping";
 	} else if (v->down) {
@@ -273,9 +273,14 @@ static int vault_init(struct bcn_instance *ins)
 	v->ins = ins;
 	v->core = ins->core;
 	v->log = ins->name;
-	v->store = bcn_secrets_new(ins->core->base);
-	if (!v->store)
+	/* The core owns the store (it outlives this instance, so answers keep
+	 * working until the agent exits); it exists whenever a secrets plugin
+	 * is configured. */
+	v->store = ins->core->secrets;
+	if (!v->store) {
+		bcn_error(ins->name, "the agent has no secret store");
 		return -1;
+	}
 	v->address = strdup(c->address);
 	if (!v->address)
 		goto oom;
@@ -339,9 +344,8 @@ static void vault_exit(struct bcn_instance *ins)
 		return;
 	v->stopping = true;
 	vault_secrets_free(v);
-	vault_cancel_all(v);
+	bcn_http_group_free(v->reqs); /* cancels what is left */
 	vault_auth_free(v);
-	bcn_secrets_free(v->store); /* wipes */
 	free(v->address);
 	free(v->ns_header);
 	free(v);

@@ -24,9 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config/config.h"
 #include "plugin/plugin.h"
-#include "secrets/secrets.h"
 
 struct event;
 
@@ -97,7 +95,6 @@ struct vault_req *vault_request(struct vault_ctx *v, const char *method, const c
 				const char *body, size_t body_len, unsigned flags, vault_reply_cb cb,
 				void *arg);
 void vault_req_cancel(struct vault_req *r); /* NULL-safe; cb is not called */
-void vault_cancel_all(struct vault_ctx *v);
 /* Retry number `attempt` (0-based): 250 ms doubling to 10 s, +-20%. */
 /* Write src as a quoted JSON string into dst (room for 6 * len + 3); returns its length. */
 size_t vault_json_string(char *dst, const char *src, size_t len);
@@ -181,7 +178,7 @@ struct vault_ctx {
 	size_t nsecrets;
 
 	/* Reachability, from the last answer (vault_http.c). */
-	struct vault_req *reqs;
+	struct bcn_http_group *reqs;   /* every request in flight (made by the first) */
 	bool down, sealed, stopping, ready;
 	char err[256];
 };

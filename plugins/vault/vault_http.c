@@ -32,7 +32,6 @@
 #define SHORT_MS 3000
 
 struct vault_req {
-	struct vault_req *prev, *next;
 	struct vault_ctx *v;
 	struct bcn_http_call *call;
 	vault_reply_cb cb;
@@ -218,23 +217,16 @@ static void classify(struct vault_ctx *v, const struct bcn_http_response *res,
 
 /* ---- requests -------------------------------------------------------------- */
 
-static void req_unlink(struct vault_req *r)
-{
-	struct vault_ctx *v = r->v;
-
-	if (r->prev)
-		r->prev->next = r->next;
-	else if (v->reqs == r)
-		v->reqs = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
-	r->prev = r->next = NULL;
-}
-
 static void req_free(struct vault_req *r)
 {
 	bcn_sealed_clear(&r->body);
 	free(r);
+}
+
+/* The request's group cancelled it (vault_exit). */
+static void req_cancelled(void *arg)
+{
+	req_free(arg);
 }
 
 static void req_done(const struct bcn_http_response *res, void *arg);
@@ -292,6 +284,8 @@ static int req_send(struct vault_req *r, const char *url)
 	o.sensitive = 1; /* tokens in headers, secrets in bodies */
 	o.on_done = req_done;
 	o.arg = r;
+	o.group = v->reqs;
+	o.on_cancel = req_cancelled;
 	r->call = bcn_http_start(v->core->http, &o);
 	bcn_secrets_release(v->store, mark);
 	if (!r->call) {
@@ -404,8 +398,7 @@ static void req_done(const struct bcn_http_response *res, void *arg)
 	r->call = NULL;
 	redir = follow_redirect(r, res, msg);
 	if (redir > 0)
-		return; /* r stays listed; its new call ends in req_done again */
-	req_unlink(r);
+		return; /* r lives on; its new call ends in req_done again */
 	if (redir < 0) {
 		rep.outcome = VAULT_UNREACHABLE;
 		rep.status = res->status;
@@ -435,10 +428,14 @@ struct vault_req *vault_request(struct vault_ctx *v, const char *method, const c
 				const char *body, size_t body_len, unsigned flags, vault_reply_cb cb,
 				void *arg)
 {
-	struct vault_req *r = calloc(1, sizeof(*r));
+	struct vault_req *r;
 	size_t url_len;
 	char *url = NULL;
 
+	/* The instance's requests form one group, cancelled together at exit. */
+	if (!v->reqs)
+		v->reqs = bcn_http_group_new(v->core->http);
+	r = v->reqs ? calloc(1, sizeof(*r)) : NULL;
 	if (!r || !(url = malloc(url_len = strlen(v->address) + strlen(path) + 8)) ||
 	    (body && bcn_secrets_seal(v->store, &r->body, body, body_len) < 0)) {
 		if (r)
@@ -460,10 +457,6 @@ struct vault_req *vault_request(struct vault_ctx *v, const char *method, const c
 		return NULL;
 	}
 	free(url);
-	r->next = v->reqs;
-	if (v->reqs)
-		v->reqs->prev = r;
-	v->reqs = r;
 	return r;
 }
 
@@ -472,12 +465,5 @@ void vault_req_cancel(struct vault_req *r)
 	if (!r)
 		return;
 	bcn_http_cancel(r->call);
-	req_unlink(r);
 	req_free(r);
-}
-
-void vault_cancel_all(struct vault_ctx *v)
-{
-	while (v->reqs)
-		vault_req_cancel(v->reqs);
 }

@@ -99,7 +99,7 @@ static void expire_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	bcn_warn(s->v->log, "the lease of secret %s ended before it could be renewed or replaced; "
 		 "it is not served until Vault answers again", s->name);
-	bcn_secret_drop(s->sec);
+	bcn_report_secret_drop(s->v->ins, s->sec);
 	s->next = VS_FETCH; /* a renewal of an ended lease is pointless */
 	free(s->lease_id);
 	s->lease_id = NULL;
@@ -109,7 +109,7 @@ static void expire_cb(evutil_socket_t fd, short what, void *arg)
 static void set_stale(struct vault_secret *s, bool stale)
 {
 	s->stale = stale && s->loaded_once;
-	bcn_secret_set_stale(s->sec, s->stale);
+	bcn_report_secret_stale(s->v->ins, s->sec, s->stale);
 }
 
 /* A read or renewal did not work: keep what we have, say why, try again. */
@@ -179,7 +179,7 @@ static int take_answer(struct vault_secret *s, json_t *body, char *why, size_t l
 		snprintf(why, len, "the answer has no data object");
 		return -1;
 	}
-	changed = bcn_secret_put(s->sec, data, version, expires);
+	changed = bcn_report_secret_put(s->v->ins, s->sec, data, version, expires);
 	if (changed < 0) {
 		snprintf(why, len, "its data could not be stored (see the log)");
 		return -1;
@@ -303,7 +303,7 @@ static void renew_done(struct vault_ctx *v, const struct vault_reply *r, void *a
 	set_stale(s, false);
 	s->lease_s = dur;
 	s->lease_expires_ms = now + dur * 1000;
-	bcn_secret_set_expiry(s->sec, s->lease_expires_ms);
+	bcn_report_secret_expiry(s->v->ins, s->sec, s->lease_expires_ms);
 	evtimer_del(s->expire_ev);
 	bcn_timer_ms(s->expire_ev, dur * 1000);
 	s->capped = dur < s->lease_increment_s;
@@ -500,10 +500,10 @@ int vault_secrets_init(struct vault_ctx *v, const struct vault_conf *c)
 		s->timer = evtimer_new(v->core->base, timer_cb, s);
 		s->expire_ev = evtimer_new(v->core->base, expire_cb, s);
 		if (uids)
-			s->sec = bcn_secrets_add(v->store, sc[i].name, uids, nuids);
+			s->sec = bcn_report_secret_declare(v->ins, sc[i].name, uids, nuids);
 		free(uids);
 		if (!s->name || !s->path || !s->want || !s->conf_path || !s->timer || !s->expire_ev || !s->sec) {
-			if (uids && !s->sec && bcn_secrets_find(v->store, sc[i].name))
+			if (uids && !s->sec && bcn_report_secret_taken(v->ins, sc[i].name))
 				bcn_error(v->log, "secret name %s is used twice", sc[i].name);
 			goto oom;
 		}
@@ -548,7 +548,7 @@ void vault_secrets_reload(struct vault_ctx *v, const struct vault_conf *c)
 		}
 		free(path);
 		uids = vault_uids(sc[i].allow_uids, &nuids);
-		if (!uids || bcn_secret_set_uids(s->sec, uids, nuids) < 0)
+		if (!uids || bcn_report_secret_uids(v->ins, s->sec, uids, nuids) < 0)
 			bcn_warn(v->log, "out of memory: allow_uids of secret %s unchanged", s->name);
 		free(uids);
 		s->refresh_ms = sc[i].refresh_ms; /* from the next read on */

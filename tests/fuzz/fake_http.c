@@ -28,6 +28,8 @@ struct bcn_http_call {
 	bcn_http_data_cb on_data;
 	bcn_http_done_cb on_done;
 	void *arg;
+	struct bcn_http_group *group;
+	void (*on_cancel)(void *arg);
 	size_t max_body;
 	bool due, in_done, keep_open;
 	long status;
@@ -244,6 +246,8 @@ struct bcn_http_call *bcn_http_start(struct bcn_http *h, const struct bcn_http_o
 	c->on_data = o->on_data;
 	c->on_done = o->on_done;
 	c->arg = o->arg;
+	c->group = o->group;
+	c->on_cancel = o->on_cancel;
 	c->max_body = o->max_body ? o->max_body : DEFAULT_MAX_BODY;
 	for (const struct fake_route *r = script.canned; r && r->match; r++) {
 		if (strstr(o->url, r->match)) {
@@ -269,6 +273,52 @@ void bcn_http_cancel(struct bcn_http_call *c)
 		return;
 	unlink_call(c);
 	call_free(c);
+}
+
+/* A group tags its calls, as in the real client. */
+struct bcn_http_group {
+	struct bcn_http *h;
+};
+
+struct bcn_http_group *bcn_http_group_new(struct bcn_http *h)
+{
+	struct bcn_http_group *g = h ? calloc(1, sizeof(*g)) : NULL;
+
+	if (g)
+		g->h = h;
+	return g;
+}
+
+void bcn_http_group_cancel(struct bcn_http_group *g)
+{
+	struct bcn_http_call *c, *next;
+
+	for (c = g ? g->h->calls : NULL; c; c = next) {
+		next = c->next;
+		if (c->group != g || c->in_done)
+			continue;
+		void (*on_cancel)(void *) = c->on_cancel;
+		void *arg = c->arg;
+
+		bcn_http_cancel(c);
+		if (on_cancel)
+			on_cancel(arg);
+	}
+}
+
+size_t bcn_http_group_active(const struct bcn_http_group *g)
+{
+	size_t n = 0;
+
+	for (const struct bcn_http_call *c = g ? g->h->calls : NULL; c; c = c->next)
+		n += c->group == g && !c->in_done;
+	return n;
+}
+
+void bcn_http_group_free(struct bcn_http_group *g)
+{
+	bcn_http_group_cancel(g);
+	free(g);
 }
 
 const char *bcn_http_header(const struct bcn_http_call *c, const char *name)

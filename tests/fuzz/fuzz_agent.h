@@ -1,7 +1,7 @@
 /*
  * fuzz_agent.h - a real agent for harnesses, minus its sockets and signals:
- * the config loaded from text, the cache, the (fake) HTTP client and the
- * plugin instances, made as agent/agent.c makes them. Each input gets a
+ * the config loaded from text, the cache, the secret store, the (fake) HTTP
+ * client and the plugin instances, made as agent/agent.c makes them. Each input gets a
  * fresh cache and fresh instances (fuzz_agent_start .. fuzz_agent_stop), so
  * one input never depends on the one before.
  */
@@ -18,6 +18,7 @@
 #include "agent.h"
 #include "config/config.h"
 #include "fake_http.h"
+#include "secrets/secrets.h"
 #include "fuzz_util.h"
 
 static void fuzz_agent_state_changed(struct bcn_core *core, struct bcn_instance *ins)
@@ -65,6 +66,12 @@ static inline void fuzz_agent_start(struct bcn_agent *a)
 	a->core.cache = bcn_cache_new(a->base);
 	if (!a->core.cache)
 		fuzz_fail("out of memory making the cache");
+	/* The secret store, as agent.c makes it when a secrets plugin is configured. */
+	for (size_t i = 0; i < c->ninstances && !a->core.secrets; i++) {
+		if (c->instances[i].plugin->kind == BCN_PLUGIN_SECRETS &&
+		    !(a->core.secrets = bcn_secrets_new(a->base)))
+			fuzz_fail("cannot make the secret store");
+	}
 	for (size_t i = 0; i < c->ninstances; i++) {
 		struct bcn_instance *ins = &a->ins[i];
 		size_t same = 0;
@@ -100,6 +107,8 @@ static inline void fuzz_agent_stop(struct bcn_agent *a)
 	event_base_loop(a->base, EVLOOP_NONBLOCK);
 	bcn_cache_free(a->core.cache);
 	a->core.cache = NULL;
+	bcn_secrets_free(a->core.secrets);
+	a->core.secrets = NULL;
 	fake_http_reset();
 }
 

@@ -61,10 +61,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-static void check_rendered(void)
+static void check_rendered(struct bcn_agent *agent)
 {
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		struct bcn_secret *sec = bcn_secrets_find(bcn_secrets_current(), names[i]);
+		struct bcn_secret *sec = bcn_secrets_find(agent->core.secrets, names[i]);
 		struct evbuffer *out;
 		json_t *j;
 
@@ -97,7 +97,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fake_http_script(data, size, NULL);
 	fuzz_agent_start(agent);
 	fake_http_run(agent->base);
-	check_rendered();
+	check_rendered(agent);
 	fuzz_agent_stop(agent);
 	return 0;
 }

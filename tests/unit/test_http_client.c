@@ -1077,6 +1077,113 @@ START_TEST(test_bad_arguments)
 }
 END_TEST
 
+/* Request groups: cancelling one group ends its calls without on_done (but
+ * with on_cancel), leaves other groups and ungrouped calls alone, and spares
+ * a call whose own on_done cancels its group. */
+static struct result gr_a[3], gr_b, gr_none, gr_quick, gr_held[2];
+static struct bcn_http_group *grp_a, *grp_b, *grp_c;
+static int gr_cancelled;
+
+static void on_group_cancel(void *arg)
+{
+	struct result *r = arg;
+
+	ck_assert_int_eq(r->done, 0);
+	gr_cancelled++;
+}
+
+static void gr_start(struct result *r, const char *path, struct bcn_http_group *g)
+{
+	struct bcn_http_opts o;
+
+	memset(r, 0, sizeof(*r));
+	opts_init(&o, r, path);
+	o.group = g;
+	o.on_cancel = on_group_cancel;
+	r->call = bcn_http_start(T.h, &o);
+	ck_assert_ptr_nonnull(r->call);
+}
+
+static void on_group_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what, (void)arg;
+	ck_assert_uint_eq(bcn_http_group_active(grp_a), 3);
+	bcn_http_group_cancel(grp_a);
+	ck_assert_int_eq(gr_cancelled, 3);
+	ck_assert_uint_eq(bcn_http_group_active(grp_a), 0);
+	ck_assert_uint_eq(bcn_http_group_active(grp_b), 1);
+	ck_assert_uint_eq(bcn_http_active(T.h), 2);
+	bcn_http_group_cancel(grp_a); /* nothing left: a no-op */
+	bcn_http_group_cancel(NULL);
+	ck_assert_int_eq(gr_cancelled, 3);
+	event_base_loopbreak(T.base);
+}
+
+/* The quick call's on_done cancels its own group: the held calls go, it stays. */
+static void on_done_cancel_group(const struct bcn_http_response *res, void *arg)
+{
+	on_done(res, arg);
+	bcn_http_group_cancel(grp_c);
+	ck_assert_uint_eq(bcn_http_group_active(grp_c), 0);
+}
+
+START_TEST(test_group_cancel)
+{
+	struct timeval tv = { 0, 50 * 1000 };
+	struct bcn_http_opts o;
+	struct event *ev;
+
+	t_begin();
+	gr_cancelled = 0;
+	grp_a = bcn_http_group_new(T.h);
+	grp_b = bcn_http_group_new(T.h);
+	grp_c = bcn_http_group_new(T.h);
+	ck_assert_ptr_nonnull(grp_a);
+	ck_assert_ptr_nonnull(grp_b);
+	ck_assert_ptr_nonnull(grp_c);
+	ck_assert_ptr_null(bcn_http_group_new(NULL));
+	for (int i = 0; i < 3; i++)
+		gr_start(&gr_a[i], "/hold", grp_a);
+	gr_start(&gr_b, "/hold", grp_b);
+	gr_start(&gr_none, "/hold", NULL);
+	ev = evtimer_new(T.base, on_group_timer, NULL);
+	evtimer_add(ev, &tv);
+	run_loop(3000);
+	event_free(ev);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(gr_a[i].done, 0);
+	ck_assert_int_eq(gr_b.done, 0);
+	ck_assert_int_eq(gr_none.done, 0);
+
+	/* Freeing a group cancels what it still has. */
+	bcn_http_group_free(grp_b);
+	ck_assert_int_eq(gr_cancelled, 4);
+	ck_assert_uint_eq(bcn_http_active(T.h), 1);
+	bcn_http_cancel(gr_none.call);
+	bcn_http_group_free(NULL);
+
+	gr_start(&gr_held[0], "/hold", grp_c);
+	gr_start(&gr_held[1], "/hold", grp_c);
+	memset(&gr_quick, 0, sizeof(gr_quick));
+	opts_init(&o, &gr_quick, "/echo/quick");
+	o.group = grp_c;
+	o.on_cancel = on_group_cancel;
+	o.on_done = on_done_cancel_group;
+	gr_quick.call = bcn_http_start(T.h, &o);
+	ck_assert_ptr_nonnull(gr_quick.call);
+	T.expect = 1;
+	run_loop(3000);
+	ck_assert_int_eq(gr_quick.done, 1);
+	ck_assert_int_eq(gr_quick.status, 200);
+	ck_assert_int_eq(gr_held[0].done + gr_held[1].done, 0);
+	ck_assert_int_eq(gr_cancelled, 6);
+	ck_assert_uint_eq(bcn_http_active(T.h), 0);
+	bcn_http_group_free(grp_a);
+	bcn_http_group_free(grp_c);
+	t_end();
+}
+END_TEST
+
 static Suite *http_client_suite(void)
 {
 	Suite *s = suite_create("http_client");
@@ -1101,6 +1208,7 @@ static Suite *http_client_suite(void)
 	tcase_add_test(tc, test_free_in_flight);
 	tcase_add_test(tc, test_tls_errors);
 	tcase_add_test(tc, test_bad_arguments);
+	tcase_add_test(tc, test_group_cancel);
 	suite_add_tcase(s, tc);
 	return s;
 }
