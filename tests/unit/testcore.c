@@ -147,8 +147,7 @@ struct bcn_secret *bcn_report_secret_declare(struct bcn_instance *ins, const cha
 
 bool bcn_report_secret_taken(struct bcn_instance *ins, const char *name)
 {
-	(void)ins;
-	return bcn_secrets_find(name) != NULL;
+	return bcn_secrets_find(ins->core->secrets, name) != NULL;
 }
 
 int bcn_report_secret_uids(struct bcn_instance *ins, struct bcn_secret *sec, const uid_t *uids,
