@@ -9,6 +9,7 @@
 #   make demo         local etcd + example app + agents, shows discovery
 #   make install PREFIX=/usr/local   (the binary and the man page man/beacon.1)
 #   make man-check    groff must format man/beacon.1 without a warning (part of check)
+#   make lint         every include arrow points down the layers (part of check)
 #   make clean
 
 CC       ?= cc
@@ -39,7 +40,7 @@ TEST_BIN   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 TEST_HELPERS := $(BUILD)/tests/http_fixture
 
 .PHONY: all check test unit sims integration integration-cli-fronts asan valgrind demo bench install clean deps \
-	man-check fuzz fuzz-smoke fuzz-build fuzzers
+	man-check lint fuzz fuzz-smoke fuzz-build fuzzers
 
 all: $(BUILD)/beacon
 
@@ -106,7 +107,7 @@ test: unit sims integration integration-cli-fronts
 
 check: deps
 	$(MAKE) all $(TEST_BIN)
-	$(MAKE) man-check
+	$(MAKE) lint man-check
 	$(MAKE) test
 
 asan:
@@ -179,6 +180,10 @@ bench: all $(BUILD)/loadgen
 install: $(BUILD)/beacon
 	install -D -m 0755 $(BUILD)/beacon $(DESTDIR)$(PREFIX)/bin/beacon
 	install -D -m 0644 man/beacon.1 $(DESTDIR)$(PREFIX)/share/man/man1/beacon.1
+
+# Every #include arrow in agent/ and plugins/ points down the layers HACKING.md draws.
+lint:
+	python3 tests/lint/layers.py
 
 # groff exits 0 on warnings, so any output at all fails the check.
 man-check:

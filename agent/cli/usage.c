@@ -1,5 +1,5 @@
 /*
- * cli_usage.c - the usage text of `beacon` and of each subcommand.
+ * usage.c - the usage text of `beacon` and of each subcommand.
  *
  * One table, so `beacon COMMAND --help` (stdout, exit 0) and a usage error
  * (the one-sentence message, then the command's synopsis on stderr, exit 2)

@@ -1,5 +1,5 @@
 /*
- * healthcheck.c - see healthcheck.h.
+ * check.c - see check.h.
  *
  * exec checks use posix_spawn (vfork semantics: the agent's pages, secrets
  * included, are never copied into a child), in their own process group so a

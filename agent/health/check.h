@@ -1,5 +1,5 @@
 /*
- * healthcheck.h - the agent's own health check of the app it sits next to.
+ * check.h - the agent's own health check of the app it sits next to.
  *
  * In the core, not in a registry plugin, so every registry (etcd, Consul)
  * publishes the same status: http (2xx passing, 429 warning, else critical),
