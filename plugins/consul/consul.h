@@ -79,8 +79,6 @@ void consul_req_cancel(struct consul_req *r); /* NULL-safe; cb is not called */
 /* Append s to out (at most cap bytes, NUL-terminated) percent-encoded for a
  * URL path (keep_slash) or a query value. Returns -1 when it does not fit. */
 int consul_escape(char *out, size_t cap, const char *s, bool keep_slash);
-/* Delay of retry number `attempt` (0-based): 100 ms doubling to 5 s, +-20%. */
-uint64_t consul_now_ms(void);
 
 /* ---- Consul's data (consul_data.c) ---- */
 

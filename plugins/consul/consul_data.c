@@ -288,7 +288,7 @@ static void log_once(struct consul_ctx *ctx, bool skipping, const char *what, co
 {
 	enum { WINDOW_MS = 10000, LINES_PER_WINDOW = 20, SLOTS = 256 };
 	size_t remembered = ctx->nskipped < SLOTS ? ctx->nskipped : SLOTS;
-	uint64_t h, now = consul_now_ms();
+	uint64_t h, now = bcn_now_ms();
 	char msg[256], shown[124];
 	size_t i, j;
 

@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "consul.h"
 
@@ -35,13 +34,6 @@ struct consul_req {
 };
 
 /* ---- helpers --------------------------------------------------------------- */
-
-uint64_t consul_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 int consul_escape(char *out, size_t cap, const char *s, bool keep_slash)
 {

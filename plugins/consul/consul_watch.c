@@ -181,7 +181,7 @@ static void query_done(struct consul_ctx *ctx, const struct consul_reply *r, voi
 	w->answers++;
 	consul_report(ctx);
 
-	gap = consul_now_ms() - w->started_ms;
+	gap = bcn_now_ms() - w->started_ms;
 	if (gap < CONSUL_MIN_QUERY_GAP_MS)
 		bcn_timer_ms(w->next_ev, CONSUL_MIN_QUERY_GAP_MS - gap);
 	else
@@ -210,7 +210,7 @@ static void query(struct consul_watch *w)
 		watch_failed(w, NULL, "out of memory");
 		return;
 	}
-	w->started_ms = consul_now_ms();
+	w->started_ms = bcn_now_ms();
 	w->req = consul_request(ctx, "GET", pq, NULL, w->answered ? CONSUL_REQ_LONG : 0, query_done, w);
 	free(pq);
 	if (!w->req)

@@ -30,7 +30,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "etcd.h"
 
@@ -81,13 +80,6 @@ static void etcd_check(void *conf, const char *path, struct bcn_cfg_errs *errs)
 }
 
 /* ---- state ---------------------------------------------------------------- */
-
-uint64_t etcd_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 void etcd_report(struct etcd_ctx *ctx)
 {

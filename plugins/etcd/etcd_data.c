@@ -161,7 +161,7 @@ void etcd_skip(struct etcd_ctx *ctx, const char *key, size_t key_len, const char
 	enum { WINDOW_MS = 10000, LINES_PER_WINDOW = 20, KEY_SHOWN = 120 };
 	size_t remembered = ctx->nskipped < 512 ? ctx->nskipped : 512, i, j;
 	char msg[256], shown[KEY_SHOWN + 4];
-	uint64_t h, now = etcd_now_ms();
+	uint64_t h, now = bcn_now_ms();
 	va_list ap;
 
 	va_start(ap, fmt);
