@@ -39,7 +39,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -48,7 +47,7 @@
 /* Pause after a failed accept(); the least time between two log lines about
  * a limit (a flood must not become a flood of log lines). */
 #define ACCEPT_PAUSE_MS 250
-#define WARN_EVERY_S 60
+#define WARN_EVERY_MS 60000
 
 /* One accepted connection. It holds a reference on its bufferevent until it
  * closes, so the deadline timer can always look at it safely. */
@@ -78,7 +77,7 @@ struct bcn_server {
 	size_t npending, cappending;
 	struct bcn_conn *conns;
 	uint64_t accept_failures;
-	time_t limit_warned_at, accept_warned_at;  /* 0: never */
+	struct bcn_complain limit_warned, accept_warned;
 	struct bcn_server *next_server;
 };
 
@@ -87,15 +86,11 @@ struct bcn_server {
  * One event loop, one thread, a handful of servers. */
 static struct bcn_server *all_servers;
 
-/* True when a warning last logged at *last (0: never) may be logged again. */
-static bool warn_due(time_t *last)
+/* At most one such warning a minute; each line carries its own running
+ * count, so the suppressed ones need no summary. */
+static bool warn_due(struct bcn_complain *c)
 {
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (*last && now.tv_sec - *last < WARN_EVERY_S)
-		return false;
-	*last = now.tv_sec ? now.tv_sec : 1;
-	return true;
+	return bcn_complain_due(c, WARN_EVERY_MS, 1, "server", NULL);
 }
 
 static void update_accepting(struct bcn_server *s)
@@ -109,7 +104,7 @@ static void update_accepting(struct bcn_server *s)
 		evconnlistener_disable(s->lev);
 		if (s->nconns >= s->max_conns) {
 			s->rejected++;
-			if (warn_due(&s->limit_warned_at))
+			if (warn_due(&s->limit_warned))
 				bcn_warn("server", "%d connections open on %s, the limit: not accepting "
 					 "until one closes (%llu time(s) so far; logged at most once a minute)",
 					 s->nconns, s->where, (unsigned long long)s->rejected);
@@ -262,7 +257,7 @@ static void accept_failed(struct evconnlistener *lev, void *http)
 	s->accept_failures++;
 	update_accepting(s);
 	bcn_timer_ms(s->resume_ev, ACCEPT_PAUSE_MS);
-	if (warn_due(&s->accept_warned_at)) {
+	if (warn_due(&s->accept_warned)) {
 		struct rlimit rl = { 0, 0 };
 		getrlimit(RLIMIT_NOFILE, &rl);
 		bcn_warn("server", "cannot accept connections on %s: %s (%d open, RLIMIT_NOFILE %lld); "

@@ -206,15 +206,13 @@ void bcn_cache_kv_put(struct bcn_cache *c, int src, const char *key, const char 
 	    memcmp(c->kv[pos]->value, value, len) == 0)
 		return;
 	if (len > BCN_KV_MAX_VALUE) {
-		char shown[124];
-		size_t i, j;
+		char shown[121];
+		bool cut;
 		if (found && c->kv[pos]->too_large)
 			return; /* said once already */
-		for (i = j = 0; key[i] && j < 120; i++)
-			shown[j++] = key[i] >= 0x20 && key[i] < 0x7f ? key[i] : '?';
-		shown[j] = '\0';
+		cut = bcn_log_printable(shown, sizeof(shown), key, strlen(key));
 		bcn_warn("kv", "skipping %s%s: its value is %zu bytes, more than the %d a value may have",
-			 shown, key[i] ? "..." : "", len, BCN_KV_MAX_VALUE);
+			 shown, cut ? "..." : "", len, BCN_KV_MAX_VALUE);
 		e = kv_entry_new(key, NULL, 0, c->index + 1, src);
 		if (e) {
 			e->too_large = true;

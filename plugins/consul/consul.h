@@ -181,8 +181,7 @@ struct consul_ctx {
 
 	uint64_t skipped[256];         /* consul_skip: hashes of lines already logged */
 	size_t nskipped;
-	uint64_t skip_window_start_ms;
-	unsigned skip_window_lines, skip_suppressed;
+	struct bcn_complain skips;     /* at most 20 of those lines per 10 s */
 };
 
 /* The instance's config. Its restart-only keys (all but the live ones) hold

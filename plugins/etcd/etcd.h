@@ -193,8 +193,7 @@ struct etcd_ctx {
 	/* Skipped-value log lines, remembered so each is logged once. */
 	uint64_t skipped[512];
 	size_t nskipped;
-	uint64_t skip_window_start_ms;
-	unsigned skip_window_lines, skip_suppressed;
+	struct bcn_complain skips;     /* at most 20 of those lines per 10 s */
 };
 
 /* The instance's config. Its restart-only keys (all but the live ones) hold
