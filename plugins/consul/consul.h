@@ -177,7 +177,7 @@ struct consul_ctx {
 	struct bcn_http_group *reqs;   /* every request in flight (made by the first) */
 
 	struct consul_reg reg;
-	struct bcn_watch *watches;     /* each the base of a struct consul_watch */
+	struct bcn_watch_list watches; /* each the base of a struct consul_watch */
 
 	uint64_t skipped[256];         /* consul_skip: hashes of lines already logged */
 	size_t nskipped;

@@ -89,7 +89,7 @@ void etcd_report(struct etcd_ctx *ctx)
 	bool service = ctx->reg.key != NULL;
 	bool need_reg = service && !ctx->core->drained;
 
-	bcn_watchset_counts(ctx->watches, &total, &synced, &fresh, &watch_err);
+	bcn_watchset_counts(&ctx->watches, &total, &synced, &fresh, &watch_err);
 	bcn_report_stale(ctx->ins, !up || fresh < total);
 	if (up && synced == total && (!need_reg || ctx->reg.registered))
 		ctx->ready = true; /* stays: outages are served stale, not unready */

@@ -188,7 +188,7 @@ struct etcd_ctx {
 	char err[256];                 /* last session problem */
 
 	struct etcd_reg reg;
-	struct bcn_watch *watches;     /* each the base of a struct etcd_watch */
+	struct bcn_watch_list watches; /* each the base of a struct etcd_watch */
 
 	/* Skipped-value log lines, remembered so each is logged once. */
 	uint64_t skipped[512];
