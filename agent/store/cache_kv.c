@@ -24,23 +24,14 @@ static bool has_prefix(const char *s, const char *prefix)
 	return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+static int kv_key_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, (*(const struct bcn_kv_entry *const *)elem)->key);
+}
+
 static size_t kv_pos(const struct bcn_cache *c, const char *key, bool *found)
 {
-	size_t lo = 0, hi = c->nkv;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int cmp = strcmp(c->kv[mid]->key, key);
-		if (cmp == 0) {
-			*found = true;
-			return mid;
-		}
-		if (cmp < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	*found = false;
-	return lo;
+	return bcn_sorted_pos(c->kv, c->nkv, sizeof(c->kv[0]), key, kv_key_cmp, found);
 }
 
 /* {"key":K,"value":V (the API adds index, stale and the brace). Keys are
