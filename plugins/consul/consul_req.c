@@ -224,11 +224,7 @@ struct consul_req *consul_request(struct consul_ctx *ctx, const char *method, co
 		o.timeout_ms += ctx->wait_ms + ctx->wait_ms / 16;
 	o.connect_timeout_ms = ctx->timeout_ms;
 	r->timeout_ms = o.timeout_ms;
-	o.ca_file = consul_conf(ctx)->tls.ca_file;
-	o.cert_file = consul_conf(ctx)->tls.cert_file;
-	o.key_file = consul_conf(ctx)->tls.key_file;
-	o.server_name = consul_conf(ctx)->tls.server_name;
-	o.insecure_skip_verify = consul_conf(ctx)->tls.insecure_skip_verify;
+	bcn_tls_http_opts(&consul_conf(ctx)->tls, &o);
 	o.sensitive = ctx->token_header != NULL;
 	o.on_done = req_done;
 	o.arg = r;
