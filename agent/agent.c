@@ -21,6 +21,7 @@
 #include "health/check.h"
 #include "config/config.h"
 #include "base/sdnotify.h"
+#include "base/timing.h"
 #include "http/server.h"
 #include "secrets/secrets.h"
 #include "store/cache.h"
@@ -44,11 +45,9 @@
 #define FD_RESERVE_BASE 64
 #define FD_RESERVE_PER_BACKEND 16
 
-static double elapsed_ms(const struct timespec *since)
+static double elapsed_ms(uint64_t since_us)
 {
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - since->tv_sec) * 1e3 + (double)(now.tv_nsec - since->tv_nsec) / 1e6;
+	return (double)(bcn_now_us() - since_us) / 1e3;
 }
 
 bool bcn_agent_ready(struct bcn_agent *a, char *why, size_t len)
@@ -87,7 +86,7 @@ static void state_changed(struct bcn_core *core, struct bcn_instance *ins)
 	char why[8];
 	(void)ins;
 	if (a->start_to_ready_ms < 0 && bcn_agent_ready(a, why, sizeof(why))) {
-		a->start_to_ready_ms = elapsed_ms(&a->started);
+		a->start_to_ready_ms = elapsed_ms(a->started_us);
 		bcn_info("agent", "ready %.1f ms after start", a->start_to_ready_ms);
 	}
 	notify_status(a);
@@ -164,7 +163,7 @@ json_t *bcn_agent_self(struct bcn_agent *a)
 	if (!ready)
 		json_object_set_new(o, "not_ready_reason", json_string(why));
 	json_object_set_new(o, "drained", json_boolean(a->drained));
-	json_object_set_new(o, "uptime_seconds", json_integer((json_int_t)(elapsed_ms(&a->started) / 1000)));
+	json_object_set_new(o, "uptime_seconds", json_integer((json_int_t)(elapsed_ms(a->started_us) / 1000)));
 	json_object_set_new(o, "service", svc ? svc : json_null());
 	json_object_set_new(o, "backends", backends);
 	json_object_set_new(o, "services", json_integer((json_int_t)bcn_cache_nservices(a->core.cache)));
@@ -562,7 +561,7 @@ int bcn_agent_main(const char *config_file)
 	uint64_t wd;
 
 	memset(&a, 0, sizeof(a));
-	clock_gettime(CLOCK_MONOTONIC, &a.started);
+	a.started_us = bcn_now_us();
 	a.start_to_ready_ms = -1;
 	a.cfg = bcn_config_load(config_file, bcn_plugin_sections(), &errs);
 	if (!a.cfg) {

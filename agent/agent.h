@@ -30,7 +30,7 @@ struct bcn_agent {
 	struct bcn_api api;           /* the socket API's context (api/api.h) */
 	bool drained, stopping;
 	size_t stops_pending;
-	struct timespec started;
+	uint64_t started_us;          /* bcn_now_us() at start */
 	double start_to_ready_ms;     /* -1 until first ready */
 	long nofile;                  /* RLIMIT_NOFILE after raising it; -1: none */
 	int fd_capped_sock, fd_capped_probe; /* connection limits lowered to fit it, last logged */

@@ -15,6 +15,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/queue.h>
 
 #include "api/metrics.h"
 
@@ -45,7 +46,7 @@ struct bcn_api {
 
 	/* The API's own state. */
 	struct bcn_metrics metrics;
-	struct bcn_api_wait *waits;  /* parked blocking reads */
+	LIST_HEAD(, bcn_api_wait) waits; /* parked blocking reads */
 	size_t nwaits;
 };
 

@@ -20,9 +20,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "api/api_internal.h"
+#include "base/timing.h"
 #include "http/server.h"
 #include "store/cache.h"
 
@@ -63,13 +63,6 @@ static const struct route routes[] = {
 
 /* ---- replies --------------------------------------------------------------- */
 
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 const char *bcn_api_reason(int code)
 {
 	switch (code) {
@@ -93,7 +86,7 @@ void bcn_api_finish(struct bcn_req *rc, int code)
 		snprintf(num, sizeof(num), "%llu", (unsigned long long)bcn_cache_index(rc->api->cache));
 		evhttp_add_header(h, "X-Beacon-Index", num);
 	}
-	bcn_metrics_request(&rc->api->metrics, rc->route, code, now_us() - rc->start_us);
+	bcn_metrics_request(&rc->api->metrics, rc->route, code, bcn_now_us() - rc->start_us);
 	bcn_server_reply(rc->req, code, bcn_api_reason(code));
 }
 
@@ -203,7 +196,7 @@ static void route(struct evhttp_request *req, struct bcn_api *api, bool probe_on
 
 	rc.api = api;
 	rc.req = req;
-	rc.start_us = now_us();
+	rc.start_us = bcn_now_us();
 	rc.route = BCN_ROUTE_OTHER;
 	rc.handler = NULL;
 	rc.name[0] = '\0';

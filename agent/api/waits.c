@@ -8,13 +8,14 @@
  */
 #include <event2/event.h>
 #include <stdlib.h>
+#include <sys/queue.h>
 
 #include "api/api_internal.h"
 #include "base/timing.h"
 #include "store/wait.h"
 
 struct bcn_api_wait {
-	struct bcn_api_wait *next, *prev;
+	LIST_ENTRY(bcn_api_wait) link;
 	struct bcn_api *api;
 	struct event *timer;
 	struct bcn_wait *w;  /* NULL once the store woke us */
@@ -26,12 +27,7 @@ static void wait_end(struct bcn_api_wait *w)
 	struct bcn_api *api = w->api;
 	struct bcn_req *rc = w->rc;
 
-	if (w->prev)
-		w->prev->next = w->next;
-	else
-		api->waits = w->next;
-	if (w->next)
-		w->next->prev = w->prev;
+	LIST_REMOVE(w, link);
 	api->nwaits--;
 	event_free(w->timer);
 	bcn_wait_cancel(w->w);
@@ -75,10 +71,7 @@ void bcn_api_park(struct bcn_req *rc, struct bcn_waits *ws, unsigned space, cons
 	if (!w->w)
 		goto fail;
 	bcn_timer_ms(w->timer, ms);
-	w->next = api->waits;
-	if (api->waits)
-		api->waits->prev = w;
-	api->waits = w;
+	LIST_INSERT_HEAD(&api->waits, w, link);
 	api->nwaits++;
 	return;
 fail:
@@ -92,6 +85,6 @@ fail:
 
 void bcn_api_release_waits(struct bcn_api *api)
 {
-	while (api->waits)
-		wait_end(api->waits);
+	while (!LIST_EMPTY(&api->waits))
+		wait_end(LIST_FIRST(&api->waits));
 }

@@ -3,6 +3,7 @@
  * lines from the agent and from the exec health checks it forks never interleave.
  */
 #include "base/log.h"
+#include "base/timing.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -113,4 +114,48 @@ void bcn_log(enum bcn_log_level level, const char *comp, const char *fmt, ...)
 	va_start(ap, fmt);
 	bcn_logv(level, comp, fmt, ap);
 	va_end(ap);
+}
+
+bool bcn_complain_due(struct bcn_complain *c, uint64_t period_ms, unsigned burst,
+		      const char *comp, const char *dropped)
+{
+	uint64_t now = bcn_now_ms();
+
+	if (!c->started || now - c->window_start_ms > period_ms) {
+		if (c->suppressed && dropped)
+			bcn_warn(comp, "%u more %s were not logged", c->suppressed, dropped);
+		c->started = true;
+		c->window_start_ms = now;
+		c->lines = c->suppressed = 0;
+	}
+	if (c->lines >= burst) {
+		c->suppressed++;
+		return false;
+	}
+	c->lines++;
+	return true;
+}
+
+bool bcn_complain_seen(uint64_t *ring, size_t slots, size_t *n, uint64_t h)
+{
+	size_t remembered = *n < slots ? *n : slots;
+
+	for (size_t i = 0; i < remembered; i++) {
+		if (ring[i] == h)
+			return true;
+	}
+	ring[(*n)++ % slots] = h;
+	return false;
+}
+
+bool bcn_log_printable(char *out, size_t cap, const char *s, size_t len)
+{
+	size_t i;
+
+	if (cap == 0)
+		return len > 0;
+	for (i = 0; i < len && i + 1 < cap; i++)
+		out[i] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
+	out[i] = '\0';
+	return i < len;
 }

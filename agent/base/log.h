@@ -11,6 +11,9 @@
 #define BCN_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 enum bcn_log_level { BCN_LOG_DEBUG, BCN_LOG_INFO, BCN_LOG_WARN, BCN_LOG_ERROR };
 enum bcn_log_format { BCN_LOG_TEXT, BCN_LOG_JSON };
@@ -30,6 +33,45 @@ int bcn_log_enabled(enum bcn_log_level level);
 void bcn_log(enum bcn_log_level level, const char *comp, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void bcn_logv(enum bcn_log_level level, const char *comp, const char *fmt, va_list ap);
+
+/*
+ * Complaints: a warning that a peer or the system can repeat at will (every
+ * blocking answer lists the same bad entry again, accept() fails on every
+ * connection while descriptors run out) must not flood the log. A struct
+ * bcn_complain, zeroed by its owner, remembers the current window; callers
+ * ask bcn_complain_due before writing their line.
+ */
+struct bcn_complain {
+	uint64_t window_start_ms;  /* bcn_now_ms() when the window opened */
+	unsigned lines;            /* written in this window */
+	unsigned suppressed;       /* not written in this window */
+	bool started;              /* false until the first complaint */
+};
+
+/*
+ * True when one more line may be written now: at most `burst` lines per
+ * window of period_ms; otherwise counts the line as suppressed. When a new
+ * window opens after lines were suppressed, first writes the warning
+ * "<n> more <dropped> were not logged" under `comp` (dropped NULL: callers
+ * whose lines carry their own running count say nothing).
+ */
+bool bcn_complain_due(struct bcn_complain *c, uint64_t period_ms, unsigned burst,
+		      const char *comp, const char *dropped);
+
+/*
+ * "Said once" memory: true when hash h is among the last `slots` hashes
+ * recorded in ring (*n counts every hash ever recorded); otherwise records h
+ * and returns false. For lines that should appear once per (subject, reason)
+ * however often a resync repeats them.
+ */
+bool bcn_complain_seen(uint64_t *ring, size_t slots, size_t *n, uint64_t h);
+
+/*
+ * Copy at most cap - 1 bytes of s (len bytes, may hold anything a peer sent)
+ * into out for a log line, each byte outside printable ASCII as '?', and
+ * NUL-terminate. True when s was cut short (callers add "...").
+ */
+bool bcn_log_printable(char *out, size_t cap, const char *s, size_t len);
 
 #define bcn_debug(comp, ...) \
 	do { if (bcn_log_enabled(BCN_LOG_DEBUG)) bcn_log(BCN_LOG_DEBUG, comp, __VA_ARGS__); } while (0)

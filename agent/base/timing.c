@@ -5,6 +5,19 @@
 
 #include <event2/event.h>
 #include <sodium.h>
+#include <time.h>
+
+uint64_t bcn_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t bcn_now_ms(void)
+{
+	return bcn_now_us() / 1000u;
+}
 
 struct timeval bcn_tv_ms(uint64_t ms)
 {

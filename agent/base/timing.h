@@ -1,6 +1,9 @@
 /*
- * timing.h - millisecond timers and retry delays, shared by the core and the
- * backends (every backend retries with the same capped, jittered backoff).
+ * timing.h - the monotonic clock, millisecond timers and retry delays, shared
+ * by the core and the backends (every backend retries with the same capped,
+ * jittered backoff). One clock for everything that measures an interval or an
+ * expiry: CLOCK_MONOTONIC, so that a wall-clock step never expires a secret
+ * early or makes an uptime negative.
  */
 #ifndef BCN_TIMING_H
 #define BCN_TIMING_H
@@ -9,6 +12,10 @@
 #include <sys/time.h>
 
 struct event;
+
+/* CLOCK_MONOTONIC now, in milliseconds / microseconds (any fixed origin). */
+uint64_t bcn_now_ms(void);
+uint64_t bcn_now_us(void);
 
 /* ms milliseconds as a struct timeval. */
 struct timeval bcn_tv_ms(uint64_t ms);

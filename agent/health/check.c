@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "http/client.h"
@@ -48,7 +47,7 @@ struct bcn_check {
 	int streak;
 	uint64_t runs;
 	char output[OUTPUT_MAX];
-	struct timespec last_run;
+	uint64_t last_run_ms;          /* bcn_now_ms() when the last run began */
 
 	struct bcn_http_call *call;       /* http */
 	struct bufferevent *bev;          /* tcp */
@@ -374,7 +373,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	if (c->running)
 		return;
 	c->running = true;
-	clock_gettime(CLOCK_MONOTONIC, &c->last_run);
+	c->last_run_ms = bcn_now_ms();
 	bcn_timer_ms(c->deadline, ms);
 	switch (c->kind) {
 	case CK_HTTP: run_http(c); break;
@@ -441,14 +440,10 @@ json_t *bcn_check_self(const struct bcn_check *c)
 {
 	static const char *const kinds[] = { "http", "tcp", "exec" };
 	const char *target = c->kind == CK_HTTP ? c->conf->http : c->kind == CK_TCP ? c->conf->tcp : c->conf->exec.v[0];
-	struct timespec now;
 	json_int_t ago = -1;
 
-	if (c->runs) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		ago = (json_int_t)((now.tv_sec - c->last_run.tv_sec) * 1000 +
-				   (now.tv_nsec - c->last_run.tv_nsec) / 1000000);
-	}
+	if (c->runs)
+		ago = (json_int_t)(bcn_now_ms() - c->last_run_ms);
 	return json_pack("{sssssssssIsIsIsI}", "type", kinds[c->kind], "target", target,
 			 "status", bcn_status_name(c->status), "output", c->output,
 			 "runs", (json_int_t)c->runs, "last_run_ms_ago", ago,

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 
 #include "base/log.h"
 #include "base/timing.h"
@@ -44,15 +45,15 @@
 /* One watched socket; curl hands it back to us through curl_multi_assign. */
 struct http_sock {
 	struct event *ev;
-	struct http_sock *prev, *next;
+	LIST_ENTRY(http_sock) link;
 };
 
 struct bcn_http {
 	struct event_base *base;
 	CURLM *multi;
 	struct event *timer;
-	struct bcn_http_call *calls; /* every call we own, including doomed ones */
-	struct http_sock *socks;     /* kept so teardown frees what curl forgot to remove */
+	LIST_HEAD(, bcn_http_call) calls; /* every call we own, including doomed ones */
+	LIST_HEAD(, http_sock) socks;     /* kept so teardown frees what curl forgot to remove */
 	size_t active;
 	int in_curl;      /* curl_multi_socket_action is on the stack */
 	int depth;        /* one of our event handlers is on the stack */
@@ -67,7 +68,7 @@ struct bcn_http_group {
 
 struct bcn_http_call {
 	struct bcn_http *h;
-	struct bcn_http_call *prev, *next;
+	LIST_ENTRY(bcn_http_call) link;
 	CURL *easy;
 	struct curl_slist *req_headers;
 	struct curl_slist *connect_to; /* tls server_name: where the URL's host really is */
@@ -303,15 +304,10 @@ static size_t on_curl_write(char *data, size_t size, size_t nmemb, void *userp)
 
 static void on_socket_ready(evutil_socket_t fd, short what, void *arg);
 
-static void sock_free(struct bcn_http *h, struct http_sock *s)
+static void sock_free(struct http_sock *s)
 {
 	event_free(s->ev);
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		h->socks = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
+	LIST_REMOVE(s, link);
 	free(s);
 }
 
@@ -325,7 +321,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
 	if (what == CURL_POLL_REMOVE) {
 		/* curl may remove a socket it never showed us (socketp NULL). */
 		if (s)
-			sock_free(h, s);
+			sock_free(s);
 		return 0;
 	}
 	if (!s) {
@@ -337,10 +333,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
 			free(s);
 			return -1;
 		}
-		s->next = h->socks;
-		if (h->socks)
-			h->socks->prev = s;
-		h->socks = s;
+		LIST_INSERT_HEAD(&h->socks, s, link);
 		curl_multi_assign(h->multi, fd, s); /* documented as allowed here */
 	} else {
 		event_del(s->ev); /* event_assign on an added event corrupts the base */
@@ -466,12 +459,7 @@ static void call_destroy(struct bcn_http_call *c)
 		curl_multi_remove_handle(h->multi, c->easy);
 	if (c->easy)
 		curl_easy_cleanup(c->easy);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		h->calls = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	LIST_REMOVE(c, link);
 	if (c->sensitive)
 		for (l = c->req_headers; l; l = l->next)
 			sodium_memzero(l->data, strlen(l->data));
@@ -526,8 +514,8 @@ static void settle(struct bcn_http *h)
 
 again:
 	h->unsettled = 0;
-	for (c = h->calls; c; c = next) {
-		next = c->next;
+	for (c = LIST_FIRST(&h->calls); c; c = next) {
+		next = LIST_NEXT(c, link);
 		if (c->doomed) {
 			call_destroy(c);
 		} else if (!c->added && !c->in_done) {
@@ -639,12 +627,12 @@ fail:
 
 static void http_destroy(struct bcn_http *h)
 {
-	while (h->calls)
-		call_destroy(h->calls);
+	while (!LIST_EMPTY(&h->calls))
+		call_destroy(LIST_FIRST(&h->calls));
 	/* May call on_curl_socket with CURL_POLL_REMOVE, so h stays valid until after. */
 	curl_multi_cleanup(h->multi);
-	while (h->socks)
-		sock_free(h, h->socks);
+	while (!LIST_EMPTY(&h->socks))
+		sock_free(LIST_FIRST(&h->socks));
 	event_free(h->timer);
 	free(h);
 }
@@ -656,8 +644,8 @@ void bcn_http_free(struct bcn_http *h)
 	if (!h || h->free_pending)
 		return;
 	h->free_pending = 1;
-	for (c = h->calls; c; c = next) {
-		next = c->next;
+	for (c = LIST_FIRST(&h->calls); c; c = next) {
+		next = LIST_NEXT(c, link);
 		bcn_http_cancel(c);
 	}
 	if (h->depth == 0) /* else drive() finishes once our handler unwinds */
@@ -835,10 +823,8 @@ struct bcn_http_call *bcn_http_start(struct bcn_http *h, const struct bcn_http_o
 	if (!c)
 		goto fail;
 	c->h = h;
-	c->next = h->calls; /* linked first so every failure below ends in call_destroy */
-	if (h->calls)
-		h->calls->prev = c;
-	h->calls = c;
+	/* linked first so every failure below ends in call_destroy */
+	LIST_INSERT_HEAD(&h->calls, c, link);
 	c->on_data = o->on_data;
 	c->on_done = o->on_done;
 	c->arg = o->arg;
@@ -913,8 +899,8 @@ void bcn_http_group_cancel(struct bcn_http_group *g)
 		return;
 	/* bcn_http_cancel may free c but no other call; on_cancel may only
 	 * free its argument, so next stays valid. */
-	for (c = g->h->calls; c; c = next) {
-		next = c->next;
+	for (c = LIST_FIRST(&g->h->calls); c; c = next) {
+		next = LIST_NEXT(c, link);
 		if (!in_group(c, g))
 			continue;
 		void (*on_cancel)(void *) = c->on_cancel;
@@ -930,7 +916,7 @@ size_t bcn_http_group_active(const struct bcn_http_group *g)
 {
 	size_t n = 0;
 
-	for (const struct bcn_http_call *c = g ? g->h->calls : NULL; c; c = c->next)
+	for (const struct bcn_http_call *c = g ? LIST_FIRST(&g->h->calls) : NULL; c; c = LIST_NEXT(c, link))
 		n += in_group(c, g);
 	return n;
 }

@@ -35,11 +35,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -48,7 +48,7 @@
 /* Pause after a failed accept(); the least time between two log lines about
  * a limit (a flood must not become a flood of log lines). */
 #define ACCEPT_PAUSE_MS 250
-#define WARN_EVERY_S 60
+#define WARN_EVERY_MS 60000
 
 /* One accepted connection. It holds a reference on its bufferevent until it
  * closes, so the deadline timer can always look at it safely. */
@@ -57,7 +57,7 @@ struct bcn_conn {
 	struct bufferevent *bev;
 	struct event *deadline;         /* NULL on a server without a deadline */
 	bool answering;                 /* the deadline passed while the answer was being written */
-	struct bcn_conn *prev, *next;
+	LIST_ENTRY(bcn_conn) link;
 };
 
 struct bcn_server {
@@ -76,26 +76,22 @@ struct bcn_server {
 	struct event *adopt_ev, *resume_ev;
 	struct bcn_conn **pending;
 	size_t npending, cappending;
-	struct bcn_conn *conns;
+	LIST_HEAD(, bcn_conn) conns;
 	uint64_t accept_failures;
-	time_t limit_warned_at, accept_warned_at;  /* 0: never */
-	struct bcn_server *next_server;
+	struct bcn_complain limit_warned, accept_warned;
+	SLIST_ENTRY(bcn_server) link;   /* on all_servers */
 };
 
 /* The listener's error callback receives evhttp's argument, not ours (libevent
  * 2.1 has no way to change one without the other): it finds its server here.
  * One event loop, one thread, a handful of servers. */
-static struct bcn_server *all_servers;
+static SLIST_HEAD(, bcn_server) all_servers = SLIST_HEAD_INITIALIZER(all_servers);
 
-/* True when a warning last logged at *last (0: never) may be logged again. */
-static bool warn_due(time_t *last)
+/* At most one such warning a minute; each line carries its own running
+ * count, so the suppressed ones need no summary. */
+static bool warn_due(struct bcn_complain *c)
 {
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (*last && now.tv_sec - *last < WARN_EVERY_S)
-		return false;
-	*last = now.tv_sec ? now.tv_sec : 1;
-	return true;
+	return bcn_complain_due(c, WARN_EVERY_MS, 1, "server", NULL);
 }
 
 static void update_accepting(struct bcn_server *s)
@@ -109,7 +105,7 @@ static void update_accepting(struct bcn_server *s)
 		evconnlistener_disable(s->lev);
 		if (s->nconns >= s->max_conns) {
 			s->rejected++;
-			if (warn_due(&s->limit_warned_at))
+			if (warn_due(&s->limit_warned))
 				bcn_warn("server", "%d connections open on %s, the limit: not accepting "
 					 "until one closes (%llu time(s) so far; logged at most once a minute)",
 					 s->nconns, s->where, (unsigned long long)s->rejected);
@@ -120,13 +116,7 @@ static void update_accepting(struct bcn_server *s)
 
 static void conn_free(struct bcn_conn *c)
 {
-	struct bcn_server *s = c->s;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		s->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	LIST_REMOVE(c, link);
 	if (c->deadline)
 		event_free(c->deadline);
 	bufferevent_decref(c->bev);
@@ -221,10 +211,7 @@ static struct bufferevent *bev_cb(struct event_base *base, void *arg)
 	}
 	c->s = s;
 	c->bev = bev;
-	c->next = s->conns;
-	if (s->conns)
-		s->conns->prev = c;
-	s->conns = c;
+	LIST_INSERT_HEAD(&s->conns, c, link);
 	bufferevent_incref(bev);
 	s->pending[s->npending++] = c;
 	s->nconns++;
@@ -249,11 +236,13 @@ static void resume_cb(evutil_socket_t fd, short what, void *arg)
 static void accept_failed(struct evconnlistener *lev, void *http)
 {
 	int err = EVUTIL_SOCKET_ERROR();
-	struct bcn_server *s = all_servers;
+	struct bcn_server *s;
 	(void)http;
 
-	while (s && s->lev != lev)
-		s = s->next_server;
+	SLIST_FOREACH(s, &all_servers, link) {
+		if (s->lev == lev)
+			break;
+	}
 	if (!s) {
 		evconnlistener_disable(lev);
 		return;
@@ -262,7 +251,7 @@ static void accept_failed(struct evconnlistener *lev, void *http)
 	s->accept_failures++;
 	update_accepting(s);
 	bcn_timer_ms(s->resume_ev, ACCEPT_PAUSE_MS);
-	if (warn_due(&s->accept_warned_at)) {
+	if (warn_due(&s->accept_warned)) {
 		struct rlimit rl = { 0, 0 };
 		getrlimit(RLIMIT_NOFILE, &rl);
 		bcn_warn("server", "cannot accept connections on %s: %s (%d open, RLIMIT_NOFILE %lld); "
@@ -437,8 +426,7 @@ struct bcn_server *bcn_server_new(struct event_base *base, const struct bcn_serv
 	s->cb_arg = o->arg;
 	snprintf(s->where, sizeof(s->where), "%s", o->unix_path ? o->unix_path :
 		 o->tcp_listen ? o->tcp_listen : "");
-	s->next_server = all_servers;
-	all_servers = s;
+	SLIST_INSERT_HEAD(&all_servers, s, link);
 	s->http = evhttp_new(base);
 	s->adopt_ev = event_new(base, -1, 0, adopt_cb, s);
 	s->resume_ev = evtimer_new(base, resume_cb, s);
@@ -503,16 +491,9 @@ fail:
 
 void bcn_server_free(struct bcn_server *s)
 {
-	struct bcn_server **p;
-
 	if (!s)
 		return;
-	for (p = &all_servers; *p; p = &(*p)->next_server) {
-		if (*p == s) {
-			*p = s->next_server;
-			break;
-		}
-	}
+	SLIST_REMOVE(&all_servers, s, bcn_server, link);
 	if (s->adopt_ev)
 		event_free(s->adopt_ev);
 	if (s->resume_ev)
@@ -524,8 +505,8 @@ void bcn_server_free(struct bcn_server *s)
 		evhttp_free(s->http);
 	/* Connections the loop never adopted, or that evhttp dropped silently:
 	 * release their references (evhttp_free already let go of its own). */
-	while (s->conns)
-		conn_free(s->conns);
+	while (!LIST_EMPTY(&s->conns))
+		conn_free(LIST_FIRST(&s->conns));
 	if (s->unix_path) {
 		unlink(s->unix_path);
 		free(s->unix_path);

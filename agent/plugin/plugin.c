@@ -86,3 +86,12 @@ void bcn_instance_report(struct bcn_instance *ins, bool ready, const char *state
 	if (ins->core && ins->core->state_changed)
 		ins->core->state_changed(ins->core, ins);
 }
+
+void bcn_tls_http_opts(const struct bcn_tls_conf *t, struct bcn_http_opts *o)
+{
+	o->ca_file = t->ca_file;
+	o->cert_file = t->cert_file;
+	o->key_file = t->key_file;
+	o->server_name = t->server_name;
+	o->insecure_skip_verify = t->insecure_skip_verify;
+}

@@ -192,6 +192,10 @@ void bcn_report_secret_stale(struct bcn_instance *ins, struct bcn_secret *sec, b
 /* Forget its data (the lease ended): reads get 503 until the next put. */
 void bcn_report_secret_drop(struct bcn_instance *ins, struct bcn_secret *sec);
 
+/* Point a request's TLS options at a backend's "tls" block (the strings are
+ * borrowed: t must outlive the bcn_http_start call, as the config does). */
+void bcn_tls_http_opts(const struct bcn_tls_conf *t, struct bcn_http_opts *o);
+
 /* Compiled-in plugins, NULL-terminated. */
 extern const struct bcn_plugin *const bcn_plugins[];
 /* Their config sections, for bcn_config_load (ended by a NULL key). */

@@ -1,7 +1,7 @@
 /*
  * watchset.c - the set of watches a registry plugin keeps (see watchset.h).
  *
- * The set is a plain singly linked list: a handful of watches, walked on
+ * The set is a plain singly linked list (an SLIST): a handful of watches, walked on
  * reload and for readiness, never on a hot path. New watches go to the front,
  * as they always did, so /v1/self lists them newest first.
  */
@@ -16,21 +16,23 @@ static const char *kind(const struct bcn_watch *w)
 	return w->kv ? "prefix" : "service";
 }
 
-struct bcn_watch *bcn_watchset_find(struct bcn_watch *head, bool kv, const char *name)
+struct bcn_watch *bcn_watchset_find(const struct bcn_watch_list *set, bool kv, const char *name)
 {
-	for (struct bcn_watch *w = head; w; w = w->next) {
+	struct bcn_watch *w;
+
+	SLIST_FOREACH(w, set, link) {
 		if (w->kv == kv && strcmp(w->name, name) == 0)
 			return w;
 	}
 	return NULL;
 }
 
-static void add(struct bcn_watch **head, struct bcn_instance *ins, const struct bcn_watch_ops *ops,
+static void add(struct bcn_watch_list *set, struct bcn_instance *ins, const struct bcn_watch_ops *ops,
 		void *ctx, bool announce, bool kv, const char *name)
 {
 	struct bcn_watch *w;
 
-	if (bcn_watchset_find(*head, kv, name))
+	if (bcn_watchset_find(set, kv, name))
 		return;
 	if (!kv && (!name[0] || strchr(name, '/'))) {
 		bcn_warn(ins->name, "not watching service \"%s\": a service name is non-empty and has no \"/\"", name);
@@ -46,8 +48,7 @@ static void add(struct bcn_watch **head, struct bcn_instance *ins, const struct 
 		bcn_error(ins->name, "cannot watch %s (out of memory)", name);
 		return;
 	}
-	w->next = *head;
-	*head = w;
+	SLIST_INSERT_HEAD(set, w, link);
 	if (kv)
 		bcn_report_kv_watch(ins, name, true);
 	else
@@ -57,18 +58,19 @@ static void add(struct bcn_watch **head, struct bcn_instance *ins, const struct 
 	ops->start(w);
 }
 
-void bcn_watchset_apply(struct bcn_watch **head, struct bcn_instance *ins,
+void bcn_watchset_apply(struct bcn_watch_list *set, struct bcn_instance *ins,
 			const struct bcn_watch_ops *ops, void *ctx, bool announce)
 {
 	const struct bcn_watch_conf *wc = &ins->core->config->watch;
-	struct bcn_watch **pw = head, *w;
+	struct bcn_watch *w, *next;
 
-	while ((w = *pw) != NULL) {
-		if (bcn_strlist_has(w->kv ? &wc->kv : &wc->services, w->name)) {
-			pw = &w->next;
+	/* glibc's sys/queue.h has no SLIST_FOREACH_SAFE: next is kept by hand.
+	 * SLIST_REMOVE walks the list again; it holds a handful of watches. */
+	for (w = SLIST_FIRST(set); w; w = next) {
+		next = SLIST_NEXT(w, link);
+		if (bcn_strlist_has(w->kv ? &wc->kv : &wc->services, w->name))
 			continue;
-		}
-		*pw = w->next;
+		SLIST_REMOVE(set, w, bcn_watch, link);
 		bcn_info(ins->name, "stopped watching %s %s", kind(w), w->name);
 		if (w->kv)
 			bcn_report_kv_watch(ins, w->name, false);
@@ -77,26 +79,29 @@ void bcn_watchset_apply(struct bcn_watch **head, struct bcn_instance *ins,
 		ops->destroy(w);
 	}
 	for (size_t i = 0; i < wc->services.n; i++)
-		add(head, ins, ops, ctx, announce, false, wc->services.v[i]);
+		add(set, ins, ops, ctx, announce, false, wc->services.v[i]);
 	for (size_t i = 0; i < wc->kv.n; i++)
-		add(head, ins, ops, ctx, announce, true, wc->kv.v[i]);
+		add(set, ins, ops, ctx, announce, true, wc->kv.v[i]);
 }
 
-void bcn_watchset_free_all(struct bcn_watch **head, const struct bcn_watch_ops *ops)
+void bcn_watchset_free_all(struct bcn_watch_list *set, const struct bcn_watch_ops *ops)
 {
-	while (*head) {
-		struct bcn_watch *w = *head;
-		*head = w->next;
+	struct bcn_watch *w;
+
+	while ((w = SLIST_FIRST(set)) != NULL) {
+		SLIST_REMOVE_HEAD(set, link);
 		ops->destroy(w);
 	}
 }
 
-void bcn_watchset_counts(const struct bcn_watch *head, size_t *total, size_t *synced,
+void bcn_watchset_counts(const struct bcn_watch_list *set, size_t *total, size_t *synced,
 			 size_t *fresh, const char **error)
 {
+	const struct bcn_watch *w;
+
 	*total = *synced = *fresh = 0;
 	*error = NULL;
-	for (const struct bcn_watch *w = head; w; w = w->next) {
+	SLIST_FOREACH(w, set, link) {
 		(*total)++;
 		*synced += w->synced;
 		*fresh += w->fresh;
@@ -121,11 +126,14 @@ static json_t *self_entry(const struct bcn_watch *w, const struct bcn_watch_ops 
 	return o;
 }
 
-json_t *bcn_watchset_self(const struct bcn_watch *head, const struct bcn_watch_ops *ops)
+json_t *bcn_watchset_self(const struct bcn_watch_list *set, const struct bcn_watch_ops *ops)
 {
 	json_t *a = json_array();
+	const struct bcn_watch *w;
 
-	for (const struct bcn_watch *w = head; a && w; w = w->next)
+	if (!a)
+		return NULL;
+	SLIST_FOREACH(w, set, link)
 		json_array_append_new(a, self_entry(w, ops));
 	return a;
 }

@@ -16,20 +16,25 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/queue.h>
 
 struct bcn_instance;
 
 /* The part of a plugin's watch the set reads. ops->create sets name (its
  * own copy, freed by ops->destroy) and kv; the plugin keeps synced, fresh
- * and last_error up to date; the set links next. */
+ * and last_error up to date; the set links link. */
 struct bcn_watch {
-	struct bcn_watch *next;
+	SLIST_ENTRY(bcn_watch) link;
 	char *name;            /* service name, or KV prefix as the cache has it ("/config/") */
 	bool kv;               /* a KV prefix, else a service */
 	bool synced;           /* read completely at least once */
 	bool fresh;            /* read since the last problem or reconnect */
 	char last_error[200];  /* "" when none */
 };
+
+/* A plugin's set of watches (zeroed: empty). Walk it with
+ * SLIST_FOREACH(w, &set, link). */
+SLIST_HEAD(bcn_watch_list, bcn_watch);
 
 struct bcn_watch_ops {
 	/* A new, idle watch of the plugin's type with base.kv and base.name
@@ -48,7 +53,7 @@ struct bcn_watch_ops {
 };
 
 /*
- * Make the set at *head match ins->core->config->watch: watches no longer
+ * Make the set match ins->core->config->watch: watches no longer
  * listed are withdrawn from the cache (bcn_cache_watch / bcn_cache_kv_watch
  * false), logged ("stopped watching ...") and destroyed; every listed one
  * missing is checked (a service name is non-empty without "/", a KV prefix
@@ -57,29 +62,29 @@ struct bcn_watch_ops {
  * announce is true (after the first contact, so start-up stays quiet).
  * Logs go under ins->name. ctx is passed to ops->create.
  */
-void bcn_watchset_apply(struct bcn_watch **head, struct bcn_instance *ins,
+void bcn_watchset_apply(struct bcn_watch_list *set, struct bcn_instance *ins,
 			const struct bcn_watch_ops *ops, void *ctx, bool announce);
 
-/* Destroy every watch of the set and leave *head NULL. The cache is not
+/* Destroy every watch of the set and leave it empty. The cache is not
  * told: this is for cb_exit, when the instance's source goes away anyway. */
-void bcn_watchset_free_all(struct bcn_watch **head, const struct bcn_watch_ops *ops);
+void bcn_watchset_free_all(struct bcn_watch_list *set, const struct bcn_watch_ops *ops);
 
 /*
  * Readiness counts of the set: *total watches, how many are *synced and
  * *fresh, and *error, the first watch's last_error that is not empty (NULL
  * when none; it points into the watch, valid until the set changes).
  */
-void bcn_watchset_counts(const struct bcn_watch *head, size_t *total, size_t *synced,
+void bcn_watchset_counts(const struct bcn_watch_list *set, size_t *total, size_t *synced,
 			 size_t *fresh, const char **error);
 
 /* The watch of this kind and name, or NULL. */
-struct bcn_watch *bcn_watchset_find(struct bcn_watch *head, bool kv, const char *name);
+struct bcn_watch *bcn_watchset_find(const struct bcn_watch_list *set, bool kv, const char *name);
 
 /*
  * The "watches" array of /v1/self: per watch {"type", "name", "state",
  * "synced", <ops->self_fields>, "error"}. A new reference; NULL when out of
  * memory.
  */
-json_t *bcn_watchset_self(const struct bcn_watch *head, const struct bcn_watch_ops *ops);
+json_t *bcn_watchset_self(const struct bcn_watch_list *set, const struct bcn_watch_ops *ops);
 
 #endif

@@ -24,7 +24,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
-#include <time.h>
 
 #include "base/log.h"
 
@@ -45,13 +44,6 @@
 #ifndef BCN_ASAN
 #define BCN_ASAN 0
 #endif
-uint64_t bcn_secrets_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Overwrite the stack below the caller, where a library just worked on plaintext. */
 __attribute__((noinline)) void bcn_secrets_wipe_stack(void)
 {

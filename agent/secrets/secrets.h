@@ -55,7 +55,7 @@ int bcn_secret_set_uids(struct bcn_secret *sec, const uid_t *uids, size_t nuids)
  * Store new data: `data` (a JSON object, typically straight from a parsed
  * Vault answer) is serialised into guarded memory, compared with what is
  * stored, and encrypted. version is what answers show; expires_at_ms is the
- * CLOCK_MONOTONIC time (bcn_secrets_now_ms) the data stops being valid, 0
+ * CLOCK_MONOTONIC time (bcn_now_ms) the data stops being valid, 0
  * for none. A negative version means "count": the store shows 1 for the
  * first data and adds one on every change (sources without versions: KV v1,
  * leases). Returns 1 when data or version changed (index bumped, readers
@@ -138,9 +138,6 @@ void bcn_secrets_release(struct bcn_secrets *s, size_t mark);
 /* Overwrite the stack below the caller after a library worked on plaintext
  * there (a parser's or a cipher's small buffers). */
 void bcn_secrets_wipe_stack(void);
-
-/* Milliseconds on CLOCK_MONOTONIC, the clock of expires_at_ms. */
-uint64_t bcn_secrets_now_ms(void);
 
 /* For tests: the guarded key page (PROT_NONE between uses). */
 const void *bcn_secrets_key_page(const struct bcn_secrets *s);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "base/timing.h"
 
 #define DUMP_FLAGS (JSON_COMPACT | JSON_SORT_KEYS)
 #define wipe_stack bcn_secrets_wipe_stack
@@ -223,7 +224,7 @@ const char *bcn_secret_name(const struct bcn_secret *sec)
 bool bcn_secret_loaded(const struct bcn_secret *sec)
 {
 	return sec->data.box &&
-	       (sec->expires_at_ms == 0 || bcn_secrets_now_ms() < sec->expires_at_ms);
+	       (sec->expires_at_ms == 0 || bcn_now_ms() < sec->expires_at_ms);
 }
 
 bool bcn_secret_ended(const struct bcn_secret *sec)
@@ -260,7 +261,7 @@ int bcn_secret_render(struct bcn_secret *sec, struct evbuffer *out)
 {
 	struct bcn_secrets *s = sec->store;
 	size_t mark = bcn_secrets_mark(s), hl, tl;
-	uint64_t now = bcn_secrets_now_ms();
+	uint64_t now = bcn_now_ms();
 	char head[64 + 256], tail[160], expires[32];
 	json_t *jname;
 	char *name;

@@ -205,26 +205,25 @@ static void service_maybe_remove(struct bcn_cache *c, struct bcn_service *s)
 	service_free(s);
 }
 
+struct ent_key {
+	const char *id;
+	int src;
+};
+
+static int ent_key_cmp(const void *key, const void *elem)
+{
+	const struct ent_key *k = key;
+	const struct bcn_endpoint *e = *(const struct bcn_endpoint *const *)elem;
+	int cmp = strcmp(k->id, e->id);
+	return cmp ? cmp : k->src - (int)e->src;
+}
+
 /* Position of (id, src) in s->ents, or where it would go. */
 static size_t ent_pos(const struct bcn_service *s, const char *id, int src, bool *found)
 {
-	size_t lo = 0, hi = s->n;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int cmp = strcmp(s->ents[mid]->id, id);
-		if (cmp == 0)
-			cmp = (int)s->ents[mid]->src - src;
-		if (cmp == 0) {
-			*found = true;
-			return mid;
-		}
-		if (cmp < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	*found = false;
-	return lo;
+	struct ent_key k = { id, src };
+
+	return bcn_sorted_pos(s->ents, s->n, sizeof(s->ents[0]), &k, ent_key_cmp, found);
 }
 
 static int ent_cmp(const void *a, const void *b)

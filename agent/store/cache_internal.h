@@ -63,4 +63,32 @@ struct bcn_blob *bcn_blob_new_(size_t len);
 /* Free the KV store (cache_kv.c). */
 void bcn_cache_kv_free_(struct bcn_cache *c);
 
+/*
+ * Binary search in a sorted array of n elements of `size` bytes (the cache
+ * keeps its endpoints and KV entries as sorted pointer arrays): the position
+ * of the element for which cmp(key, elem) is 0 (*found true), or where key
+ * would be inserted to keep the order. cmp is bsearch's: negative when key
+ * sorts before *elem. Inline so that the comparison is too.
+ */
+static inline size_t bcn_sorted_pos(const void *base, size_t n, size_t size, const void *key,
+				    int (*cmp)(const void *key, const void *elem), bool *found)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = cmp(key, (const char *)base + mid * size);
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c > 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = false;
+	return lo;
+}
+
 #endif

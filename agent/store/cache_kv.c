@@ -24,23 +24,14 @@ static bool has_prefix(const char *s, const char *prefix)
 	return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+static int kv_key_cmp(const void *key, const void *elem)
+{
+	return strcmp(key, (*(const struct bcn_kv_entry *const *)elem)->key);
+}
+
 static size_t kv_pos(const struct bcn_cache *c, const char *key, bool *found)
 {
-	size_t lo = 0, hi = c->nkv;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int cmp = strcmp(c->kv[mid]->key, key);
-		if (cmp == 0) {
-			*found = true;
-			return mid;
-		}
-		if (cmp < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	*found = false;
-	return lo;
+	return bcn_sorted_pos(c->kv, c->nkv, sizeof(c->kv[0]), key, kv_key_cmp, found);
 }
 
 /* {"key":K,"value":V (the API adds index, stale and the brace). Keys are
@@ -206,15 +197,13 @@ void bcn_cache_kv_put(struct bcn_cache *c, int src, const char *key, const char 
 	    memcmp(c->kv[pos]->value, value, len) == 0)
 		return;
 	if (len > BCN_KV_MAX_VALUE) {
-		char shown[124];
-		size_t i, j;
+		char shown[121];
+		bool cut;
 		if (found && c->kv[pos]->too_large)
 			return; /* said once already */
-		for (i = j = 0; key[i] && j < 120; i++)
-			shown[j++] = key[i] >= 0x20 && key[i] < 0x7f ? key[i] : '?';
-		shown[j] = '\0';
+		cut = bcn_log_printable(shown, sizeof(shown), key, strlen(key));
 		bcn_warn("kv", "skipping %s%s: its value is %zu bytes, more than the %d a value may have",
-			 shown, key[i] ? "..." : "", len, BCN_KV_MAX_VALUE);
+			 shown, cut ? "..." : "", len, BCN_KV_MAX_VALUE);
 		e = kv_entry_new(key, NULL, 0, c->index + 1, src);
 		if (e) {
 			e->too_large = true;

@@ -38,29 +38,6 @@ int bcn_status_parse(const char *s, enum bcn_status *out)
 	return -1;
 }
 
-/* fmix64 from MurmurHash3: FNV-1a alone leaves the high bits poorly mixed. */
-static uint64_t fmix64(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
-}
-
-uint64_t bcn_hash64(const void *data, size_t len)
-{
-	const unsigned char *p = data;
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ULL;
-	}
-	return fmix64(h);
-}
-
 int bcn_endpoint_has_tag(const struct bcn_endpoint *e, const char *tag)
 {
 	for (size_t i = 0; e && tag && i < e->ntags; i++) {

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/hash.h" /* bcn_hash64 of endpoint ids */
+
 enum bcn_status { BCN_PASSING = 0, BCN_WARNING = 1, BCN_CRITICAL = 2 };
 
 struct bcn_endpoint {
@@ -62,7 +64,5 @@ int bcn_status_parse(const char *s, enum bcn_status *out);
 
 int bcn_endpoint_has_tag(const struct bcn_endpoint *e, const char *tag);
 
-/* 64-bit non-cryptographic hash (FNV-1a + final mix), stable across runs. */
-uint64_t bcn_hash64(const void *data, size_t len);
 
 #endif

@@ -115,16 +115,6 @@ static ssize_t pick_weighted(struct bcn_pick_state *st, const struct bcn_endpoin
 	return (ssize_t)best;
 }
 
-static uint64_t mix64(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
-}
-
 static int all_weights_equal(const struct bcn_endpoint *const *cand, size_t n)
 {
 	for (size_t i = 1; i < n; i++) {
@@ -157,11 +147,11 @@ static size_t pick_hash(const struct bcn_endpoint *const *cand, size_t n, const 
 	uint64_t kh = bcn_hash64(key, strlen(key));
 	int uniform = all_weights_equal(cand, n);
 	size_t best = 0;
-	uint64_t best_h = mix64(cand[0]->id_hash ^ kh);
+	uint64_t best_h = bcn_fmix64(cand[0]->id_hash ^ kh);
 	double best_score = uniform ? 0 : weighted_score(best_h, cand[0]->weight);
 
 	for (size_t i = 1; i < n; i++) {
-		uint64_t h = mix64(cand[i]->id_hash ^ kh);
+		uint64_t h = bcn_fmix64(cand[i]->id_hash ^ kh);
 		/* With equal weights the raw hash ranks the same, without a log per candidate. */
 		double score = uniform ? 0 : weighted_score(h, cand[i]->weight);
 		int better = uniform ? h > best_h : score > best_score;

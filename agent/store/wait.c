@@ -18,6 +18,8 @@
 #include <string.h>
 #include <sys/queue.h>
 
+#include "base/hash.h"
+
 TAILQ_HEAD(waitlist, bcn_wait);
 TAILQ_HEAD(qlist, queue);
 
@@ -52,19 +54,11 @@ struct bcn_waits {
 	struct qlist ready;
 };
 
-#define FNV_START 1469598103934665603ULL
-#define FNV_PRIME 1099511628211ULL
-
-static uint64_t step(uint64_t h, unsigned char c)
-{
-	return (h ^ c) * FNV_PRIME;
-}
-
 static uint64_t hash_name(unsigned space, const char *name, size_t len)
 {
-	uint64_t h = step(FNV_START, (unsigned char)space);
+	uint64_t h = bcn_fnv1a_step(BCN_FNV_START, (unsigned char)space);
 	for (size_t i = 0; i < len; i++)
-		h = step(h, (unsigned char)name[i]);
+		h = bcn_fnv1a_step(h, (unsigned char)name[i]);
 	return h;
 }
 
@@ -260,7 +254,7 @@ void bcn_wait_signal_prefixes(struct bcn_waits *ws, unsigned space, const char *
 
 	if (space >= BCN_WAIT_SPACES || !ws->per_space[space])
 		return;
-	h = step(FNV_START, (unsigned char)space);
+	h = bcn_fnv1a_step(BCN_FNV_START, (unsigned char)space);
 	max = ws->maxlen[space];
 	for (size_t i = 0;; i++) {
 		struct queue *q = lookup(ws, h, space, key, i);
@@ -268,7 +262,7 @@ void bcn_wait_signal_prefixes(struct bcn_waits *ws, unsigned space, const char *
 			mark(ws, q, index);
 		if (i >= max || key[i] == '\0')
 			break;
-		h = step(h, (unsigned char)key[i]);
+		h = bcn_fnv1a_step(h, (unsigned char)key[i]);
 	}
 }
 

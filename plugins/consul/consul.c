@@ -172,11 +172,12 @@ void consul_report(struct consul_ctx *ctx)
 	char named[300];
 	bool service = ctx->reg.id != NULL;
 	bool need_reg = service && !ctx->core->drained;
+	const struct bcn_watch *w;
 
-	bcn_watchset_counts(ctx->watches, &total, &synced, &fresh, &watch_err);
+	bcn_watchset_counts(&ctx->watches, &total, &synced, &fresh, &watch_err);
 	/* Say which watch fails: /ready and /v1/self show this sentence. */
-	for (const struct bcn_watch *w = ctx->watches; watch_err && w; w = w->next) {
-		if (w->last_error == watch_err) {
+	SLIST_FOREACH(w, &ctx->watches, link) {
+		if (watch_err && w->last_error == watch_err) {
 			snprintf(named, sizeof(named), "query of %s %s failed: %s", w->kv ? "prefix" : "service",
 				 w->name, watch_err);
 			watch_err = named;

@@ -79,8 +79,6 @@ void consul_req_cancel(struct consul_req *r); /* NULL-safe; cb is not called */
 /* Append s to out (at most cap bytes, NUL-terminated) percent-encoded for a
  * URL path (keep_slash) or a query value. Returns -1 when it does not fit. */
 int consul_escape(char *out, size_t cap, const char *s, bool keep_slash);
-/* Delay of retry number `attempt` (0-based): 100 ms doubling to 5 s, +-20%. */
-uint64_t consul_now_ms(void);
 
 /* ---- Consul's data (consul_data.c) ---- */
 
@@ -179,12 +177,11 @@ struct consul_ctx {
 	struct bcn_http_group *reqs;   /* every request in flight (made by the first) */
 
 	struct consul_reg reg;
-	struct bcn_watch *watches;     /* each the base of a struct consul_watch */
+	struct bcn_watch_list watches; /* each the base of a struct consul_watch */
 
 	uint64_t skipped[256];         /* consul_skip: hashes of lines already logged */
 	size_t nskipped;
-	uint64_t skip_window_start_ms;
-	unsigned skip_window_lines, skip_suppressed;
+	struct bcn_complain skips;     /* at most 20 of those lines per 10 s */
 };
 
 /* The instance's config. Its restart-only keys (all but the live ones) hold

@@ -286,33 +286,18 @@ int consul_parse_kv(struct consul_ctx *ctx, const char *cache_prefix, const char
  * answer repeats the same problems. `skipping` says which sentence to write. */
 static void log_once(struct consul_ctx *ctx, bool skipping, const char *what, const char *fmt, va_list ap)
 {
-	enum { WINDOW_MS = 10000, LINES_PER_WINDOW = 20, SLOTS = 256 };
-	size_t remembered = ctx->nskipped < SLOTS ? ctx->nskipped : SLOTS;
-	uint64_t h, now = consul_now_ms();
+	enum { WINDOW_MS = 10000, LINES_PER_WINDOW = 20 };
 	char msg[256], shown[124];
-	size_t i, j;
+	uint64_t h;
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	h = bcn_hash64(what, strlen(what)) * 31 + bcn_hash64(msg, strlen(msg));
-	for (i = 0; i < remembered; i++) {
-		if (ctx->skipped[i] == h)
-			return;
-	}
-	ctx->skipped[ctx->nskipped++ % SLOTS] = h;
-	if (now - ctx->skip_window_start_ms > WINDOW_MS) {
-		if (ctx->skip_suppressed)
-			bcn_warn(ctx->log, "%u more skipped entries were not logged", ctx->skip_suppressed);
-		ctx->skip_window_start_ms = now;
-		ctx->skip_window_lines = ctx->skip_suppressed = 0;
-	}
-	if (ctx->skip_window_lines >= LINES_PER_WINDOW) {
-		ctx->skip_suppressed++;
+	if (bcn_complain_seen(ctx->skipped, sizeof(ctx->skipped) / sizeof(ctx->skipped[0]),
+			      &ctx->nskipped, h))
 		return;
-	}
-	ctx->skip_window_lines++;
-	for (i = j = 0; what[i] && j + 1 < sizeof(shown); i++)
-		shown[j++] = what[i] >= 0x20 && what[i] < 0x7f ? what[i] : '?';
-	shown[j] = '\0';
+	if (!bcn_complain_due(&ctx->skips, WINDOW_MS, LINES_PER_WINDOW, ctx->log, "skipped entries"))
+		return;
+	bcn_log_printable(shown, sizeof(shown), what, strlen(what));
 	if (skipping)
 		bcn_warn(ctx->log, "skipping %s: %s", shown, msg);
 	else

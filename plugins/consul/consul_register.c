@@ -121,7 +121,7 @@ static void register_done(struct consul_ctx *ctx, const struct consul_reply *r, 
 	op_succeeded(ctx);
 	reg->registered = reg->maybe = true;
 	reg->sent_status = reg->sending_status;
-	reg->last_update_ms = consul_now_ms();
+	reg->last_update_ms = bcn_now_ms();
 	/* The agent may have restored an older saved status instead of ours
 	 * (loadCheckState): say the current one again right away. */
 	reg->update_due = true;
@@ -155,7 +155,7 @@ static void update_done(struct consul_ctx *ctx, const struct consul_reply *r, vo
 	}
 	op_succeeded(ctx);
 	reg->sent_status = reg->sending_status;
-	reg->last_update_ms = consul_now_ms();
+	reg->last_update_ms = bcn_now_ms();
 	reg->update_due = false;
 	if (was != reg->sent_status)
 		bcn_info(ctx->log, "published status %s for %s", bcn_status_name((enum bcn_status)reg->sent_status),
@@ -456,6 +456,6 @@ void consul_reg_self(const struct consul_ctx *ctx, json_t *obj)
 			    reg->sent_status >= 0 ? json_string(bcn_status_name((enum bcn_status)reg->sent_status))
 						  : json_null());
 	json_object_set_new(obj, "last_check_update_ms_ago",
-			    reg->last_update_ms ? json_integer((json_int_t)(consul_now_ms() - reg->last_update_ms))
+			    reg->last_update_ms ? json_integer((json_int_t)(bcn_now_ms() - reg->last_update_ms))
 						: json_null());
 }

@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "consul.h"
 
@@ -35,13 +34,6 @@ struct consul_req {
 };
 
 /* ---- helpers --------------------------------------------------------------- */
-
-uint64_t consul_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 int consul_escape(char *out, size_t cap, const char *s, bool keep_slash)
 {
@@ -232,11 +224,7 @@ struct consul_req *consul_request(struct consul_ctx *ctx, const char *method, co
 		o.timeout_ms += ctx->wait_ms + ctx->wait_ms / 16;
 	o.connect_timeout_ms = ctx->timeout_ms;
 	r->timeout_ms = o.timeout_ms;
-	o.ca_file = consul_conf(ctx)->tls.ca_file;
-	o.cert_file = consul_conf(ctx)->tls.cert_file;
-	o.key_file = consul_conf(ctx)->tls.key_file;
-	o.server_name = consul_conf(ctx)->tls.server_name;
-	o.insecure_skip_verify = consul_conf(ctx)->tls.insecure_skip_verify;
+	bcn_tls_http_opts(&consul_conf(ctx)->tls, &o);
 	o.sensitive = ctx->token_header != NULL;
 	o.on_done = req_done;
 	o.arg = r;

@@ -69,7 +69,7 @@ static void watch_failed(struct consul_watch *w, const struct consul_reply *r, c
 	 * and so is the first failing watch's error (consul_report: "syncing:
 	 * query of ... failed: ..."); the others are logged here. */
 	if (!r || (r->outcome == CONSUL_ANSWERED && !r->acl)) {
-		bcn_watchset_counts(ctx->watches, &total, &synced, &fresh, &first);
+		bcn_watchset_counts(&ctx->watches, &total, &synced, &fresh, &first);
 		if (changed && (first != w->base.last_error || ctx->acl_err[0]))
 			bcn_warn(ctx->log, "query of %s %s failed: %s; retrying", kind(w), w->base.name, why);
 		w->error_logged = true;
@@ -181,7 +181,7 @@ static void query_done(struct consul_ctx *ctx, const struct consul_reply *r, voi
 	w->answers++;
 	consul_report(ctx);
 
-	gap = consul_now_ms() - w->started_ms;
+	gap = bcn_now_ms() - w->started_ms;
 	if (gap < CONSUL_MIN_QUERY_GAP_MS)
 		bcn_timer_ms(w->next_ev, CONSUL_MIN_QUERY_GAP_MS - gap);
 	else
@@ -210,7 +210,7 @@ static void query(struct consul_watch *w)
 		watch_failed(w, NULL, "out of memory");
 		return;
 	}
-	w->started_ms = consul_now_ms();
+	w->started_ms = bcn_now_ms();
 	w->req = consul_request(ctx, "GET", pq, NULL, w->answered ? CONSUL_REQ_LONG : 0, query_done, w);
 	free(pq);
 	if (!w->req)
@@ -309,7 +309,9 @@ void consul_watch_apply(struct consul_ctx *ctx)
 
 void consul_watch_lost(struct consul_ctx *ctx)
 {
-	for (struct bcn_watch *b = ctx->watches; b; b = b->next) {
+	struct bcn_watch *b;
+
+	SLIST_FOREACH(b, &ctx->watches, link) {
 		struct consul_watch *w = (struct consul_watch *)b;
 		/* A long poll with the old index would answer only after `wait` if
 		 * the agent comes back with older data: the next query must answer
@@ -325,7 +327,9 @@ void consul_watch_lost(struct consul_ctx *ctx)
 
 void consul_watch_kick(struct consul_ctx *ctx)
 {
-	for (struct bcn_watch *b = ctx->watches; b; b = b->next) {
+	struct bcn_watch *b;
+
+	SLIST_FOREACH(b, &ctx->watches, link) {
 		struct consul_watch *w = (struct consul_watch *)b;
 		if (w->error_unreachable) /* no longer true; a new problem sets its own */
 			w->base.last_error[0] = '\0';
@@ -337,7 +341,9 @@ void consul_watch_kick(struct consul_ctx *ctx)
 
 void consul_watch_stop_all(struct consul_ctx *ctx)
 {
-	for (struct bcn_watch *b = ctx->watches; b; b = b->next)
+	struct bcn_watch *b;
+
+	SLIST_FOREACH(b, &ctx->watches, link)
 		watch_cancel((struct consul_watch *)b);
 }
 
@@ -348,5 +354,5 @@ void consul_watch_free_all(struct consul_ctx *ctx)
 
 json_t *consul_watch_self(const struct consul_ctx *ctx)
 {
-	return bcn_watchset_self(ctx->watches, &watch_ops);
+	return bcn_watchset_self(&ctx->watches, &watch_ops);
 }

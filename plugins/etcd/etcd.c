@@ -30,7 +30,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "etcd.h"
 
@@ -82,13 +81,6 @@ static void etcd_check(void *conf, const char *path, struct bcn_cfg_errs *errs)
 
 /* ---- state ---------------------------------------------------------------- */
 
-uint64_t etcd_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 void etcd_report(struct etcd_ctx *ctx)
 {
 	size_t total, synced, fresh;
@@ -97,7 +89,7 @@ void etcd_report(struct etcd_ctx *ctx)
 	bool service = ctx->reg.key != NULL;
 	bool need_reg = service && !ctx->core->drained;
 
-	bcn_watchset_counts(ctx->watches, &total, &synced, &fresh, &watch_err);
+	bcn_watchset_counts(&ctx->watches, &total, &synced, &fresh, &watch_err);
 	bcn_report_stale(ctx->ins, !up || fresh < total);
 	if (up && synced == total && (!need_reg || ctx->reg.registered))
 		ctx->ready = true; /* stays: outages are served stale, not unready */

@@ -134,7 +134,7 @@ struct etcd_reg {
 	int64_t op_lease;          /* the lease the put in flight uses */
 	struct etcd_req *ka;       /* keepalive in flight */
 	struct event *ka_ev, *retry_ev;
-	uint64_t last_alive_ms;    /* when etcd last confirmed the lease (etcd_now_ms) */
+	uint64_t last_alive_ms;    /* when etcd last confirmed the lease (bcn_now_ms) */
 	bcn_stop_done_cb stop_done;
 	int stop_phase;
 	bool stop_failed;
@@ -188,13 +188,12 @@ struct etcd_ctx {
 	char err[256];                 /* last session problem */
 
 	struct etcd_reg reg;
-	struct bcn_watch *watches;     /* each the base of a struct etcd_watch */
+	struct bcn_watch_list watches; /* each the base of a struct etcd_watch */
 
 	/* Skipped-value log lines, remembered so each is logged once. */
 	uint64_t skipped[512];
 	size_t nskipped;
-	uint64_t skip_window_start_ms;
-	unsigned skip_window_lines, skip_suppressed;
+	struct bcn_complain skips;     /* at most 20 of those lines per 10 s */
 };
 
 /* The instance's config. Its restart-only keys (all but the live ones) hold
@@ -209,6 +208,5 @@ void etcd_report(struct etcd_ctx *ctx);
 /* Log "skipping <key>: <why>" once per key and reason, rate-limited (etcd_data.c). */
 void etcd_skip(struct etcd_ctx *ctx, const char *key, size_t key_len, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-uint64_t etcd_now_ms(void);
 
 #endif

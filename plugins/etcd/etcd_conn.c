@@ -229,11 +229,7 @@ static int req_send(struct etcd_req *r)
 	o.body_len = r->body_len;
 	o.timeout_ms = r->stream ? 0 : (r->flags & ETCD_REQ_SHORT) ? ctx->dial_timeout_ms : ctx->timeout_ms;
 	o.connect_timeout_ms = ctx->dial_timeout_ms;
-	o.ca_file = etcd_conf(ctx)->tls.ca_file;
-	o.cert_file = etcd_conf(ctx)->tls.cert_file;
-	o.key_file = etcd_conf(ctx)->tls.key_file;
-	o.server_name = etcd_conf(ctx)->tls.server_name;
-	o.insecure_skip_verify = etcd_conf(ctx)->tls.insecure_skip_verify;
+	bcn_tls_http_opts(&etcd_conf(ctx)->tls, &o);
 	o.sensitive = ctx->password != NULL;
 	o.on_data = r->on_data ? req_data : NULL;
 	o.on_done = req_done;
@@ -593,11 +589,7 @@ static void auth_start(struct etcd_ctx *ctx)
 	o.body_len = at;
 	o.timeout_ms = ctx->timeout_ms;
 	o.connect_timeout_ms = ctx->dial_timeout_ms;
-	o.ca_file = etcd_conf(ctx)->tls.ca_file;
-	o.cert_file = etcd_conf(ctx)->tls.cert_file;
-	o.key_file = etcd_conf(ctx)->tls.key_file;
-	o.server_name = etcd_conf(ctx)->tls.server_name;
-	o.insecure_skip_verify = etcd_conf(ctx)->tls.insecure_skip_verify;
+	bcn_tls_http_opts(&etcd_conf(ctx)->tls, &o);
 	o.sensitive = 1;
 	o.on_done = auth_done;
 	o.arg = ctx;

@@ -159,9 +159,9 @@ struct bcn_endpoint *etcd_parse_endpoint(struct etcd_ctx *ctx, const char *servi
 void etcd_skip(struct etcd_ctx *ctx, const char *key, size_t key_len, const char *fmt, ...)
 {
 	enum { WINDOW_MS = 10000, LINES_PER_WINDOW = 20, KEY_SHOWN = 120 };
-	size_t remembered = ctx->nskipped < 512 ? ctx->nskipped : 512, i, j;
-	char msg[256], shown[KEY_SHOWN + 4];
-	uint64_t h, now = etcd_now_ms();
+	char msg[256], shown[KEY_SHOWN + 1];
+	uint64_t h;
+	bool cut;
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -169,27 +169,11 @@ void etcd_skip(struct etcd_ctx *ctx, const char *key, size_t key_len, const char
 	va_end(ap);
 	/* Each (key, problem) is logged once: a resync must not repeat them all. */
 	h = bcn_hash64(key, key_len) * 31 + bcn_hash64(msg, strlen(msg));
-	for (i = 0; i < remembered; i++) {
-		if (ctx->skipped[i] == h)
-			return;
-	}
-	ctx->skipped[ctx->nskipped++ % 512] = h;
-	if (now - ctx->skip_window_start_ms > WINDOW_MS) {
-		if (ctx->skip_suppressed)
-			bcn_warn(ctx->log, "%u more skipped values were not logged", ctx->skip_suppressed);
-		ctx->skip_window_start_ms = now;
-		ctx->skip_window_lines = ctx->skip_suppressed = 0;
-	}
-	if (ctx->skip_window_lines >= LINES_PER_WINDOW) {
-		ctx->skip_suppressed++;
+	if (bcn_complain_seen(ctx->skipped, sizeof(ctx->skipped) / sizeof(ctx->skipped[0]),
+			      &ctx->nskipped, h))
 		return;
-	}
-	ctx->skip_window_lines++;
-	for (i = j = 0; i < key_len && j < KEY_SHOWN; i++)
-		shown[j++] = key[i] >= 0x20 && key[i] < 0x7f ? key[i] : '?';
-	if (i < key_len)
-		for (int k = 0; k < 3; k++)
-			shown[j++] = '.';
-	shown[j] = '\0';
-	bcn_warn(ctx->log, "skipping %s: %s", shown, msg);
+	if (!bcn_complain_due(&ctx->skips, WINDOW_MS, LINES_PER_WINDOW, ctx->log, "skipped values"))
+		return;
+	cut = bcn_log_printable(shown, sizeof(shown), key, key_len);
+	bcn_warn(ctx->log, "skipping %s%s: %s", shown, cut ? "..." : "", msg);
 }

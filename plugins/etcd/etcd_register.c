@@ -118,7 +118,7 @@ static void grant_done(struct etcd_ctx *ctx, const struct etcd_reply *r, void *a
 	op_succeeded(ctx);
 	reg->lease_id = id;
 	reg->ttl_s = ttl;
-	reg->last_alive_ms = etcd_now_ms();
+	reg->last_alive_ms = bcn_now_ms();
 	if ((uint64_t)ttl * 1000 > ctx->ttl_ms + 999)
 		bcn_info(ctx->log, "etcd granted lease %" PRIx64 " with a TTL of %" PRId64 " s (its minimum)",
 			 (uint64_t)id, ttl);
@@ -258,7 +258,7 @@ static void keepalive_done(struct etcd_ctx *ctx, const struct etcd_reply *r, voi
 		reg_step(ctx);
 		return;
 	}
-	reg->last_alive_ms = etcd_now_ms();
+	reg->last_alive_ms = bcn_now_ms();
 	schedule_keepalive(ctx, keepalive_interval(reg));
 }
 
@@ -329,7 +329,7 @@ void etcd_reg_up(struct etcd_ctx *ctx)
 	if (!reg->key)
 		return;
 	reg->attempt = 0;
-	if (reg->lease_id && etcd_now_ms() - reg->last_alive_ms > (uint64_t)reg->ttl_s * 1000) {
+	if (reg->lease_id && bcn_now_ms() - reg->last_alive_ms > (uint64_t)reg->ttl_s * 1000) {
 		bcn_info(ctx->log, "etcd was unreachable for longer than the lease TTL (%" PRId64 " s): "
 			 "registering with a new lease", reg->ttl_s);
 		reg->lease_id = 0;

@@ -589,7 +589,9 @@ void etcd_watch_apply(struct etcd_ctx *ctx)
 
 void etcd_watch_up(struct etcd_ctx *ctx)
 {
-	for (struct bcn_watch *b = ctx->watches; b; b = b->next) {
+	struct bcn_watch *b;
+
+	SLIST_FOREACH(b, &ctx->watches, link) {
 		struct etcd_watch *w = (struct etcd_watch *)b;
 		w->attempt = 0;
 		watch_begin(w);
@@ -598,7 +600,9 @@ void etcd_watch_up(struct etcd_ctx *ctx)
 
 void etcd_watch_down(struct etcd_ctx *ctx)
 {
-	for (struct bcn_watch *b = ctx->watches; b; b = b->next) {
+	struct bcn_watch *b;
+
+	SLIST_FOREACH(b, &ctx->watches, link) {
 		watch_cancel((struct etcd_watch *)b);
 		b->fresh = false;
 	}
@@ -611,5 +615,5 @@ void etcd_watch_free_all(struct etcd_ctx *ctx)
 
 json_t *etcd_watch_self(const struct etcd_ctx *ctx)
 {
-	return bcn_watchset_self(ctx->watches, &watch_ops);
+	return bcn_watchset_self(&ctx->watches, &watch_ops);
 }

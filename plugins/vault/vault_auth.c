@@ -177,12 +177,12 @@ static void schedule(struct vault_ctx *v, int what, uint64_t ms)
 
 static bool token_expired(const struct vault_ctx *v)
 {
-	return v->token_expires_ms && bcn_secrets_now_ms() >= v->token_expires_ms;
+	return v->token_expires_ms && bcn_now_ms() >= v->token_expires_ms;
 }
 
 static uint64_t left_ms(const struct vault_ctx *v)
 {
-	uint64_t now = bcn_secrets_now_ms();
+	uint64_t now = bcn_now_ms();
 	return v->token_expires_ms > now ? v->token_expires_ms - now : 0;
 }
 
@@ -228,7 +228,7 @@ static void got_token(struct vault_ctx *v, uint64_t ttl, bool renewable, bool fr
 	v->token_increment_s = ttl;
 	v->token_renewable = renewable;
 	v->token_capped = false;
-	v->token_expires_ms = ttl ? bcn_secrets_now_ms() + ttl * 1000 : 0;
+	v->token_expires_ms = ttl ? bcn_now_ms() + ttl * 1000 : 0;
 	if (fresh || first)
 		bcn_info(v->log, "%s Vault with %s (token TTL %llus%s)",
 			 v->method == VAULT_TOKEN ? "authenticated to" : "logged in to", method_name(v->method),
@@ -397,7 +397,7 @@ static void renew_done(struct vault_ctx *v, const struct vault_reply *r, void *a
 		}
 		v->auth_attempt = 0;
 		v->token_ttl_s = ttl;
-		v->token_expires_ms = bcn_secrets_now_ms() + ttl * 1000;
+		v->token_expires_ms = bcn_now_ms() + ttl * 1000;
 		v->token_capped = ttl < v->token_increment_s;
 		if (v->token_capped && v->method != VAULT_TOKEN)
 			bcn_info(v->log, "the Vault token reached its max TTL (%llus left): logging in again "
@@ -485,7 +485,7 @@ static void verify_done(struct vault_ctx *v, const struct vault_reply *r, void *
 
 void vault_auth_refused(struct vault_ctx *v, bool certain)
 {
-	uint64_t now = bcn_secrets_now_ms();
+	uint64_t now = bcn_now_ms();
 
 	if (v->stopping)
 		return;

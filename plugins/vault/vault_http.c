@@ -275,11 +275,7 @@ static int req_send(struct vault_req *r, const char *url)
 	o.body_len = body_len;
 	o.timeout_ms = (r->flags & VREQ_SHORT) && v->timeout_ms > SHORT_MS ? SHORT_MS : v->timeout_ms;
 	o.connect_timeout_ms = o.timeout_ms < 5000 ? o.timeout_ms : 5000;
-	o.ca_file = vault_conf(v)->tls.ca_file;
-	o.cert_file = vault_conf(v)->tls.cert_file;
-	o.key_file = vault_conf(v)->tls.key_file;
-	o.server_name = vault_conf(v)->tls.server_name;
-	o.insecure_skip_verify = vault_conf(v)->tls.insecure_skip_verify;
+	bcn_tls_http_opts(&vault_conf(v)->tls, &o);
 	o.max_body = 4 * BCN_SECRET_MAX_DATA;
 	o.sensitive = 1; /* tokens in headers, secrets in bodies */
 	o.on_done = req_done;

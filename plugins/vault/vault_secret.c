@@ -144,7 +144,7 @@ static int take_answer(struct vault_secret *s, json_t *body, char *why, size_t l
 	json_t *data = json_object_get(body, "data");
 	const char *lease = json_string_value(json_object_get(body, "lease_id"));
 	uint64_t dur = vault_seconds(json_object_get(body, "lease_duration"));
-	uint64_t now = bcn_secrets_now_ms(), expires = 0, rotate_s = 0;
+	uint64_t now = bcn_now_ms(), expires = 0, rotate_s = 0;
 	enum vs_kind kind;
 	int64_t version = -1; /* the store counts */
 	int changed;
@@ -297,7 +297,7 @@ static void renew_done(struct vault_ctx *v, const struct vault_reply *r, void *a
 		fetch(s);
 		return;
 	}
-	now = bcn_secrets_now_ms();
+	now = bcn_now_ms();
 	s->attempt = 0;
 	s->err[0] = '\0';
 	set_stale(s, false);
@@ -609,7 +609,7 @@ void vault_secrets_counts(const struct vault_ctx *v, size_t *loaded, size_t *sta
 json_t *vault_secrets_self(struct vault_ctx *v)
 {
 	json_t *a = json_array();
-	uint64_t now = bcn_secrets_now_ms();
+	uint64_t now = bcn_now_ms();
 
 	for (size_t i = 0; a && i < v->nsecrets; i++) {
 		struct vault_secret *s = &v->secrets[i];

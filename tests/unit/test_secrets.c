@@ -16,6 +16,7 @@
 
 #include "secrets/secrets.h"
 #include "testutil.h"
+#include "base/timing.h"
 #include "base/zalloc.h"
 
 static json_t *data_of(const char *json)
@@ -123,7 +124,7 @@ START_TEST(test_counted_versions_expiry_and_drop)
 	struct bcn_secrets *s = bcn_secrets_new(NULL);
 	uid_t uids[2] = { 1000, 1001 };
 	struct bcn_secret *sec = bcn_secrets_add(s, "dyn", uids, 2);
-	uint64_t now = bcn_secrets_now_ms(), idx;
+	uint64_t now = bcn_now_ms(), idx;
 	json_t *a;
 
 	ck_assert(bcn_secret_allows(sec, 1001));

@@ -1,6 +1,7 @@
-/* Unit tests for timing.c: retry delays and millisecond timers. */
+/* Unit tests for timing.c: the monotonic clock, retry delays and millisecond timers. */
 #include <check.h>
 #include <event2/event.h>
+#include <time.h>
 
 #include "testutil.h"
 #include "base/timing.h"
@@ -31,6 +32,23 @@ START_TEST(test_backoff_grows_caps_and_jitters)
 		ck_assert_uint_le(ms, 12000);
 	}
 	ck_assert_uint_le(bcn_backoff_ms(UINT32_MAX, 100, 10000), 12000);
+}
+END_TEST
+
+START_TEST(test_now_is_monotonic_ms_and_us)
+{
+	struct timespec pause = { 0, 20 * 1000000 };
+	uint64_t us0 = bcn_now_us(), ms0 = bcn_now_ms(), us1, ms1;
+
+	/* The two read one clock: ms is us / 1000 (one may tick in between). */
+	ck_assert_uint_le(us0 / 1000, ms0);
+	ck_assert_uint_le(ms0, us0 / 1000 + 1);
+	nanosleep(&pause, NULL);
+	us1 = bcn_now_us();
+	ms1 = bcn_now_ms();
+	ck_assert_uint_ge(us1 - us0, 20000);
+	ck_assert_uint_ge(ms1 - ms0, 19);
+	ck_assert_uint_lt(ms1 - ms0, 5000);
 }
 END_TEST
 
@@ -65,6 +83,7 @@ static Suite *timing_suite(void)
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, test_backoff_grows_caps_and_jitters);
 	tcase_add_test(tc, test_timer_ms);
+	tcase_add_test(tc, test_now_is_monotonic_ms_and_us);
 	suite_add_tcase(s, tc);
 	return s;
 }
