@@ -1,5 +1,5 @@
 /*
- * http_client.c - see http_client.h. libcurl's multi interface on libevent,
+ * client.c - see client.h. libcurl's multi interface on libevent,
  * after curl's docs/examples/hiperfifo.c: curl's socket callback keeps one
  * persistent event per socket, its timer callback keeps one timer, and our
  * event handlers are the only places that call curl_multi_socket_action.
@@ -19,7 +19,6 @@
 #include "http/client.h"
 
 #include <curl/curl.h>
-#include <dlfcn.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <limits.h>
@@ -31,7 +30,7 @@
 
 #include "base/log.h"
 #include "base/timing.h"
-#include "base/zalloc.h"
+#include "base/alloc_hooks.h"
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000
 #define DEFAULT_MAX_BODY ((size_t)64 << 20)
@@ -94,89 +93,9 @@ struct bcn_http_call {
 	char msg[CURL_ERROR_SIZE + 128];
 };
 
-/*
- * Debian's libcurl loads gnutls (through librtmp and libldap) although beacon
- * only speaks HTTP(S) through OpenSSL (CURLOPT_PROTOCOLS_STR below). gnutls
- * initialises itself when loaded (PKCS#11, ASN.1 trees: ~1 MiB of memory)
- * unless the program defines this symbol, as gnutls.h documents
- * (GNUTLS_SKIP_GLOBAL_INIT). A library that does use gnutls still calls
- * gnutls_global_init() itself first.
- */
-int _gnutls_global_init_skip(void);
-int _gnutls_global_init_skip(void)
-{
-	return 1;
-}
-
-/*
- * OpenSSL, libcurl's TLS, keeps decrypted records and key material in buffers
- * of its own. It gets the zero-on-free allocator too, so those are wiped when
- * freed. beacon does not link libcrypto itself (libcurl does), so the hook is
- * looked up at run time; OpenSSL accepts it only before its first allocation,
- * which curl_global_init makes.
- */
-typedef int (*crypto_set_mem_fn)(void *(*m)(size_t, const char *, int),
-				 void *(*r)(void *, size_t, const char *, int),
-				 void (*f)(void *, const char *, int));
-
-static bool tls_wiped;
-
-static void *ossl_malloc(size_t n, const char *file, int line)
-{
-	(void)file;
-	(void)line;
-	return bcn_zmalloc(n);
-}
-
-static void *ossl_realloc(void *p, size_t n, const char *file, int line)
-{
-	(void)file;
-	(void)line;
-	return bcn_zrealloc(p, n);
-}
-
-static void ossl_free(void *p, const char *file, int line)
-{
-	(void)file;
-	(void)line;
-	bcn_zfree(p);
-}
-
-static void wipe_openssl_buffers(void)
-{
-	crypto_set_mem_fn set;
-
-	*(void **)&set = dlsym(RTLD_DEFAULT, "CRYPTO_set_mem_functions");
-	if (set && set(ossl_malloc, ossl_realloc, ossl_free))
-		tls_wiped = true;
-	else
-		bcn_debug("http", "OpenSSL's allocator could not be replaced (%s): its TLS buffers are "
-			  "not wiped when freed", set ? "it had allocated already" : "no libcrypto");
-}
-
 bool bcn_http_tls_buffers_wiped(void)
 {
-	return tls_wiped;
-}
-
-/* The one place libcurl is initialised: with the zero-on-free allocator, so
- * the token headers and bodies curl copies are wiped when it frees them. */
-static int http_global_init(void)
-{
-	static int ready;
-	CURLcode rc;
-
-	if (ready)
-		return 0;
-	wipe_openssl_buffers();
-	rc = curl_global_init_mem(CURL_GLOBAL_DEFAULT, bcn_zmalloc, bcn_zfree, bcn_zrealloc,
-				 bcn_zstrdup, bcn_zcalloc);
-	if (rc != CURLE_OK) {
-		bcn_error("http", "cannot initialise libcurl: %s", curl_easy_strerror(rc));
-		return -1;
-	}
-	ready = 1;
-	return 0;
+	return bcn_alloc_hooks_tls_wiped();
 }
 
 static void wipe_free(void *p, size_t n, int sensitive)
@@ -609,7 +528,7 @@ struct bcn_http *bcn_http_new(struct event_base *base)
 		bcn_error("http", "bcn_http_new needs an event base");
 		return NULL;
 	}
-	if (http_global_init() < 0)
+	if (bcn_alloc_hooks_curl_init() < 0)
 		return NULL;
 	h = calloc(1, sizeof(*h));
 	if (!h)
