@@ -22,7 +22,7 @@
 #include "config/config.h"
 #include "base/sdnotify.h"
 #include "http/server.h"
-#include "secrets/secrets.h"
+#include "secrets/store.h"
 #include "store/cache.h"
 
 #define STOP_DEADLINE_S 10

@@ -14,7 +14,7 @@
  *                   lease renewal and rotation, stale and expiry
  *
  * Secret data goes straight from the parsed answer into the core's secret
- * store (agent/secrets/secrets.h), which keeps it encrypted. Credentials (the token,
+ * store (bcn_report_secret_put), which keeps it encrypted. Credentials (the token,
  * role_id, secret_id, the Kubernetes JWT) are sealed by the same store and
  * opened into its guarded arena only while a request is being built.
  */

@@ -85,7 +85,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (s->next == VS_RENEW && s->lease_id && bcn_secret_loaded(s->sec))
+	if (s->next == VS_RENEW && s->lease_id && bcn_report_secret_loaded(s->sec))
 		renew(s);
 	else
 		fetch(s);
@@ -186,10 +186,10 @@ static int take_answer(struct vault_secret *s, json_t *body, char *why, size_t l
 	}
 	if (changed && s->loaded_once)
 		bcn_info(v->log, "secret %s changed (version %lld)", s->name,
-			 (long long)bcn_secret_version(s->sec));
+			 (long long)bcn_report_secret_version(s->sec));
 	else if (changed)
 		bcn_info(v->log, "secret %s loaded (%s, version %lld)", s->name, kind_name(kind),
-			 (long long)bcn_secret_version(s->sec));
+			 (long long)bcn_report_secret_version(s->sec));
 	s->kind = kind;
 	s->loaded_once = true;
 	s->attempt = 0;
@@ -615,9 +615,9 @@ json_t *vault_secrets_self(struct vault_ctx *v)
 		struct vault_secret *s = &v->secrets[i];
 		bool lease = s->kind == VS_LEASE && s->lease_id && s->lease_expires_ms > now;
 		json_t *o = json_pack("{sssssssbsbsIsIss}", "name", s->name, "path", s->path,
-				      "kind", kind_name(s->kind), "loaded", bcn_secret_loaded(s->sec),
-				      "stale", s->stale, "version", (json_int_t)bcn_secret_version(s->sec),
-				      "index", (json_int_t)bcn_secret_index(s->sec), "error", s->err);
+				      "kind", kind_name(s->kind), "loaded", bcn_report_secret_loaded(s->sec),
+				      "stale", s->stale, "version", (json_int_t)bcn_report_secret_version(s->sec),
+				      "index", (json_int_t)bcn_report_secret_index(s->sec), "error", s->err);
 
 		if (!o)
 			continue;
