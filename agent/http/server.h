@@ -61,7 +61,7 @@ int bcn_unix_listen(const char *path, unsigned mode, gid_t gid, char *err, size_
 
 /*
  * evhttp_send_reply(req, code, reason, NULL), then write the answer to the
- * socket at once when it fits, instead of a loop turn later (see server.c).
+ * socket at once when it fits, instead of a loop turn later (see reply.c).
  * req is gone afterwards, as with evhttp_send_reply.
  */
 void bcn_server_reply(struct evhttp_request *req, int code, const char *reason);
