@@ -50,4 +50,11 @@ json_t *bcn_agent_self(struct bcn_agent *a);
  * the callbacks), once they exist and before the loop serves a request. */
 void bcn_agent_api_fill(struct bcn_agent *a);
 
+/* listeners.c: raise RLIMIT_NOFILE to its hard limit and return it (-1:
+ * none); start the socket and probe listeners from a->cfg (0 or -1,
+ * logged); apply a reloaded config's limits to them. */
+long bcn_agent_raise_nofile(void);
+int bcn_agent_listeners_start(struct bcn_agent *a);
+void bcn_agent_listeners_reload(struct bcn_agent *a, const struct bcn_config *nc);
+
 #endif

@@ -9,7 +9,7 @@
 #include "cli/cli.h"
 #include "config/config.h"
 #include "plugin/plugin.h"
-#include "base/zalloc.h"
+#include "base/alloc_hooks.h"
 
 static void version(void)
 {
@@ -74,7 +74,7 @@ static int agent_cmd(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	bcn_zalloc_install(); /* before jansson or libevent allocate anything */
+	bcn_alloc_hooks_install(); /* before jansson or libevent allocate anything */
 	if (argc < 2)
 		return bcn_cli_usage_error(NULL, NULL);
 	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {

@@ -5,7 +5,7 @@
  * the caller's identity is the kernel's (SO_PEERCRED on the Unix socket, the
  * TCP listener never routes here), it is checked before anything else is
  * revealed or parked, and the body goes from the store's guarded arena into
- * the request's output buffer in one copy (secrets.h says how that copy is
+ * the request's output buffer in one copy (secrets/store.h says how that copy is
  * wiped). Refusals are logged with name, uid and pid, never with a value.
  * The secret store is the one in the API's context; a blocking read parks
  * on the secret's queue in the store's wait set.
@@ -20,7 +20,7 @@
 #include "api/api_internal.h"
 #include "base/log.h"
 #include "http/server.h"
-#include "secrets/secrets.h"
+#include "secrets/store.h"
 
 static void set_headers(struct evhttp_request *req, uint64_t index, bool stale)
 {

@@ -5,8 +5,6 @@
  */
 #include "base/zalloc.h"
 
-#include <event2/event.h>
-#include <jansson.h>
 #include <malloc.h>
 #include <sodium.h>
 #include <stdint.h>
@@ -66,10 +64,4 @@ char *bcn_zstrdup(const char *s)
 	if (d)
 		memcpy(d, s, n);
 	return d;
-}
-
-void bcn_zalloc_install(void)
-{
-	json_set_alloc_funcs(bcn_zmalloc, bcn_zfree);
-	event_set_mem_functions(bcn_zmalloc, bcn_zrealloc, bcn_zfree);
 }

@@ -27,10 +27,7 @@ void *bcn_zrealloc(void *p, size_t n);
 char *bcn_zstrdup(const char *s);
 void bcn_zfree(void *p); /* NULL-safe */
 
-/* Install the allocator for jansson and libevent. Call first thing in main,
- * before either library allocates anything. libcurl gets it from the HTTP
- * client's curl_global_init_mem (http_client.c), its one initialisation. */
-void bcn_zalloc_install(void);
+/* Which libraries get this allocator, and when: alloc_hooks.h. */
 
 /* For tests: what returns a wiped block to libc (free by default), so a test
  * can look at the block after the wipe and before the free. */

@@ -271,127 +271,6 @@ static void serve_once_cb(struct evhttp_request *req, void *arg)
 	s->cb(req, s->cb_arg);
 }
 
-/*
- * HEAD is answered as GET would be, without the body (RFC 9110 9.3.2).
- * libevent 2.1 sends a HEAD answer's body anyway and leaves out the
- * Content-Length and Content-Type that GET would carry: set both from the
- * body, then drop it.
- */
-static void head_only(struct evhttp_request *req)
-{
-	struct evbuffer *body = evhttp_request_get_output_buffer(req);
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	char len[24];
-
-	if (!evhttp_find_header(h, "Content-Length")) {
-		snprintf(len, sizeof(len), "%zu", evbuffer_get_length(body));
-		evhttp_add_header(h, "Content-Length", len);
-	}
-	if (!evhttp_find_header(h, "Content-Type"))
-		evhttp_add_header(h, "Content-Type", "application/json");
-	evbuffer_drain(body, evbuffer_get_length(body));
-}
-
-/*
- * evhttp queues an answer, turns EV_WRITE on, waits for epoll to call the
- * socket writable, writes, and only then turns EV_WRITE off and EV_READ back
- * on for the next request: two loop turns and, even with the epoll
- * changelist, two epoll_ctl calls per request. Written here while the
- * request is being answered, the callback evhttp waits for ("all written")
- * runs deferred in this same loop turn, so the on/off pairs cancel out in
- * the changelist and a cached answer costs one writev after its readv, as
- * nginx's. An answer that does not fit in the socket buffer, or a socket
- * that fails, is left to libevent exactly as before. (The bufferevents are
- * made with BEV_OPT_DEFER_CALLBACKS in bev_cb, so the trigger below never
- * re-enters evhttp from inside its own request callback.)
- */
-void bcn_server_reply(struct evhttp_request *req, int code, const char *reason)
-{
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	struct bufferevent *bev;
-	struct evbuffer *out;
-	evutil_socket_t fd;
-
-	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD)
-		head_only(req);
-	evhttp_send_reply(req, code, reason, NULL);
-	if (!evcon || !(bev = evhttp_connection_get_bufferevent(evcon)))
-		return;
-	fd = bufferevent_getfd(bev);
-	out = bufferevent_get_output(bev);
-	if (fd < 0 || evbuffer_get_length(out) == 0)
-		return;
-	/* A socket bufferevent keeps its output's front frozen outside its own
-	 * write callback; the write below stands in for that callback. */
-	evbuffer_unfreeze(out, 1);
-	evbuffer_write(out, fd);
-	evbuffer_freeze(out, 1);
-	if (evbuffer_get_length(out) == 0)
-		bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
-}
-
-/* Create the Unix socket file: refuse a live owner, replace a stale file. */
-static int unix_listen(const char *path, unsigned mode, gid_t gid, char *err, size_t errlen)
-{
-	struct sockaddr_un sa;
-	struct stat st;
-	int fd = -1;
-	mode_t old;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		snprintf(err, errlen, "socket path %s is too long", path);
-		return -1;
-	}
-	strcpy(sa.sun_path, path);
-
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			snprintf(err, errlen, "%s exists and is not a socket; remove it or choose another socket.path", path);
-			return -1;
-		}
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-			close(fd);
-			snprintf(err, errlen, "another agent is already serving %s; stop it first or choose another socket.path", path);
-			return -1;
-		}
-		if (fd >= 0)
-			close(fd);
-		if (unlink(path) < 0 && errno != ENOENT) {
-			snprintf(err, errlen, "cannot remove stale socket %s: %s", path, strerror(errno));
-			return -1;
-		}
-		bcn_info("server", "replaced stale socket file %s", path);
-	}
-
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		goto fail;
-	/* Nobody may connect between bind and chmod: bind under umask 0177. */
-	old = umask(0177);
-	int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	if (rc < 0)
-		goto fail;
-	if (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0)
-		goto fail_unlink;
-	if (chmod(path, mode) < 0)
-		goto fail_unlink;
-	if (listen(fd, 1024) < 0)
-		goto fail_unlink;
-	return fd;
-
-fail_unlink:
-	unlink(path);
-fail:
-	snprintf(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	return -1;
-}
-
 static void apply_limits(struct bcn_server *s, const struct bcn_server_opts *o)
 {
 	struct timeval tv = bcn_tv_ms(o->timeout_ms);
@@ -447,7 +326,7 @@ struct bcn_server *bcn_server_new(struct event_base *base, const struct bcn_serv
 	apply_limits(s, o);
 
 	if (o->unix_path) {
-		fd = unix_listen(o->unix_path, o->unix_mode, o->unix_gid, err, errlen);
+		fd = bcn_unix_listen(o->unix_path, o->unix_mode, o->unix_gid, err, errlen);
 		if (fd < 0)
 			goto fail;
 		s->unix_path = strdup(o->unix_path);
@@ -523,23 +402,6 @@ int bcn_server_connections(const struct bcn_server *s)
 uint64_t bcn_server_rejected(const struct bcn_server *s)
 {
 	return s ? s->rejected : 0;
-}
-
-int bcn_server_peer(struct evhttp_request *req, uid_t *uid, pid_t *pid)
-{
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
-	evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
-
-	if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
-		return -1;
-	if (uid)
-		*uid = cred.uid;
-	if (pid)
-		*pid = cred.pid;
-	return 0;
 }
 
 /*

@@ -50,12 +50,18 @@ void bcn_server_set_limits(struct bcn_server *s, const struct bcn_server_opts *o
 int bcn_server_connections(const struct bcn_server *s);
 uint64_t bcn_server_rejected(const struct bcn_server *s);
 
-/* Peer credentials of a Unix-socket request (SO_PEERCRED). 0, or -1 when unknown. */
+/* Peer credentials of a Unix-socket request (SO_PEERCRED, unix_socket.c).
+ * 0, or -1 when unknown. */
 int bcn_server_peer(struct evhttp_request *req, uid_t *uid, pid_t *pid);
+
+/* For bcn_server_new: create the socket file at path (mode, group; gid -1
+ * keeps ours), refusing a live owner and replacing a stale file, and listen.
+ * The descriptor, or -1 with err filled (unix_socket.c). */
+int bcn_unix_listen(const char *path, unsigned mode, gid_t gid, char *err, size_t errlen);
 
 /*
  * evhttp_send_reply(req, code, reason, NULL), then write the answer to the
- * socket at once when it fits, instead of a loop turn later (see server.c).
+ * socket at once when it fits, instead of a loop turn later (see reply.c).
  * req is gone afterwards, as with evhttp_send_reply.
  */
 void bcn_server_reply(struct evhttp_request *req, int code, const char *reason);

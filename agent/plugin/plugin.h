@@ -29,13 +29,14 @@
 #include "config/cfgmap.h"
 #include "http/client.h"
 #include "plugin/watchset.h"
-#include "secrets/secrets.h"  /* secret handles and sealed credentials */
+#include "secrets/seal.h"     /* sealed credentials, the guarded arena */
 #include "store/endpoint.h"
 
 struct event_base;
 struct bcn_cache;
 struct bcn_config;
 struct bcn_secrets;
+struct bcn_secret;
 struct bcn_instance;
 struct bcn_core;
 
@@ -191,6 +192,11 @@ void bcn_report_secret_expiry(struct bcn_instance *ins, struct bcn_secret *sec, 
 void bcn_report_secret_stale(struct bcn_instance *ins, struct bcn_secret *sec, bool stale);
 /* Forget its data (the lease ended): reads get 503 until the next put. */
 void bcn_report_secret_drop(struct bcn_instance *ins, struct bcn_secret *sec);
+/* What the store holds for sec, for the plugin's log and self report: data
+ * that has not expired, the version answers show, the index readers wait on. */
+bool bcn_report_secret_loaded(const struct bcn_secret *sec);
+int64_t bcn_report_secret_version(const struct bcn_secret *sec);
+uint64_t bcn_report_secret_index(const struct bcn_secret *sec);
 
 /* Point a request's TLS options at a backend's "tls" block (the strings are
  * borrowed: t must outlive the bcn_http_start call, as the config does). */

@@ -12,7 +12,7 @@
 
 #include "config/config.h"
 #include "plugin/plugin.h"
-#include "secrets/secrets.h"
+#include "secrets/store.h"
 #include "store/cache.h"
 
 /* ---- endpoints and KV ---------------------------------------------------- */
@@ -110,6 +110,21 @@ void bcn_report_secret_drop(struct bcn_instance *ins, struct bcn_secret *sec)
 {
 	(void)ins;
 	bcn_secret_drop(sec);
+}
+
+bool bcn_report_secret_loaded(const struct bcn_secret *sec)
+{
+	return bcn_secret_loaded(sec);
+}
+
+int64_t bcn_report_secret_version(const struct bcn_secret *sec)
+{
+	return bcn_secret_version(sec);
+}
+
+uint64_t bcn_report_secret_index(const struct bcn_secret *sec)
+{
+	return bcn_secret_index(sec);
 }
 
 /* ---- this app ------------------------------------------------------------ */

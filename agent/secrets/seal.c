@@ -1,8 +1,8 @@
 /*
  * seal.c - the secret store's memory and crypto: mlock, the key, the
- * scratch arena and sealing (secrets.h, "sealed credentials and the guarded
- * arena"). Kept apart from the store (store.c) because this is the part
- * whose mistakes leak plaintext: it is small and does nothing else.
+ * scratch arena and sealing (seal.h). Kept apart from the store (store.c)
+ * because this is the part whose mistakes leak plaintext: it is small and
+ * does nothing else.
  *
  * Two guarded (sodium_malloc) buffers per store, whatever the number of
  * secrets: the 32-byte key and the scratch arena. Guard pages and mlock cost

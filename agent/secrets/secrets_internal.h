@@ -6,7 +6,7 @@
 #ifndef BCN_SECRETS_INTERNAL_H
 #define BCN_SECRETS_INTERNAL_H
 
-#include "secrets/secrets.h"
+#include "secrets/store.h"
 
 struct bcn_secrets {
 	/* seal.c */

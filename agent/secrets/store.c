@@ -1,6 +1,6 @@
 /*
  * store.c - the secret store: named secrets, who may read them, their
- * versions, expiry and index, and the blocking reads on them (secrets.h).
+ * versions, expiry and index, and the blocking reads on them (store.h).
  * Data is kept only sealed (seal.c): a put serialises into the guarded
  * arena, compares with what is stored, seals, and wipes the arena. A change
  * signals the secret's queue in the store's wait set (store/wait.h); readers

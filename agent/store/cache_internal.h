@@ -1,6 +1,7 @@
 /*
- * cache_internal.h - the cache's data structures, shared by cache.c (services)
- * and cache_kv.c (watched config values). Not for use outside the cache.
+ * cache_internal.h - the cache's data structures, shared by cache.c
+ * (services), cache_read.c (their views and bodies) and cache_kv.c (watched
+ * config values). Not for use outside the cache.
  */
 #ifndef BCN_CACHE_INTERNAL_H
 #define BCN_CACHE_INTERNAL_H
@@ -58,7 +59,7 @@ struct bcn_cache {
 void bcn_cache_kv_signal_(struct bcn_cache *c);
 /* Run bcn_cache_flush on the next loop turn (coalescing every change until then). */
 void bcn_cache_schedule_flush_(struct bcn_cache *c);
-/* A blob of len bytes (plus a NUL) with one reference (cache.c). */
+/* A blob of len bytes (plus a NUL) with one reference (cache_read.c). */
 struct bcn_blob *bcn_blob_new_(size_t len);
 /* Free the KV store (cache_kv.c). */
 void bcn_cache_kv_free_(struct bcn_cache *c);

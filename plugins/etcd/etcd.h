@@ -7,7 +7,8 @@
  *
  *   etcd.c          config table, lifecycle callbacks, /v1/self, readiness
  *   etcd_conn.c     the session: endpoint rotation, backoff, liveness probe,
- *                   auth token, every request and its error classification
+ *                   every request and its error classification
+ *   etcd_auth.c     username/password authentication, the token
  *   etcd_data.c     base64/int64 spelling, prefix ranges, untrusted values
  *   etcd_register.c lease + put + keepalive, drain, deregistration
  *   etcd_watch.c    range + streaming watch of services and KV prefixes
@@ -82,8 +83,14 @@ void etcd_req_cancel(struct etcd_req *r);
 
 /* Begin connecting (cb_start). */
 void etcd_conn_start(struct etcd_ctx *ctx);
-/* The token was refused somewhere we cannot retry (a watch): get a new one. */
+/* The token was refused somewhere we cannot retry (a watch): get a new one
+ * (etcd_auth.c). */
 void etcd_conn_reauth(struct etcd_ctx *ctx);
+/* Authenticate with ctx's username and password (etcd_auth.c); the outcome
+ * goes to etcd_conn_auth_ok / etcd_conn_auth_failed. */
+void etcd_auth_start(struct etcd_ctx *ctx);
+void etcd_conn_auth_ok(struct etcd_ctx *ctx);
+void etcd_conn_auth_failed(struct etcd_ctx *ctx, const char *why);
 /* Stop probing and reconnecting, cancel the auth exchange (cb_stop/cb_exit). */
 void etcd_conn_stop(struct etcd_ctx *ctx);
 /* Cancel every request still in flight (cb_exit). */

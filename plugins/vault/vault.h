@@ -10,13 +10,15 @@
  *                   error bodies, sealed/unreachable classification, backoff
  *   vault_auth.c    token / AppRole / Kubernetes login, renew-self at 2/3 of
  *                   the TTL, login again near the max TTL, revoke at stop
+ *   vault_path.c    the path a secret is read from (KV v1 / v2, version pin)
  *   vault_secret.c  reading each secret (KV v1, KV v2, leased), refresh,
  *                   lease renewal and rotation, stale and expiry
  *
  * Secret data goes straight from the parsed answer into the core's secret
- * store (agent/secrets/secrets.h), which keeps it encrypted. Credentials (the token,
- * role_id, secret_id, the Kubernetes JWT) are sealed by the same store and
- * opened into its guarded arena only while a request is being built.
+ * store (bcn_report_secret_put), which keeps it encrypted. Credentials (the
+ * token, role_id, secret_id, the Kubernetes JWT) are sealed by the same
+ * store's key (secrets/seal.h) and opened into its guarded arena only while
+ * a request is being built.
  */
 #ifndef BCN_VAULT_H
 #define BCN_VAULT_H
@@ -104,6 +106,16 @@ size_t vault_json_string(char *dst, const char *src, size_t len);
 uint64_t vault_seconds(const json_t *j);
 /* A renewal point: 2/3 of ttl_ms, minus up to 3% jitter. */
 uint64_t vault_two_thirds(uint64_t ttl_ms);
+
+/* ---- paths (vault_path.c) ---- */
+
+/* The path read for a configured secret: "secret/web/db" with kv_version 2
+ * is "secret/data/web/db"; a version pin adds ?version=. NULL when out of
+ * memory. Free it. */
+char *vault_read_path(const struct vault_secret_conf *c);
+/* The path read for configured path p once Vault named its mount (kv_version
+ * 0): data/ after the mount on KV v2. NULL when no mount path fits. */
+char *vault_kv_path(const char *p, const char *mount, bool v2, int64_t pin);
 
 /* ---- authentication (vault_auth.c) ---- */
 

@@ -2,7 +2,7 @@
  * vault_secret.c - reading the configured secrets and keeping them fresh.
  *
  * What a path is decides how it is kept (kv_version 0 asks Vault which KV
- * version the mount has first, see kv_path()):
+ * version the mount has first, see vault_kv_path() in vault_path.c):
  *   KV v2   (a KV v2 mount, or kv_version 2): data.data, with
  *           data.metadata.version as the version; read again every `refresh`
  *   leased  (lease_id set): a dynamic secret. Renewable leases are renewed
@@ -85,7 +85,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (s->next == VS_RENEW && s->lease_id && bcn_secret_loaded(s->sec))
+	if (s->next == VS_RENEW && s->lease_id && bcn_report_secret_loaded(s->sec))
 		renew(s);
 	else
 		fetch(s);
@@ -186,10 +186,10 @@ static int take_answer(struct vault_secret *s, json_t *body, char *why, size_t l
 	}
 	if (changed && s->loaded_once)
 		bcn_info(v->log, "secret %s changed (version %lld)", s->name,
-			 (long long)bcn_secret_version(s->sec));
+			 (long long)bcn_report_secret_version(s->sec));
 	else if (changed)
 		bcn_info(v->log, "secret %s loaded (%s, version %lld)", s->name, kind_name(kind),
-			 (long long)bcn_secret_version(s->sec));
+			 (long long)bcn_report_secret_version(s->sec));
 	s->kind = kind;
 	s->loaded_once = true;
 	s->attempt = 0;
@@ -347,51 +347,6 @@ static void renew(struct vault_secret *s)
 
 /* ---- KV version detection ----------------------------------------------------- */
 
-/*
- * kv_version 0, as the Vault CLI and Vault Agent's templates (consul-template
- * vault_common.go isKVv2 / addPrefixToVKVPath) do it: GET
- * sys/internal/ui/mounts/<path> names the mount ("secret/", "team/kv/") and
- * its options.version. On KV v2, data/ goes right after the mount path unless
- * the path already has it there; anything else is read as written (a KV v1
- * path may well contain "/data/"). The mount path Vault gives may carry a
- * namespace the path does not: its leading parts are dropped until it is a
- * prefix of the path, as the CLI does. NULL when no mount path fits.
- */
-static char *kv_path(const char *p, const char *mount, bool v2, int64_t pin)
-{
-	size_t n = strlen(p) + strlen(mount) + 48, ml;
-	char *out = malloc(n);
-
-	if (!out)
-		return NULL;
-	while (*mount == '/')
-		mount++;
-	ml = strlen(mount);
-	while (ml && mount[ml - 1] == '/')
-		ml--;
-	while (ml && !(strncmp(p, mount, ml) == 0 && (p[ml] == '/' || p[ml] == '\0'))) {
-		const char *slash = memchr(mount, '/', ml);
-
-		if (!slash) {
-			ml = 0;
-			break;
-		}
-		ml -= (size_t)(slash + 1 - mount);
-		mount = slash + 1;
-	}
-	if (!ml) {
-		free(out);
-		return NULL;
-	}
-	if (!v2 || strncmp(p + ml, "/data/", 6) == 0 || strcmp(p + ml, "/data") == 0)
-		snprintf(out, n, "%s", p);
-	else
-		snprintf(out, n, "%.*s/data%s%s", (int)ml, p, p[ml] ? "" : "/", p + ml);
-	if (pin > 0)
-		snprintf(out + strlen(out), n - strlen(out), "?version=%lld", (long long)pin);
-	return out;
-}
-
 static void detect_done(struct vault_ctx *v, const struct vault_reply *r, void *arg)
 {
 	struct vault_secret *s = arg;
@@ -412,7 +367,7 @@ static void detect_done(struct vault_ctx *v, const struct vault_reply *r, void *
 		/* Denied (or an older Vault without it): what the path says. */
 		bcn_info(v->log, "secret %s: cannot detect its KV version (%s); reading %s as configured",
 			 s->name, r->msg, s->path);
-	} else if (!mount || !(path = kv_path(s->conf_path, mount, v2, s->pin))) {
+	} else if (!mount || !(path = vault_kv_path(s->conf_path, mount, v2, s->pin))) {
 		bcn_warn(v->log, "secret %s: Vault's mount for %s is unusable; reading it as configured",
 			 s->name, s->conf_path);
 	} else {
@@ -444,31 +399,6 @@ static void detect(struct vault_secret *s)
 
 /* ---- the set ---------------------------------------------------------------- */
 
-/* "secret/web/db" with kv_version 2 is read as "secret/data/web/db". */
-static char *read_path(const struct vault_secret_conf *c)
-{
-	const char *p = c->path;
-	char *out;
-	size_t n;
-
-	while (*p == '/')
-		p++;
-	n = strlen(p) + 64;
-	out = malloc(n);
-	if (!out)
-		return NULL;
-	if (c->kv_version == 2 && !strstr(p, "/data/")) {
-		const char *slash = strchr(p, '/');
-		int mount = slash ? (int)(slash - p) : (int)strlen(p);
-		snprintf(out, n, "%.*s/data/%s", mount, p, slash ? slash + 1 : "");
-	} else {
-		snprintf(out, n, "%s", p);
-	}
-	if (c->version > 0)
-		snprintf(out + strlen(out), n - strlen(out), "?version=%lld", (long long)c->version);
-	return out;
-}
-
 int vault_secrets_init(struct vault_ctx *v, const struct vault_conf *c)
 {
 	const struct vault_secret_conf *sc = c->secrets.v;
@@ -485,8 +415,8 @@ int vault_secrets_init(struct vault_ctx *v, const struct vault_conf *c)
 		v->nsecrets++;
 		s->v = v;
 		s->name = strdup(sc[i].name);
-		s->path = read_path(&sc[i]);
-		s->want = read_path(&sc[i]);
+		s->path = vault_read_path(&sc[i]);
+		s->want = vault_read_path(&sc[i]);
 		for (p = sc[i].path; *p == '/'; p++)
 			;
 		s->conf_path = strdup(p);
@@ -536,7 +466,7 @@ void vault_secrets_reload(struct vault_ctx *v, const struct vault_conf *c)
 
 	for (size_t i = 0; i < c->secrets.n && i < v->nsecrets; i++) {
 		struct vault_secret *s = &v->secrets[i];
-		char *path = read_path(&sc[i]);
+		char *path = vault_read_path(&sc[i]);
 		size_t nuids = 0;
 		uid_t *uids;
 
@@ -615,9 +545,9 @@ json_t *vault_secrets_self(struct vault_ctx *v)
 		struct vault_secret *s = &v->secrets[i];
 		bool lease = s->kind == VS_LEASE && s->lease_id && s->lease_expires_ms > now;
 		json_t *o = json_pack("{sssssssbsbsIsIss}", "name", s->name, "path", s->path,
-				      "kind", kind_name(s->kind), "loaded", bcn_secret_loaded(s->sec),
-				      "stale", s->stale, "version", (json_int_t)bcn_secret_version(s->sec),
-				      "index", (json_int_t)bcn_secret_index(s->sec), "error", s->err);
+				      "kind", kind_name(s->kind), "loaded", bcn_report_secret_loaded(s->sec),
+				      "stale", s->stale, "version", (json_int_t)bcn_report_secret_version(s->sec),
+				      "index", (json_int_t)bcn_report_secret_index(s->sec), "error", s->err);
 
 		if (!o)
 			continue;

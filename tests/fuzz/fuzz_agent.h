@@ -18,7 +18,7 @@
 #include "agent.h"
 #include "config/config.h"
 #include "fake_http.h"
-#include "secrets/secrets.h"
+#include "secrets/store.h"
 #include "fuzz_util.h"
 
 static void fuzz_agent_state_changed(struct bcn_core *core, struct bcn_instance *ins)

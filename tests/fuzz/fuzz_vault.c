@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #include "fuzz_agent.h"
-#include "secrets/secrets.h"
+#include "secrets/store.h"
 
 static struct bcn_agent approle_agent, token_agent;
 static const char *const names[] = { "db", "legacy", "creds" };

@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "secrets/secrets.h"
+#include "secrets/store.h"
 #include "testutil.h"
 #include "base/timing.h"
 #include "base/zalloc.h"

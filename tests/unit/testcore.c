@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "config/config.h"
-#include "secrets/secrets.h"
+#include "secrets/store.h"
 
 struct testcore *tc_current;
 
@@ -189,6 +189,21 @@ void bcn_report_secret_drop(struct bcn_instance *ins, struct bcn_secret *sec)
 	(void)ins;
 	add(TC_SECRET_DROP, bcn_secret_name(sec));
 	bcn_secret_drop(sec);
+}
+
+bool bcn_report_secret_loaded(const struct bcn_secret *sec)
+{
+	return bcn_secret_loaded(sec);
+}
+
+int64_t bcn_report_secret_version(const struct bcn_secret *sec)
+{
+	return bcn_secret_version(sec);
+}
+
+uint64_t bcn_report_secret_index(const struct bcn_secret *sec)
+{
+	return bcn_secret_index(sec);
 }
 
 const struct bcn_service_conf *bcn_core_service(const struct bcn_core *core)

@@ -1,6 +1,8 @@
 /*
- * secrets.h - the secret store: what /v1/secrets/{name} serves, kept
- * encrypted at rest.
+ * store.h - the secret store: what /v1/secrets/{name} serves, kept
+ * encrypted at rest. Used by the core (which owns the store), the socket API
+ * and the plugin reporting API (plugin/report.c); plugins never include it:
+ * they see only the sealing half (seal.h) and the bcn_report_secret_*() calls.
  *
  * A secrets plugin (Vault) declares its secrets in the one store; the socket
  * API finds a secret by name in that store. Each secret's data (a JSON object) is
@@ -14,12 +16,13 @@
  * blocking reads wake up (store.c, store/wait.h).
  *
  * The same key seals the plugin's credentials (Vault token, AppRole
- * secret_id, Kubernetes JWT): bcn_secrets_seal() / bcn_secrets_unseal().
+ * secret_id, Kubernetes JWT): bcn_secrets_seal() / bcn_secrets_unseal(), in
+ * seal.h.
  *
  * Everything runs on the agent's loop thread; nothing here blocks.
  */
-#ifndef BCN_SECRETS_H
-#define BCN_SECRETS_H
+#ifndef BCN_SECRETS_STORE_H
+#define BCN_SECRETS_STORE_H
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -27,15 +30,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "secrets/seal.h"
 #include "store/wait.h"
 
 struct event_base;
 struct evbuffer;
-struct bcn_secrets;      /* a store */
 struct bcn_secret;       /* one named secret in it */
-
-/* Largest data object of one secret, serialised. */
-#define BCN_SECRET_MAX_DATA ((size_t)1 << 20)
 
 /* Create a store whose deferred wake-ups run on base (NULL: only on
  * bcn_secrets_flush, for tests). Locks memory as far as the limits allow
@@ -103,43 +103,5 @@ struct bcn_wait *bcn_secrets_wait(struct bcn_secrets *s, const char *name, uint6
 struct bcn_waits *bcn_secrets_waits(struct bcn_secrets *s);
 /* Run pending wake-ups now (stores without a base, tests). */
 void bcn_secrets_flush(struct bcn_secrets *s);
-
-/* ---- sealed credentials and the guarded arena ----------------------------- */
-
-/* Bytes encrypted under the store key; the ciphertext may sit in the heap. */
-struct bcn_sealed {
-	unsigned char *box; /* nonce || ciphertext || tag; NULL when empty */
-	size_t len;
-};
-
-/* Seal len bytes of plain into v (replacing what it held). 0 or -1. */
-int bcn_secrets_seal(struct bcn_secrets *s, struct bcn_sealed *v, const void *plain, size_t len);
-void bcn_sealed_clear(struct bcn_sealed *v); /* NULL-safe */
-/* Length of what v holds (0 when empty or NULL), without opening it. */
-size_t bcn_sealed_len(const struct bcn_sealed *v);
-
-/*
- * The arena is a stack: remember bcn_secrets_mark(), take memory with
- * bcn_secrets_scratch() / bcn_secrets_unseal(), and give everything back
- * (wiped) with bcn_secrets_release(mark). Pointers are valid until then. The
- * arena only grows while it is empty, so nested users get NULL rather than a
- * moved buffer when it is too small.
- */
-size_t bcn_secrets_mark(const struct bcn_secrets *s);
-/* Make sure n more bytes fit from here on, so that nested users do not run
- * out (grows only while the arena is empty). 0 or -1. */
-int bcn_secrets_reserve(struct bcn_secrets *s, size_t n);
-void *bcn_secrets_scratch(struct bcn_secrets *s, size_t n);
-/* Decrypt v into the arena, NUL-terminated; *len is its length. NULL when v
- * is empty, was tampered with, or the arena is full. */
-const char *bcn_secrets_unseal(struct bcn_secrets *s, const struct bcn_sealed *v, size_t *len);
-void bcn_secrets_release(struct bcn_secrets *s, size_t mark);
-
-/* Overwrite the stack below the caller after a library worked on plaintext
- * there (a parser's or a cipher's small buffers). */
-void bcn_secrets_wipe_stack(void);
-
-/* For tests: the guarded key page (PROT_NONE between uses). */
-const void *bcn_secrets_key_page(const struct bcn_secrets *s);
 
 #endif
