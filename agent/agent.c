@@ -21,6 +21,7 @@
 #include "config/config.h"
 #include "base/sdnotify.h"
 #include "base/timing.h"
+#include "base/utf8.h"
 #include "http/server.h"
 #include "secrets/store.h"
 #include "store/cache.h"
@@ -130,10 +131,13 @@ json_t *bcn_agent_self(struct bcn_agent *a)
 	}
 	for (size_t i = 0; i < a->nins; i++) {
 		struct bcn_instance *ins = &a->ins[i];
-		json_t *b = json_pack("{sssssssssbsbss}", "name", ins->name, "plugin", ins->plugin->name,
-				      "kind", kind_name(ins->plugin->kind), "state", ins->state,
+		/* state and error may quote a backend's bytes (not always UTF-8,
+		 * or cut inside a character): repaired, never a lost entry. */
+		json_t *b = json_pack("{sssssssosbsbso}", "name", ins->name, "plugin", ins->plugin->name,
+				      "kind", kind_name(ins->plugin->kind),
+				      "state", bcn_json_text(ins->state, strlen(ins->state)),
 				      "ready", ins->ready, "stale", bcn_cache_source_stale(a->core.cache, ins->src),
-				      "error", ins->last_error);
+				      "error", bcn_json_text(ins->last_error, strlen(ins->last_error)));
 		if (b && ins->plugin->cb_self)
 			ins->plugin->cb_self(ins, b);
 		if (b)
@@ -143,7 +147,7 @@ json_t *bcn_agent_self(struct bcn_agent *a)
 	json_object_set_new(o, "version", json_string(BCN_VERSION));
 	json_object_set_new(o, "ready", json_boolean(ready));
 	if (!ready)
-		json_object_set_new(o, "not_ready_reason", json_string(why));
+		json_object_set_new(o, "not_ready_reason", bcn_json_text(why, strlen(why)));
 	json_object_set_new(o, "drained", json_boolean(a->drained));
 	json_object_set_new(o, "uptime_seconds", json_integer((json_int_t)(elapsed_ms(a->started_us) / 1000)));
 	json_object_set_new(o, "service", svc ? svc : json_null());

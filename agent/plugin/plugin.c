@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/utf8.h"
 #include "config/config.h"
 #include "plugin/plugin.h"
 
@@ -66,7 +67,7 @@ void bcn_instance_report(struct bcn_instance *ins, bool ready, const char *state
 	if (fmt) {
 		va_list ap;
 		va_start(ap, fmt);
-		vsnprintf(err, sizeof(err), fmt, ap);
+		bcn_utf8_vformat(err, sizeof(err), fmt, ap); /* a cut never splits a character */
 		va_end(ap);
 	}
 	changed = ins->ready != ready || strcmp(ins->state, state) != 0 ||

@@ -7,6 +7,7 @@
  */
 #include <string.h>
 
+#include "base/utf8.h"
 #include "config/config.h"
 #include "plugin/plugin.h"
 #include "plugin/watchset.h"
@@ -118,7 +119,7 @@ static json_t *self_entry(const struct bcn_watch *w, const struct bcn_watch_ops 
 	json_t *fields = o ? ops->self_fields(w) : NULL;
 
 	if (!fields || json_object_update(o, fields) < 0 ||
-	    json_object_set_new(o, "error", json_string(w->last_error)) < 0) {
+	    json_object_set_new(o, "error", bcn_json_text(w->last_error, strlen(w->last_error))) < 0) {
 		json_decref(o);
 		o = NULL;
 	}
