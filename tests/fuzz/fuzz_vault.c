@@ -8,7 +8,8 @@
  *
  * Each request gets the next part of the input (tests/fuzz/fake_http.h):
  * typically the login or lookup first, then the reads of "db" (KV v2),
- * "legacy" (KV v1) and "creds" (a leased secret), in the order they start.
+ * "legacy" (KV v1), "creds" (a leased secret) and "auto" (kv_version 0: its
+ * mount is looked up first, sys/internal/ui/mounts), in the order they start.
  * Afterwards every loaded secret must render as a JSON object with its name
  * and a data object, and the instance must leave no request behind.
  */
@@ -19,7 +20,7 @@
 #include "secrets/store.h"
 
 static struct bcn_agent approle_agent, token_agent;
-static const char *const names[] = { "db", "legacy", "creds" };
+static const char *const names[] = { "db", "legacy", "creds", "auto" };
 
 /* A credential file the config can name: a memfd seen through /proc. */
 static int cred_file(const char *content)
@@ -34,7 +35,8 @@ static int cred_file(const char *content)
 #define SECRETS \
 	" \"secrets\": [{\"name\": \"db\", \"path\": \"secret/data/db\", \"kv_version\": 2}," \
 	" {\"name\": \"legacy\", \"path\": \"kv/legacy\", \"kv_version\": 1}," \
-	" {\"name\": \"creds\", \"path\": \"database/creds/app\", \"kv_version\": 1}]}}"
+	" {\"name\": \"creds\", \"path\": \"database/creds/app\", \"kv_version\": 1}," \
+	" {\"name\": \"auto\", \"path\": \"team/kv/app\", \"kv_version\": 0}]}}"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
