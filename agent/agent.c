@@ -185,6 +185,14 @@ static bool api_backend(void *owner, size_t i, const char **name, bool *ready)
 	return true;
 }
 
+/* The outputs beside the API (templates, DNS, proxies) append their
+ * Prometheus lines here: one call per output the agent runs. */
+static void api_metrics_more(void *owner, struct evbuffer *out)
+{
+	(void)owner;
+	(void)out;
+}
+
 void bcn_agent_api_fill(struct bcn_agent *a)
 {
 	a->api.base = a->base;
@@ -197,6 +205,7 @@ void bcn_agent_api_fill(struct bcn_agent *a)
 	a->api.self = api_self;
 	a->api.drain = api_drain;
 	a->api.backend = api_backend;
+	a->api.metrics_more = api_metrics_more;
 }
 
 /* ---- instances ------------------------------------------------------------ */

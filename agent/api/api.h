@@ -20,6 +20,7 @@
 #include "api/metrics.h"
 
 struct event_base;
+struct evbuffer;
 struct evhttp_request;
 struct bcn_cache;
 struct bcn_secrets;
@@ -43,6 +44,10 @@ struct bcn_api {
 	void (*drain)(void *owner, bool drain);
 	/* The i-th backend instance's name and readiness; false past the last. */
 	bool (*backend)(void *owner, size_t i, const char **name, bool *ready);
+	/* More Prometheus text from the outputs the agent owns (templates, DNS,
+	 * proxies), appended to GET /metrics; may be NULL. The API never includes
+	 * those outputs (they sit beside it, on layer 4), so the agent relays. */
+	void (*metrics_more)(void *owner, struct evbuffer *out);
 
 	/* The API's own state. */
 	struct bcn_metrics metrics;

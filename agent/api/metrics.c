@@ -139,5 +139,7 @@ void bcn_api_metrics(struct bcn_req *rc)
 			    "# TYPE beacon_backend_up gauge\n");
 	for (size_t i = 0; api->backend && api->backend(api->owner, i, &iname, &up); i++)
 		evbuffer_add_printf(out, "beacon_backend_up{instance=\"%s\"} %d\n", iname, up ? 1 : 0);
+	if (api->metrics_more)
+		api->metrics_more(api->owner, out);
 	bcn_api_finish(rc, 200);
 }
