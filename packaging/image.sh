@@ -1,0 +1,54 @@
+#!/bin/sh
+# image.sh BINARY VERSION OUT.tar - build beacon's OCI image from scratch with
+# buildah, no daemon and no base image, and write it as an OCI archive.
+#
+# The root filesystem comes from rootfs.sh (shared with the Containerfile).
+# buildah runs with vfs storage kept under build/image/ (STORAGE), so nothing
+# is written to the machine's own container storage and no overlay mounts or
+# fuse are needed; `make clean` removes it. The archive is what `podman load`
+# and `docker load` (Docker 25+, which reads OCI archives) accept, tagged
+# beacon:VERSION. Labels follow the OCI annotation keys; the revision is the
+# git commit (with "-dirty" when the tree has changes), the source the
+# origin remote when there is one. --timestamp makes the layer and config
+# dates fixed, so only real changes change the digest.
+set -eu
+bin=$1
+version=$2
+out=$3
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/.." && pwd)
+storage=${STORAGE:-$(dirname "$out")/image}
+rootfs=$storage/rootfs
+revision=$(git -C "$top" rev-parse HEAD 2>/dev/null || echo unknown)
+[ -z "$(git -C "$top" status --porcelain -- agent plugins packaging Makefile 2>/dev/null)" ] || revision="$revision-dirty"
+source=$(git -C "$top" remote get-url origin 2>/dev/null || true)
+[ -n "$source" ] || source="unknown (no git remote named origin)"
+b="buildah --storage-driver vfs --root $storage/storage --runroot $storage/run"
+
+mkdir -p "$storage"
+SOURCE_DATE_EPOCH=0 sh "$here/rootfs.sh" "$bin" "$rootfs"
+
+ctr=$($b from --name "beacon-build-$$" scratch)
+trap '$b rm "$ctr" >/dev/null 2>&1 || true' EXIT
+mnt=$($b mount "$ctr")
+# tar keeps owners, modes, links and mtimes exactly as rootfs.sh set them.
+tar -C "$rootfs" -cf - . | tar -C "$mnt" -xpf - --numeric-owner
+$b umount "$ctr" >/dev/null
+$b config \
+	--entrypoint '["/usr/bin/beacon"]' \
+	--cmd '["agent", "--config", "/etc/beacon/beacon.json"]' \
+	--user 65532 \
+	--workingdir / \
+	--env BEACON_SOCKET=/run/beacon/beacon.sock \
+	--stop-signal SIGTERM \
+	--label "org.opencontainers.image.title=beacon" \
+	--label "org.opencontainers.image.description=beacon sidecar agent: service discovery and secrets over a Unix socket" \
+	--label "org.opencontainers.image.version=$version" \
+	--label "org.opencontainers.image.revision=$revision" \
+	--label "org.opencontainers.image.source=$source" \
+	--label "org.opencontainers.image.licenses=NOASSERTION" \
+	"$ctr"
+rm -f "$out.tmp"
+$b commit --quiet --format oci --disable-compression=false --timestamp 0 --rm "$ctr" "oci-archive:$out.tmp:beacon:$version" >/dev/null
+trap - EXIT
+mv "$out.tmp" "$out"
