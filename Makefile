@@ -213,5 +213,6 @@ $(IMAGE): $(BUILD)/beacon packaging/rootfs.sh packaging/image.sh packaging/beaco
 	sh packaging/image.sh $(BUILD)/beacon $(VERSION) $@
 	@echo "$@: $$(du -k $@ | cut -f1) KiB"
 
-ship-check: image
+ship-check: all image
 	python3 tests/ship/test_image.py
+	BEACON_BIN=$(BUILD)/beacon python3 tests/ship/test_kube.py
