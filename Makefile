@@ -213,6 +213,15 @@ $(IMAGE): $(BUILD)/beacon packaging/rootfs.sh packaging/image.sh packaging/beaco
 	sh packaging/image.sh $(BUILD)/beacon $(VERSION) $@
 	@echo "$@: $$(du -k $@ | cut -f1) KiB"
 
-ship-check: all image
+deb: $(DEB)
+
+$(DEB): $(BUILD)/beacon man/beacon.1 systemd/beacon.service packaging/deb.sh packaging/beacon.json \
+		packaging/copyright $(wildcard packaging/debian/*)
+	sh packaging/deb.sh $(BUILD)/beacon $(VERSION) $@
+	@echo "$@: $$(du -k $@ | cut -f1) KiB"
+
+# The .deb test installs the package on this machine with apt-get and purges it.
+ship-check: all image deb
 	python3 tests/ship/test_image.py
 	BEACON_BIN=$(BUILD)/beacon python3 tests/ship/test_kube.py
+	python3 tests/ship/test_deb.py
