@@ -223,5 +223,6 @@ $(DEB): $(BUILD)/beacon man/beacon.1 systemd/beacon.service packaging/deb.sh pac
 # The .deb test installs the package on this machine with apt-get and purges it.
 ship-check: all image deb
 	python3 tests/ship/test_image.py
+	python3 tests/ship/test_containerfile.py
 	BEACON_BIN=$(BUILD)/beacon python3 tests/ship/test_kube.py
 	python3 tests/ship/test_deb.py

@@ -41,7 +41,7 @@ libs=$("$interp" --list "$bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }')
 if "$interp" --list "$bin" | grep -q 'not found'; then
 	echo "rootfs.sh: a library of $bin is missing on this machine" >&2; exit 1
 fi
-pkgs=""
+reals=""
 for lib in $libs "$interp"; do
 	real=$(readlink -f "$lib")
 	# Merged /usr, as Debian 12: /lib and /lib64 are links into /usr, so the
@@ -50,10 +50,11 @@ for lib in $libs "$interp"; do
 	if [ "$lib" = "$interp" ]; then target="./usr$interp"; else target="./usr/lib/$multiarch/$(basename "$lib")"; fi
 	mkdir -p "$(dirname "$target")"
 	install -m 0644 "$real" "$target"
-	# dpkg knows the file by its merged-/usr or its /lib name; try both.
-	pkg=$(dpkg -S "$real" 2>/dev/null || dpkg -S "$(echo "$real" | sed 's|^/usr/lib|/lib|')" 2>/dev/null || true)
-	pkgs="$pkgs ${pkg%%:*}"
+	reals="$reals $real $(echo "$real" | sed 's|^/usr/lib|/lib|')"
 done
+# The packages the libraries came from (dpkg knows each file by its merged-/usr
+# or its /lib name, so both are asked; one dpkg call, unknown names ignored).
+pkgs=$(dpkg -S $reals 2>/dev/null | sed 's/:.*//' | tr ', ' '\n\n' | sed '/^$/d' | sort -u)
 chmod 0755 "./usr$interp"
 ln -s usr/lib lib
 [ -d usr/lib64 ] && ln -s usr/lib64 lib64
