@@ -26,6 +26,10 @@ source=$(git -C "$top" remote get-url origin 2>/dev/null || true)
 b="buildah --storage-driver vfs --root $storage/storage --runroot $storage/run"
 
 mkdir -p "$storage"
+# The storage is this script's alone: drop what earlier builds and test runs
+# left (working containers, images), so build/image/ does not grow per build.
+$b rm --all >/dev/null 2>&1 || true
+$b rmi --all --force >/dev/null 2>&1 || true
 SOURCE_DATE_EPOCH=0 sh "$here/rootfs.sh" "$bin" "$rootfs"
 
 ctr=$($b from --name "beacon-build-$$" scratch)

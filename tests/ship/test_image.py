@@ -200,11 +200,18 @@ def test_image_runs_as_65532_against_etcd_and_needs_nothing_from_the_host():
     for tool in ("strace", "setpriv", "unshare"):
         if not shutil.which(tool):
             skip("%s is not installed" % tool)
+    if os.geteuid() != 0:
+        skip("needs root (chroot, mount namespaces)")
     files = image_file_list()
     with Etcd() as etcd, working_container() as root, tempfile.TemporaryDirectory(prefix="beacon-img-") as tmp:
         # Missing-library check with the image's own loader, inside the root.
         _, out, _ = sh("/usr/sbin/chroot", root, "/usr/lib64/ld-linux-x86-64.so.2", "--list", "/usr/bin/beacon")
         assert "not found" not in out and "libcurl.so.4" in out, out
+
+        # The image's default CMD config is valid as shipped (as its user).
+        _, out, _ = sh("/usr/sbin/chroot", "--userspec=65532:65532", root, "/usr/bin/beacon", "agent",
+                       "--config", "/etc/beacon/beacon.json", "--check-config")
+        assert "valid" in out, out
 
         port = free_port()
         config = {
