@@ -5,9 +5,9 @@
 # The root filesystem comes from rootfs.sh (shared with the Containerfile).
 # buildah runs with vfs storage kept under build/image/ (STORAGE), so nothing
 # is written to the machine's own container storage and no overlay mounts or
-# fuse are needed; `make clean` removes it. The archive is what `podman load`
-# and `docker load` (Docker 25+, which reads OCI archives) accept, tagged
-# beacon:VERSION. Labels follow the OCI annotation keys; the revision is the
+# fuse are needed; `make clean` removes it. The archive is an OCI layout
+# (podman load, skopeo) that also carries docker's manifest.json (docker
+# load), tagged beacon:VERSION. Labels follow the OCI annotation keys; the revision is the
 # git commit (with "-dirty" when the tree has changes), the source the
 # origin remote when there is one. --timestamp makes the layer and config
 # dates fixed, so only real changes change the digest.
@@ -55,4 +55,24 @@ $b config \
 rm -f "$out.tmp"
 $b commit --quiet --format oci --disable-compression=false --timestamp 0 --rm "$ctr" "oci-archive:$out.tmp:beacon:$version" >/dev/null
 trap - EXIT
+# An OCI archive alone loads only into Docker with the containerd image store;
+# the manifest.json that `docker save` writes next to the OCI layout (same
+# blobs, paths into blobs/sha256/) makes every Docker's `docker load` take it.
+# podman and skopeo read the OCI layout and ignore the extra file.
+python3 - "$out.tmp" "beacon:$version" <<'PY'
+import io, json, sys, tarfile
+path, tag = sys.argv[1], sys.argv[2]
+with tarfile.open(path) as tf:
+    blob = lambda d: json.loads(tf.extractfile("blobs/" + d.replace(":", "/")).read())
+    desc = json.loads(tf.extractfile("index.json").read())["manifests"][0]
+    manifest = blob(desc["digest"])
+entry = [{"Config": "blobs/" + manifest["config"]["digest"].replace(":", "/"),
+          "RepoTags": [tag],
+          "Layers": ["blobs/" + l["digest"].replace(":", "/") for l in manifest["layers"]]}]
+data = json.dumps(entry).encode()
+info = tarfile.TarInfo("manifest.json")
+info.size, info.mode, info.mtime = len(data), 0o644, 0
+with tarfile.open(path, "a") as tf:
+    tf.addfile(info, io.BytesIO(data))
+PY
 mv "$out.tmp" "$out"

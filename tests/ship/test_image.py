@@ -103,6 +103,15 @@ def test_image_config_entrypoint_user_labels():
     assert desc.get("annotations", {}).get("org.opencontainers.image.ref.name") == VERSION or \
         desc.get("annotations", {}).get("org.opencontainers.image.ref.name", "").endswith(VERSION), desc
     assert config["os"] == "linux" and config["architecture"], config
+    # docker load's index of the same blobs (what `docker save` writes beside the OCI layout).
+    with archive() as tf:
+        names = set(tf.getnames())
+        [entry] = json.loads(tf.extractfile("manifest.json").read())
+    assert entry["RepoTags"] == ["beacon:" + VERSION], entry
+    assert entry["Config"] == "blobs/" + manifest["config"]["digest"].replace(":", "/"), entry
+    assert entry["Layers"] == ["blobs/" + l["digest"].replace(":", "/") for l in manifest["layers"]], entry
+    assert {entry["Config"], *entry["Layers"]} <= names, entry
+    assert len(config["rootfs"]["diff_ids"]) == len(entry["Layers"]), config["rootfs"]
     print("  image: %s, %.1f MB archive, layer %.1f MB compressed" % (
         ARCHIVE, os.path.getsize(ARCHIVE) / 1e6, manifest["layers"][0]["size"] / 1e6))
 
