@@ -75,6 +75,10 @@ def test_runtime_stage_matches_make_image_config():
     for key in ("title", "description", "licenses"):
         k = "org.opencontainers.image." + key
         assert labels[k] == c["Labels"][k], (k, labels[k], c["Labels"][k])
+    args = dict(a.split("=", 1) for w, a in final if w == "ARG" and "=" in a)
+    assert args.get("VERSION") == shiplib.version(), "ARG VERSION=%s, the Makefile says %s" % (
+        args.get("VERSION"), shiplib.version())
+    assert labels["org.opencontainers.image.version"] == "$VERSION", labels
     for w, a in final:
         assert w not in ("RUN", "ADD"), "the runtime stage runs or adds something: %s %s" % (w, a)
         if w == "COPY":

@@ -13,7 +13,8 @@
 - remove keeps the conffile and the user; purge removes them, and the places
   the package touches hold exactly what they held before the install.
 The test refuses to run (fails, changing nothing) when beacon is already
-installed or a "beacon" user exists: purge would delete someone else's user.
+installed, a "beacon" user exists (purge would delete someone else's user) or
+one of the package's files is there already (e.g. from make install).
 """
 
 import contextlib
@@ -116,6 +117,8 @@ def test_deb_install_verify_remove_purge():
     assert "installed" not in status and "config-files" not in status, \
         "beacon is already installed here (%s): not touching it" % status
     assert not beacon_in_accounts(), "a beacon user or group exists already: purge would remove it"
+    for path in EXPECTED:
+        assert not os.path.exists(path), "%s exists already (make install?): not overwriting it" % path
     before = snapshot()
     try:
         apt("install", "--no-install-recommends", os.path.abspath(deb()))
