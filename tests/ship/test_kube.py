@@ -146,15 +146,22 @@ def check(rel, native=True):
             "dns listens on %d, which a process without capabilities cannot bind" % dport
         assert pod["dnsPolicy"] == "None" and pod["dnsConfig"]["nameservers"][0] == "127.0.0.1", pod
 
-    # --check-config on the rendered config, as the container would see it: the
-    # ConfigMap's files at /etc/beacon (mapped to a temp dir), the variables set.
+    # --check-config on the rendered config, as the container would see it: each
+    # of the beacon container's mounts is a folder of a temp dir (the config's
+    # paths under it rewritten to match), the ConfigMap's files in the one at
+    # /etc/beacon, the downward-API variables set.
     with tempfile.TemporaryDirectory(prefix="beacon-kube-") as d:
+        where = {}
+        for i, mp in enumerate(sorted(mounts(b), key=len, reverse=True)):
+            where[mp] = os.path.join(d, "m%d" % i)
+            os.mkdir(where[mp])
+            text = re.sub(re.escape(mp) + r'(?=[/"])', where[mp], text)
         for name, data in cm["data"].items():
-            with open(os.path.join(d, name), "w") as f:
-                f.write(data.replace("/etc/beacon/", d + "/") if name == "beacon.json" else data)
+            with open(os.path.join(where["/etc/beacon"], name), "w") as f:
+                f.write(text if name == "beacon.json" else data)
         full_env = dict(os.environ, **values)
-        rc, out, err = sh(BEACON, "agent", "--config", os.path.join(d, "beacon.json"), "--check-config",
-                          check=False, env=full_env)
+        rc, out, err = sh(BEACON, "agent", "--config", os.path.join(where["/etc/beacon"], "beacon.json"),
+                          "--check-config", check=False, env=full_env)
     if rc != 0:
         problems = [l for l in (out + err).splitlines() if l.startswith("$")]
         unknown = [m.group(1) for m in (re.match(r'^\$\.(\w+): unknown key "\1"', l) for l in problems) if m]
