@@ -13,7 +13,8 @@ would see it, on a machine where no container runtime can start a container.
   the capability bounding set to what chroot itself needs, with no_new_privs),
   in a private mount namespace with /proc mounted as a runtime would. Against a
   real etcd on loopback it must register, serve /ready on its socket, run
-  with no capability, and deregister on SIGTERM.
+  with no capability, leave discovery on `beacon drain` run in the image (the
+  manifests' preStop hook), and revoke its lease and exit 0 on SIGTERM.
 - Nothing of the host is needed: the same run is traced (strace -f, open/openat/
   execve); every file the agent opened must be in the image (or /proc), and no
   library was looked for and not found; the image's own loader lists every
@@ -277,9 +278,18 @@ def test_image_runs_as_65532_against_etcd_and_needs_nothing_from_the_host():
             sock_st = os.stat(sock)
             assert (sock_st.st_uid, sock_st.st_gid) == (65532, 65532), (sock_st.st_uid, sock_st.st_gid)
 
+            lease = etcd.get("/beacon/services/web/web-img")["lease"]
+            assert lease and lease in etcd.leases(), lease
+            # The manifests' preStop hook, `beacon drain`, works in the image (no shell):
+            # the instance leaves discovery while the agent keeps running.
+            _, out, _ = sh("/usr/sbin/chroot", "--userspec=65532:65532", root, "/usr/bin/beacon", "drain")
+            wait_for(lambda: etcd.get("/beacon/services/web/web-img") is None, timeout=10,
+                     what="the key to go on `beacon drain`")
+            assert proc.poll() is None, "the agent exited on drain"
+
             os.kill(pids[0], signal.SIGTERM)
             assert proc.wait(timeout=20) == 0, "exit status %r:\n%s" % (proc.returncode, open(log.name).read()[-3000:])
-            assert etcd.get("/beacon/services/web/web-img") is None, "still registered after SIGTERM"
+            assert lease not in etcd.leases(), "the lease was not revoked on SIGTERM"
         finally:
             if proc.poll() is None:
                 for pid in beacon_pids(root):
