@@ -10,6 +10,9 @@
 #   make install PREFIX=/usr/local   (the binary and the man page man/beacon.1)
 #   make man-check    groff must format man/beacon.1 without a warning (part of check)
 #   make lint         every include arrow points down the layers (part of check)
+#   make image        build/beacon-VERSION.oci.tar: a minimal OCI image from scratch (buildah)
+#   make deb          build/beacon_VERSION_ARCH.deb (dpkg-deb; lintian in ship-check)
+#   make ship-check   tests of the image, the Kustomize manifests and the .deb (part of check)
 #   make clean
 
 CC       ?= cc
@@ -109,6 +112,7 @@ check: deps
 	$(MAKE) all $(TEST_BIN)
 	$(MAKE) lint man-check
 	$(MAKE) test
+	$(MAKE) ship-check
 
 asan:
 	$(MAKE) BUILD=build-asan CC=clang OPT=-O1 \
@@ -193,3 +197,32 @@ man-check:
 
 clean:
 	rm -rf build build-asan build-fuzz
+
+# ---- shipping (issue 16): the OCI image, the .deb, and their tests ----------
+# packaging/rootfs.sh lays out the image's files (also used by the
+# Containerfile's builder stage); packaging/image.sh builds the image with
+# buildah from scratch on vfs storage kept in $(BUILD)/image/, no daemon.
+.PHONY: image deb ship-check
+IMAGE := $(BUILD)/beacon-$(VERSION).oci.tar
+DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+DEB := $(BUILD)/beacon_$(VERSION)_$(DEB_ARCH).deb
+
+image: $(IMAGE)
+
+$(IMAGE): $(BUILD)/beacon packaging/rootfs.sh packaging/image.sh packaging/beacon.json packaging/copyright
+	sh packaging/image.sh $(BUILD)/beacon $(VERSION) $@
+	@echo "$@: $$(du -k $@ | cut -f1) KiB"
+
+deb: $(DEB)
+
+$(DEB): $(BUILD)/beacon man/beacon.1 systemd/beacon.service packaging/deb.sh packaging/beacon.json \
+		packaging/copyright $(wildcard packaging/debian/*)
+	sh packaging/deb.sh $(BUILD)/beacon $(VERSION) $@
+	@echo "$@: $$(du -k $@ | cut -f1) KiB"
+
+# The .deb test installs the package on this machine with apt-get and purges it.
+ship-check: all image deb
+	python3 tests/ship/test_image.py
+	python3 tests/ship/test_containerfile.py
+	BEACON_BIN=$(BUILD)/beacon python3 tests/ship/test_kube.py
+	python3 tests/ship/test_deb.py
