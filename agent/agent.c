@@ -498,6 +498,10 @@ int bcn_agent_main(const char *config_file)
 		goto out;
 	if (bcn_agent_listeners_start(&a) < 0 || dns_start(&a) < 0)
 		goto out;
+	/* CAP_NET_BIND_SERVICE (systemd's AmbientCapabilities, for DNS on port
+	 * 53) was needed for the binds above only: health checks and the exec
+	 * child must not inherit it. No-op without ambient capabilities. */
+	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 	/* Without a check the app counts as passing; with one it starts
 	 * critical until the check has passed `rise` times. */
 	a.core.service_status = BCN_PASSING;
