@@ -256,8 +256,11 @@ static evutil_socket_t open_socket(const struct sockaddr *sa, int salen, int typ
 
 	if (s < 0)
 		goto fail;
-	setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (type == SOCK_DGRAM)
+	/* TCP only: a restart must not wait for TIME_WAIT. On UDP the option
+	 * would let a second process bind the same port and take queries. */
+	if (type == SOCK_STREAM)
+		setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	else
 		setsockopt(s, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
 	if (bind(s, sa, (socklen_t)salen) < 0 || (type == SOCK_STREAM && listen(s, 1024) < 0))
 		goto fail;

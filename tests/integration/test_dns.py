@@ -341,3 +341,73 @@ def test_dns_systemd_unit_grants_port_53_and_keeps_its_score():
         skip("systemd-analyze security --offline is not supported here: %s" % p.stdout[-200:])
     # 1.8 before the capability (issue 13); PrivateMounts= and RemoveIPC= pay for it.
     assert float(m.group(1)) <= 1.8, p.stdout
+
+
+def test_dns_tcp_pauses_accept_when_descriptors_run_out():
+    """RLIMIT_NOFILE 64 (soft = hard, so the agent cannot raise it) and 150
+    TCP clients: accept() fails with EMFILE, the listener pauses instead of
+    spinning, says so once, UDP keeps answering, and TCP serves again once
+    descriptors are free."""
+    import resource
+
+    def low_fds():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    port = free_port()
+    with Agent(dns_config(port), preexec_fn=low_fds) as a:
+        socks = []
+        try:
+            for _ in range(150):
+                socks.append(socket.create_connection(("127.0.0.1", port), timeout=scale(5)))
+            wait_for(lambda: "pausing TCP accepts" in a.log(), 5, what="the EMFILE log line")
+            ticks = lambda: sum(int(x) for x in open("/proc/%d/stat" % a.pid).read().rsplit(")", 1)[1].split()[11:13])
+            c0, t0 = ticks(), time.monotonic()
+            time.sleep(1.0)
+            cpu = (ticks() - c0) / os.sysconf("SC_CLK_TCK")
+            assert cpu < 0.3 * (time.monotonic() - t0), "the agent used %.2f s of CPU while paused" % cpu
+            assert a.log().count("pausing TCP accepts") == 1, a.log()
+            r = query("dig", port, "payments.service.beacon")
+            assert sorted(r.rdata()) == ["10.0.0.1", "10.0.0.2"], r
+        finally:
+            for s in socks:
+                s.close()
+        r = wait_for(lambda: query("dig", port, "payments.service.beacon", tcp=True).rdata(), 10,
+                     what="a TCP answer once descriptors are free")
+        assert sorted(r) == ["10.0.0.1", "10.0.0.2"], r
+        assert a.alive()
+
+
+def test_dns_consul_register_is_in_the_next_answer():
+    from consul_fixture import Consul
+    need("dig")
+    port = free_port()
+    with Consul() as c:
+        reg = {"backend": "consul", "address": c.url, "ttl": "2s", "wait": "2s", "timeout": "%ds" % scale(2)}
+        cfg = {"registry": reg, "watch": {"services": ["web"]},
+               "dns": {"listen": "127.0.0.1:%d" % port, "domain": "beacon"}}
+        with Agent(cfg) as a:
+            wait_for(lambda: a.get("/ready")[0] == 200, 10, what="ready")
+            assert query("dig", port, "web.service.beacon").status == "NXDOMAIN"
+            c.register({"ID": "web-9", "Name": "web", "Address": "10.9.0.9", "Port": 9000, "Tags": ["canary"]})
+            wait_for(lambda: a.get("/v1/endpoints/web")[0] == 200 and
+                     a.get("/v1/endpoints/web")[2]["endpoints"], 5, what="the endpoint in the API")
+            assert query("dig", port, "canary.web.service.beacon").rdata() == ["10.9.0.9"]
+            r = query("dig", port, "web.service.beacon", "SRV")
+            assert r.rdata() == ["1 1 9000 web-9.web.service.beacon."], r
+            c.deregister("web-9")
+            wait_for(lambda: not a.get("/v1/endpoints/web")[2].get("endpoints"), 5, what="deregistered")
+            assert query("dig", port, "web.service.beacon").status == "NXDOMAIN"
+
+
+def test_dns_second_agent_on_the_same_port_is_refused():
+    """Two agents with the same dns.listen: the second stops with a clear
+    error instead of sharing the port (and half the queries)."""
+    port = free_port()
+    with Agent(dns_config(port)):
+        with temp_dir() as d:
+            cfg = dns_config(port)
+            cfg["socket"] = {"path": os.path.join(d, "s")}
+            with open(os.path.join(d, "c.json"), "w") as f:
+                json.dump(cfg, f)
+            rc, out, err = run_beacon("agent", "--config", os.path.join(d, "c.json"), timeout=20)
+            assert rc != 0 and "cannot listen on 127.0.0.1:%d (udp): Address already in use" % port in err, err
