@@ -78,6 +78,8 @@ def test_dns_records_with_real_clients():
         firsts = {query("dig", port, "payments.service.beacon").rdata()[0] for _ in range(4)}
         assert firsts == {"10.0.0.1", "10.0.0.2"}, firsts
         assert a.alive()
+        # A clean exit (under valgrind: no memory errors, no leaks).
+        assert a.stop() == 0, a.log()
 
 
 def test_dns_truncation_tcp_retry_edns_and_limits():
@@ -192,6 +194,12 @@ def test_dns_hostile_packets_and_flood():
         assert a.alive()
         m = a.metrics()
         assert metric(m, "beacon_dns_malformed_total") >= len(formerr) + 12, m
+        # Stopping with a TCP connection open and a query half sent frees it.
+        s = socket.create_connection(("127.0.0.1", port), timeout=scale(5))
+        s.sendall(b"\x00\x40abc")
+        wait_for(lambda: metric(a.metrics(), "beacon_dns_tcp_connections") == 1, 5, what="the connection")
+        assert a.stop() == 0, a.log()
+        s.close()
 
 
 def test_dns_registry_change_is_in_the_next_answer():
