@@ -31,8 +31,11 @@
 #include "base/timing.h"
 #include "config/config.h"
 
-#define BATCH 32                 /* UDP queries per recvmmsg */
-#define ROUNDS 8                 /* batches per wake-up before other events run */
+#ifndef BCN_DNS_BATCH
+#define BCN_DNS_BATCH 32         /* UDP queries per recvmmsg (-D1: one per call, to compare) */
+#endif
+#define BATCH BCN_DNS_BATCH
+#define ROUNDS (256 / BATCH)     /* batches per wake-up before other events run */
 #define QUERY_MAX 2048           /* a UDP query larger than this is malformed (MSG_TRUNC) */
 #define OUT_HIGH (256 * 1024)    /* unsent TCP answers at which a connection stops being read */
 #define ACCEPT_PAUSE_MS 100      /* after EMFILE: descriptors free up when connections close */
