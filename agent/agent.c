@@ -19,6 +19,7 @@
 #include "api/api.h"
 #include "health/check.h"
 #include "config/config.h"
+#include "dns/dns.h"
 #include "base/sdnotify.h"
 #include "base/timing.h"
 #include "base/utf8.h"
@@ -154,6 +155,8 @@ json_t *bcn_agent_self(struct bcn_agent *a)
 	json_object_set_new(o, "backends", backends);
 	json_object_set_new(o, "services", json_integer((json_int_t)bcn_cache_nservices(a->core.cache)));
 	json_object_set_new(o, "index", json_integer((json_int_t)bcn_cache_index(a->core.cache)));
+	if (a->dns)
+		json_object_set_new(o, "dns", bcn_dns_self(a->dns));
 	return o;
 }
 
@@ -189,8 +192,10 @@ static bool api_backend(void *owner, size_t i, const char **name, bool *ready)
  * Prometheus lines here: one call per output the agent runs. */
 static void api_metrics_more(void *owner, struct evbuffer *out)
 {
-	(void)owner;
-	(void)out;
+	struct bcn_agent *a = owner;
+
+	if (a->dns)
+		bcn_dns_metrics(a->dns, out);
 }
 
 void bcn_agent_api_fill(struct bcn_agent *a)
@@ -266,6 +271,28 @@ static void instances_free(struct bcn_agent *a)
 	a->nins = 0;
 }
 
+/* ---- the DNS interface ---------------------------------------------------- */
+
+static int dns_start(struct bcn_agent *a)
+{
+	char err[256];
+
+	if (!a->cfg->dns)
+		return 0;
+	a->dns = bcn_dns_new(a->base, a->core.cache, a->cfg->dns, err, sizeof(err));
+	if (!a->dns)
+		bcn_error("dns", "%s", err);
+	return a->dns ? 0 : -1;
+}
+
+/* The socket stays as bound at start (port 53 may need a capability a
+ * reload cannot count on): adding, removing or moving it needs a restart. */
+static void dns_reload(struct bcn_agent *a, const struct bcn_config *nc)
+{
+	if (!a->dns != !nc->dns || (a->dns && bcn_dns_reload(a->dns, nc->dns) < 0))
+		bcn_warn("agent", "changes to dns.listen (or adding or removing \"dns\") take effect after a restart");
+}
+
 /* ---- reload --------------------------------------------------------------- */
 
 static bool same_instances(const struct bcn_config *old, const struct bcn_config *new)
@@ -302,6 +329,7 @@ static void reload(struct bcn_agent *a)
 	if (bcn_config_keep_restart(old, nc, changed, sizeof(changed)))
 		bcn_warn("agent", "changes to %s take effect after a restart", changed);
 	bcn_agent_listeners_reload(a, nc);
+	dns_reload(a, nc);
 
 	a->cfg = nc;
 	a->core.config = nc;
@@ -468,8 +496,12 @@ int bcn_agent_main(const char *config_file)
 	if (add_signal(&a, &a.ev_term, SIGTERM) < 0 || add_signal(&a, &a.ev_int, SIGINT) < 0 ||
 	    add_signal(&a, &a.ev_hup, SIGHUP) < 0)
 		goto out;
-	if (bcn_agent_listeners_start(&a) < 0)
+	if (bcn_agent_listeners_start(&a) < 0 || dns_start(&a) < 0)
 		goto out;
+	/* CAP_NET_BIND_SERVICE (systemd's AmbientCapabilities, for DNS on port
+	 * 53) was needed for the binds above only: health checks and the exec
+	 * child must not inherit it. No-op without ambient capabilities. */
+	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 	/* Without a check the app counts as passing; with one it starts
 	 * critical until the check has passed `rise` times. */
 	a.core.service_status = BCN_PASSING;
@@ -507,6 +539,7 @@ out:
 	bcn_check_free(a.check);
 	bcn_server_free(a.sock);
 	bcn_server_free(a.tcp);
+	bcn_dns_free(a.dns);
 	instances_free(&a);
 	bcn_secrets_free(a.core.secrets); /* wipes; after the plugins that filled it */
 	bcn_http_free(a.core.http);

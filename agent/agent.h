@@ -17,6 +17,7 @@
 
 struct bcn_config;
 struct bcn_server;
+struct bcn_dns;
 
 struct bcn_agent {
 	struct event_base *base;
@@ -34,6 +35,7 @@ struct bcn_agent {
 	double start_to_ready_ms;     /* -1 until first ready */
 	long nofile;                  /* RLIMIT_NOFILE after raising it; -1: none */
 	int fd_capped_sock, fd_capped_probe; /* connection limits lowered to fit it, last logged */
+	struct bcn_dns *dns;          /* the DNS interface (dns/dns.h); NULL without a "dns" section */
 };
 
 /* Run `beacon agent --config file` until SIGTERM/SIGINT. Returns the exit code. */

@@ -186,6 +186,23 @@ static const struct bcn_cfg_field watch_fields[] = {
 	BCN_ROW_END,
 };
 
+/* The DNS interface: the socket is bound once (port 53 may need a
+ * capability the agent no longer has after a reload). */
+static const struct bcn_cfg_field dns_fields[] = {
+	BCN_ROW_STR(struct bcn_dns_conf, listen, "listen", "127.0.0.1:8600", BCN_CFG_NONEMPTY | BCN_CFG_RESTART,
+		    "host:port for UDP and TCP"),
+	BCN_ROW_STR(struct bcn_dns_conf, domain, "domain", "beacon.", BCN_CFG_NONEMPTY, "the zone beacon answers for"),
+	BCN_ROW_DURATION(struct bcn_dns_conf, ttl_ms, "ttl", "0s", 0, BCN_DAYS(1), 0,
+			 "TTL of answers and of negative answers (SOA minimum)"),
+	BCN_ROW_INT(struct bcn_dns_conf, udp_answer_limit, "udp_answer_limit", "0", 0, 65535, 0,
+		    "answer records in a UDP answer at most, 0 = as many as fit"),
+	BCN_ROW_INT(struct bcn_dns_conf, max_connections, "max_connections", "256", 1, 100000, 0,
+		    "open TCP connections at most"),
+	BCN_ROW_DURATION(struct bcn_dns_conf, idle_timeout_ms, "idle_timeout", "10s", BCN_MS(100), BCN_H(1), 0,
+			 "a TCP connection without a query is closed after this"),
+	BCN_ROW_END,
+};
+
 /* The core's top-level keys; each section's key gets a raw JSON row after
  * these (top_table), handed to the section's own table later. */
 static const struct bcn_cfg_field base_fields[] = {
@@ -200,6 +217,7 @@ static const struct bcn_cfg_field base_fields[] = {
 	BCN_ROW_OBJPTR(struct bcn_config, service, "service", service_fields, struct bcn_service_conf,
 		       BCN_CFG_RESTART, "this app"),
 	BCN_ROW_OBJECT(struct bcn_config, watch, "watch", watch_fields, 0, "what to discover"),
+	BCN_ROW_OBJPTR(struct bcn_config, dns, "dns", dns_fields, struct bcn_dns_conf, 0, "the DNS interface"),
 	BCN_ROW_END,
 };
 #define NBASE_FIELDS (sizeof(base_fields) / sizeof(base_fields[0]) - 1)
@@ -341,6 +359,33 @@ static void normalise_kv_prefix(char **prefix, size_t i, struct bcn_cfg_errs *er
 	*prefix = p;
 }
 
+/* The domain as the DNS code compares it: lower case, no trailing dot. */
+static void check_dns(struct bcn_dns_conf *d, struct bcn_cfg_errs *errs)
+{
+	char *s = d->domain;
+	size_t n = strlen(str(s)), label = 0;
+	bool ok = n > 0 && n <= 254;
+
+	check_listen(str(d->listen), "$.dns.listen", errs);
+	if (ok && s[n - 1] == '.')
+		s[--n] = '\0';
+	for (size_t i = 0; ok && i <= n; i++) {
+		char ch = i < n ? s[i] : '.';
+		if (ch >= 'A' && ch <= 'Z')
+			s[i] = (char)(ch - 'A' + 'a');
+		if (ch == '.')
+			ok = label > 0 && label <= 63, label = 0;
+		else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+			 ch == '-' || ch == '_')
+			label++;
+		else
+			ok = false;
+	}
+	if (!ok)
+		bcn_cfg_err(errs, "$.dns.domain", "expected a DNS name such as \"beacon.\" or "
+			    "\"svc.example.com.\": letters, digits, '-' and '_' in dot-separated labels of 1 to 63");
+}
+
 static void check_rules(struct bcn_config *c, const struct bcn_cfg_section *sections,
 			struct bcn_cfg_errs *errs)
 {
@@ -354,6 +399,8 @@ static void check_rules(struct bcn_config *c, const struct bcn_cfg_section *sect
 	if (c->http && str(c->http->listen)[0])
 		check_listen(c->http->listen, "$.http.listen", errs);
 	check_socket(c, errs);
+	if (c->dns)
+		check_dns(c->dns, errs);
 
 	if (!str(c->node)[0]) {
 		char host[HOST_NAME_MAX + 1] = "";

@@ -41,6 +41,16 @@ struct bcn_watch_conf {
 	struct bcn_strlist services, kv;
 };
 
+/* The DNS interface (SPEC.md "DNS"); listen needs a restart, the rest is live. */
+struct bcn_dns_conf {
+	char *listen;               /* "host:port", UDP and TCP */
+	char *domain;               /* lower case, no trailing dot after the check */
+	uint64_t ttl_ms;
+	int64_t udp_answer_limit;   /* 0: as many as fit */
+	int64_t max_connections;    /* TCP */
+	uint64_t idle_timeout_ms;   /* TCP */
+};
+
 /*
  * A config section a source takes, described by the layer above (each
  * plugin's descriptor: bcn_plugin_sections()), so this file names no backend.
@@ -81,6 +91,7 @@ struct bcn_config {
 	struct bcn_log_conf log;
 	struct bcn_service_conf *service;
 	struct bcn_watch_conf watch;
+	struct bcn_dns_conf *dns;   /* NULL: no DNS interface */
 	/* Each section key's raw JSON (NULL when absent), validated by the
 	 * section's own table when its instance is built. */
 	const char *section_key[BCN_CFG_MAX_SECTION_KEYS];
