@@ -31,6 +31,9 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-proto
             -DBCN_VERSION='"$(VERSION)"' -iquote agent $(PKG_CFLAGS) $(SAN)
 LDFLAGS  += $(SAN) -Wl,-z,relro,-z,now
 LDLIBS   += $(PKG_LIBS) -lm
+# The ZooKeeper C client, single-threaded flavour (Debian ships no .pc for it).
+ZK_LIBS  := $(shell pkg-config --libs zookeeper_st 2>/dev/null || echo -lzookeeper_st)
+LDLIBS   += $(ZK_LIBS)
 
 AGENT_SRC  := $(filter-out agent/main.c,$(wildcard agent/*.c agent/*/*.c))
 PLUGIN_SRC := $(wildcard plugins/*/*.c)

@@ -1,0 +1,271 @@
+"""The ZooKeeper registry backend against a real ZooKeeper (SPEC.md "Registry
+layout", ZooKeeper: Apache Curator's Service Discovery layout).
+
+Most tests share one standalone server (zk_fixture.shared(): JVM starts are
+the slow part) and keep apart by base path and KV root; the fault tests that
+kill or stop a server start their own. Test-side reads and writes go through
+kazoo; the interop test runs a real Curator client (tests/integration/java).
+"""
+
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+
+import zk_fixture
+from harness import Agent, registry_config, run_beacon, skip, wait_for
+from zk_fixture import Ensemble, ZooKeeper, shared
+
+_n = [0]
+
+
+def unique(name):
+    _n[0] += 1
+    return "/%s%d_%d" % (name, os.getpid(), _n[0])
+
+
+def registry(servers, base, **kw):
+    r = {"backend": "zookeeper", "servers": servers if isinstance(servers, list) else [servers],
+         "base_path": base, "session_timeout": "2s"}
+    r.update(kw)
+    return r
+
+
+def config(servers, base, service=None, services=(), kv=(), **kw):
+    return registry_config(registry(servers, base, **kw), service, services, kv)
+
+
+def instance(name, iid, address="10.0.0.9", port=7000, payload=None, **extra):
+    d = {"name": name, "id": iid, "address": address, "port": port, "sslPort": None,
+         "payload": payload, "registrationTimeUTC": 1700000000000, "serviceType": "DYNAMIC",
+         "uriSpec": None}
+    d.update(extra)
+    return json.dumps(d).encode()
+
+
+def endpoints(a, service):
+    st, _, body = a.get("/v1/endpoints/%s?status=any" % service)
+    assert st == 200, (st, body)
+    return body
+
+
+def ids(a, service):
+    return sorted(e["id"] for e in endpoints(a, service)["endpoints"])
+
+
+def backend(a):
+    st, _, body = a.get("/v1/self")
+    assert st == 200, (st, body)
+    return [b for b in body["backends"] if b["plugin"] == "zookeeper"][0]
+
+
+def ready(a):
+    return a.get("/ready")[0] == 200
+
+
+def znode(c, path):
+    """The znode's data as JSON, or None when it does not exist."""
+    if not c.exists(path):
+        return None
+    try:
+        return json.loads(c.get(path)[0])
+    except Exception:  # noqa: BLE001 -- deleted between the calls
+        return None
+
+
+# ---- registration and discovery ----------------------------------------------
+
+def test_zk_register_discover_and_deregister():
+    z = shared()
+    c = z.client()
+    base = unique("svc")
+    c.create(base + "/api/a1", instance("api", "a1", payload={"tags": ["x"], "meta": {"k": "v"},
+                                                              "weight": 3, "status": "warning"}),
+             makepath=True)
+    spring = {"@class": "org.springframework.cloud.zookeeper.discovery.ZookeeperInstance",
+              "id": "api", "name": "api", "metadata": {"zone": "b", "n": 1}}
+    c.create(base + "/api/s1", instance("api", "s1", address="10.0.0.2", port=8081, payload=spring))
+    c.create(base + "/api/p1", instance("api", "p1", address="h.example", port=None, sslPort=8443,
+                                        payload="just a string"))
+    with Agent(config(z.hostport, base, service=("web", "web-1", 8080), services=["web", "api"])) as a:
+        wait_for(lambda: ready(a), 10, what="ready")
+        own = znode(c, base + "/web/web-1")
+        assert own["name"] == "web" and own["id"] == "web-1" and own["address"] == "10.0.0.1"
+        assert own["port"] == 8080 and own["serviceType"] == "DYNAMIC"
+        assert own["payload"] == {"tags": ["v1"], "meta": {"zone": "a"}, "weight": 5,
+                                  "status": "passing"}, own["payload"]
+        assert "@class" not in json.dumps(own)
+        assert c.exists(base + "/web/web-1").ephemeralOwner != 0
+        eps = {e["id"]: e for e in endpoints(a, "api")["endpoints"]}
+        assert eps["a1"]["tags"] == ["x"] and eps["a1"]["meta"] == {"k": "v"}, eps
+        assert eps["a1"]["weight"] == 3 and eps["a1"]["status"] == "warning", eps
+        assert eps["s1"]["meta"] == {"zone": "b"} and eps["s1"]["status"] == "passing", eps
+        assert eps["p1"]["port"] == 8443 and eps["p1"]["address"] == "h.example", eps
+        assert ids(a, "web") == ["web-1"]
+        # changes are watched: a new instance, a data change, a deletion
+        c.create(base + "/api/a2", instance("api", "a2", port=7002))
+        wait_for(lambda: "a2" in ids(a, "api"), 5, what="a new child")
+        c.set(base + "/api/a2", instance("api", "a2", port=7003))
+        wait_for(lambda: [e for e in endpoints(a, "api")["endpoints"]
+                          if e["id"] == "a2" and e["port"] == 7003], 5, what="a data change")
+        c.delete(base + "/api/a1")
+        wait_for(lambda: "a1" not in ids(a, "api"), 5, what="a deletion")
+        # a service created after the start
+        c.create(base + "/late/l1", instance("late", "l1"), makepath=True)
+        assert a.stop() == 0
+        assert not c.exists(base + "/web/web-1"), "SIGTERM did not delete the znode"
+        assert "deregistered %s/web/web-1" % base in a.log()
+
+
+def test_zk_service_created_later_and_health_drain_resume():
+    z = shared()
+    c = z.client()
+    base = unique("svc")
+    d = tempfile.mkdtemp(prefix="beacon-zkh-")
+    flag = os.path.join(d, "ok")
+    open(flag, "w").close()
+    try:
+        cfg = config(z.hostport, base, service=("web", "web-1", 8080), services=["later"])
+        cfg["service"]["check"] = {"exec": ["/bin/sh", "-c", "test -e " + flag + " || exit 2"],
+                                   "interval": "200ms", "timeout": "200ms", "rise": 1, "fall": 1}
+        with Agent(cfg) as a:
+            path = base + "/web/web-1"
+            wait_for(lambda: (znode(c, path) or {}).get("payload", {}).get("status") == "passing", 10,
+                     what="registered passing")
+            os.unlink(flag)
+            wait_for(lambda: (znode(c, path) or {}).get("payload", {}).get("status") == "critical", 5,
+                     what="the status change in the znode's data")
+            assert a.post("/v1/self/drain")[0] == 200
+            wait_for(lambda: not c.exists(path), 5, what="drain deletes the znode")
+            assert a.post("/v1/self/resume")[0] == 200
+            wait_for(lambda: c.exists(path), 5, what="resume creates it again")
+            # a service that did not exist at start is picked up when it appears
+            assert ids(a, "later") == []
+            c.create(base + "/later/x1", instance("later", "x1"), makepath=True)
+            wait_for(lambda: ids(a, "later") == ["x1"], 5, what="a service created later")
+            assert a.stop() == 0
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_zk_kv_subtree_watched():
+    z = shared()
+    c = z.client()
+    root = unique("config")
+    c.create(root + "/web/color", b"blue", makepath=True)
+    c.create(root + "/web/deep/size", b"10", makepath=True)
+    c.create(root + "/other/x", b"no", makepath=True)
+    with Agent(config(z.hostport, unique("svc"), kv=[root + "/web/"])) as a:
+        wait_for(lambda: ready(a), 10, what="ready")
+        st, _, body = a.get("/v1/kv%s/web/color" % root)
+        assert st == 200 and body["value"] == "blue", (st, body)
+        st, _, body = a.get("/v1/kv%s/web/?recurse" % root)
+        got = {e["key"]: e["value"] for e in body["entries"]}
+        assert got == {root[1:] + "/web/color": "blue", root[1:] + "/web/deep": "",
+                       root[1:] + "/web/deep/size": "10"}, got
+        c.set(root + "/web/color", b"red")
+        wait_for(lambda: a.get("/v1/kv%s/web/color" % root)[2].get("value") == "red", 5,
+                 what="a changed value")
+        c.create(root + "/web/new", b"n")
+        wait_for(lambda: a.get("/v1/kv%s/web/new" % root)[0] == 200, 5, what="a new key")
+        c.delete(root + "/web/deep", recursive=True)
+        wait_for(lambda: a.get("/v1/kv%s/web/deep/size" % root)[0] == 404, 5, what="a deleted subtree")
+        assert a.get("/v1/kv%s/other/x" % root)[0] == 404
+        assert a.stop() == 0
+
+
+def test_zk_digest_auth_file():
+    from kazoo.security import make_digest_acl
+    z = shared()
+    c = z.client()
+    root = unique("secure")
+    acl = [make_digest_acl("beacon", "s3cret-pw", all=True)]
+    c.create(root + "/db", b"", makepath=True)
+    c.create(root + "/db/url", b"postgres://db", acl=acl)
+    with tempfile.TemporaryDirectory(prefix="beacon-zka-") as d:
+        good = os.path.join(d, "auth")
+        with open(good, "w") as f:
+            f.write("beacon:s3cret-pw\n")
+        with Agent(config(z.hostport, unique("svc"), kv=[root + "/db/"], auth_file=good)) as a:
+            wait_for(lambda: a.get("/v1/kv%s/db/url" % root)[2].get("value") == "postgres://db", 10,
+                     what="a value only the digest user may read")
+            assert "s3cret-pw" not in a.log()
+            assert "s3cret-pw" not in json.dumps(a.get("/v1/self")[2])
+            assert a.stop() == 0
+        with Agent(config(z.hostport, unique("svc"), kv=[root + "/db/"])) as a:
+            wait_for(lambda: ready(a), 10, what="ready without the credential")
+            assert a.get("/v1/kv%s/db/url" % root)[0] == 404
+            assert "skipping %s/db/url: not authenticated" % root in a.log(), a.log()
+            assert a.stop() == 0
+
+
+def test_zk_config_errors():
+    with tempfile.TemporaryDirectory(prefix="beacon-zkc-") as d:
+        p = os.path.join(d, "c.json")
+        with open(p, "w") as f:
+            json.dump({"registry": {"backend": "zookeeper", "servers": ["nohost", "h:99999"],
+                                    "base_path": "services/", "chroot": "/a//b"}}, f)
+        rc, _, err = run_beacon("agent", "--check-config", "--config", p)
+        assert rc != 0
+        for s in ("registry.servers[0]", "registry.servers[1]", "registry.base_path", "registry.chroot"):
+            assert s in err, err
+
+
+# ---- hostile data ------------------------------------------------------------
+
+def test_zk_hostile_znodes_skipped():
+    z = shared()
+    c = z.client()
+    base = unique("svc")
+    c.create(base + "/api/good", instance("api", "good"), makepath=True)
+    c.create(base + "/api/notjson", b"{nope")
+    c.create(base + "/api/utf8", b'{"id":"utf8","address":"\xff\xfe","port":1}')
+    c.create(base + "/api/big", b"{" + b" " * (1024 * 1024 - 2) + b"}")
+    c.create(base + "/api/empty", b"")
+    c.create(base + "/api/other", instance("api", "not-other"))
+    c.create(base + "/api/badport", instance("api", "badport", port=70000))
+    with Agent(config(z.hostport, base, services=["api"])) as a:
+        wait_for(lambda: ready(a), 15, what="ready")
+        assert ids(a, "api") == ["good"]
+        log = a.log()
+        for child in ("notjson", "utf8", "big", "empty", "other", "badport"):
+            assert "skipping %s/api/%s" % (base, child) in log, (child, log[-3000:])
+        # a bad change to a good instance withdraws it; the rest is served
+        c.set(base + "/api/good", b"[]")
+        wait_for(lambda: ids(a, "api") == [], 5, what="the instance withdrawn")
+        c.set(base + "/api/good", instance("api", "good"))
+        wait_for(lambda: ids(a, "api") == ["good"], 5, what="the instance back")
+        assert a.stop() == 0
+
+
+def test_zk_10k_children():
+    z = shared()
+    c = z.client()
+    base = unique("svc")
+    c.create(base + "/big", b"", makepath=True)
+    n = 10000
+    t0 = time.monotonic()
+    futures = [c.create_async("%s/big/i%05d" % (base, i),
+                              instance("big", "i%05d" % i, port=1 + i % 60000)
+                              if i % 100 else b"\xff not json")
+               for i in range(n)]
+    for f in futures:
+        f.get(timeout=30)
+    made = time.monotonic() - t0
+    with Agent(config(z.hostport, base, services=["big"])) as a:
+        t0 = time.monotonic()
+        wait_for(lambda: ready(a), 40, what="ready with 10 000 children")
+        took = time.monotonic() - t0
+        assert len(endpoints(a, "big")["endpoints"]) == n - n // 100
+        lines = [l for l in a.log().splitlines() if "skipping" in l]
+        assert 0 < len(lines) <= 21, len(lines)  # rate-limited: 20 per 10 s and one summary
+        print("10 000 children created in %.2fs, read by the agent in %.2fs" % (made, took))
+        c.delete("%s/big/i00001" % base)
+        wait_for(lambda: len(endpoints(a, "big")["endpoints"]) == n - n // 100 - 1, 10,
+                 what="one deletion among 10 000")
+        assert a.stop() == 0
