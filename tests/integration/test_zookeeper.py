@@ -269,3 +269,159 @@ def test_zk_10k_children():
         wait_for(lambda: len(endpoints(a, "big")["endpoints"]) == n - n // 100 - 1, 10,
                  what="one deletion among 10 000")
         assert a.stop() == 0
+
+
+# ---- interop with a real Curator client ----------------------------------------
+
+CURATOR_CP = ["curator-x-discovery.jar", "curator-framework.jar", "curator-client.jar",
+              # Debian's curator-x-discovery manifest omits curator-recipes: add it ourselves
+              "curator-recipes.jar", "zookeeper.jar", "zookeeper-jute.jar", "guava.jar",
+              "jackson-databind.jar", "jackson-core.jar", "jackson-annotations.jar",
+              "slf4j-api.jar", "slf4j-nop.jar"]
+JAVA_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "java", "CuratorInterop.java")
+
+
+def curator_program(d):
+    """Compile CuratorInterop.java into d; the java argv prefix to run it."""
+    javac = shutil.which("javac")
+    java = shutil.which("java")
+    if not javac or not java:
+        skip("no JDK (apt-get install default-jdk-headless)")
+    try:
+        subprocess.run([java, "-version"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=30, check=True)
+    except (OSError, subprocess.SubprocessError):
+        skip("java cannot start here")
+    missing = [j for j in CURATOR_CP if not os.path.exists(os.path.join(zk_fixture.JARS, j))]
+    if missing:
+        skip("Curator jars missing (apt-get install libcurator-discovery-java "
+             "libcurator-recipes-java): %s" % ", ".join(missing))
+    cp = zk_fixture.classpath(CURATOR_CP)
+    r = subprocess.run([javac, "-nowarn", "-cp", cp, "-d", d, JAVA_SRC], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=120)
+    assert r.returncode == 0, r.stdout.decode(errors="replace")
+    return [java, "-Xmx96m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+            "-cp", cp + ":" + d, "CuratorInterop"]
+
+
+def test_zk_curator_service_discovery_interop():
+    z = shared()
+    c = z.client()
+    base = unique("curator")
+    with tempfile.TemporaryDirectory(prefix="beacon-zkj-") as d:
+        argv = curator_program(d)
+        with Agent(config(z.hostport, base, service=("web", "web-1", 8080),
+                          services=["javasvc"])) as a:
+            wait_for(lambda: ready(a), 10, what="beacon registered")
+            p = subprocess.Popen(argv + [z.hostport, base, "javasvc", "j-1", "web", "web-1"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+            try:
+                line = p.stdout.readline().decode()
+                assert line.strip() == "REGISTERED", (line, p.stderr.read1().decode())
+                # (a) Curator's registration, served by beacon
+                wait_for(lambda: ids(a, "javasvc") == ["j-1"], 10, what="the Curator instance")
+                e = endpoints(a, "javasvc")["endpoints"][0]
+                assert (e["address"], e["port"]) == ("10.9.8.7", 9090), e
+                assert e["tags"] == ["java", "curator"] and e["meta"] == {"lang": "java"}, e
+                assert e["status"] == "passing", e
+                # (b) beacon's registration, found by queryForInstances
+                line = p.stdout.readline().decode()
+                assert line.startswith("FOUND "), line
+                got = json.loads(line[6:])
+                assert got["address"] == "10.0.0.1" and got["port"] == 8080, got
+                assert got["name"] == "web" and got["serviceType"] == "DYNAMIC", got
+                assert got["payload"]["tags"] == ["v1"] and got["payload"]["weight"] == 5, got
+                p.stdin.close()
+                assert p.wait(timeout=20) == 0, p.stderr.read().decode()
+                wait_for(lambda: ids(a, "javasvc") == [], 10, what="Curator's unregistration")
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                p.wait()
+                p.stdout.close()
+                p.stderr.close()
+            assert a.stop() == 0
+
+
+# ---- faults -----------------------------------------------------------------------
+
+def stale(a, service):
+    return endpoints(a, service)["stale"]
+
+
+def test_zk_kill9_and_restart():
+    with ZooKeeper() as z:
+        c = z.client()
+        base = unique("svc")
+        c.create(base + "/api/a1", instance("api", "a1"), makepath=True)
+        with Agent(config(z.hostport, base, service=("web", "web-1", 8080),
+                          services=["api", "web"])) as a:
+            wait_for(lambda: ready(a) and ids(a, "web") == ["web-1"], 10, what="registered")
+            z.kill9()
+            wait_for(lambda: stale(a, "api"), 10, what="stale answers while ZooKeeper is down")
+            assert ids(a, "api") == ["a1"], "the last known state is gone"
+            assert backend(a)["state"] == "unreachable"
+            t0 = time.monotonic()
+            z.start()
+            wait_for(lambda: not stale(a, "api") and not stale(a, "web"), 20,
+                     what="fresh answers after the restart")
+            print("fresh %.2fs after ZooKeeper's restart" % (time.monotonic() - t0))
+            c2 = z.client()
+            wait_for(lambda: c2.exists(base + "/web/web-1"), 10, what="the znode after the restart")
+            c2.create(base + "/api/a2", instance("api", "a2"))
+            wait_for(lambda: ids(a, "api") == ["a1", "a2"], 5, what="a change after the restart")
+            assert a.proc.poll() is None
+            assert a.stop() == 0
+
+
+def test_zk_agent_sigstop_past_session_timeout():
+    z = shared()
+    c = z.client()
+    base = unique("svc")
+    path = base + "/web/web-1"
+    with Agent(config(z.hostport, base, service=("web", "web-1", 8080), services=["web"])) as a:
+        wait_for(lambda: c.exists(path), 10, what="registered")
+        a.signal(signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            wait_for(lambda: not c.exists(path), 15, what="the ephemeral znode gone after expiry")
+            gone = time.monotonic() - t0
+        finally:
+            a.signal(signal.SIGCONT)
+        t0 = time.monotonic()
+        wait_for(lambda: c.exists(path), 15, what="the znode back after SIGCONT")
+        back = time.monotonic() - t0
+        wait_for(lambda: ids(a, "web") == ["web-1"] and not stale(a, "web"), 5,
+                 what="fresh discovery on the new session")
+        print("znode gone %.2fs after SIGSTOP (session_timeout 2s); "
+              "recreated %.2fs after SIGCONT" % (gone, back))
+        assert a.log().count("expired (ephemeral znode lost)") == 1, a.log()
+        c.create(base + "/web/web-2", instance("web", "web-2"))
+        wait_for(lambda: ids(a, "web") == ["web-1", "web-2"], 5, what="watches set again")
+        assert a.stop() == 0
+
+
+def test_zk_ensemble_member_killed():
+    with Ensemble(3) as e:
+        c = e.client()
+        base = unique("svc")
+        c.create(base + "/api/a1", instance("api", "a1"), makepath=True)
+        cfg = config(e.hostports, base, service=("web", "web-1", 8080), services=["api"],
+                     session_timeout="6s")
+        with Agent(cfg) as a:
+            wait_for(lambda: ready(a), 15, what="registered on the ensemble")
+            sid = backend(a)["session"]
+            assert sid, backend(a)
+            talking = [m for m in e.members if sid.encode() in zk_fixture.four_letter(m.port, "cons")]
+            assert len(talking) == 1, sid
+            talking[0].kill9()
+            wait_for(lambda: backend(a)["session"] == sid and backend(a)["state"] == "registered"
+                     and not stale(a, "api"), 20, what="the same session on another member")
+            assert "unreachable: connection lost" in a.log(), a.log()
+            assert "expired" not in a.log()
+            c.create(base + "/api/a2", instance("api", "a2"))
+            wait_for(lambda: ids(a, "api") == ["a1", "a2"], 10, what="a change after failover")
+            assert c.exists(base + "/web/web-1")
+            assert a.proc.poll() is None
+            assert a.stop() == 0

@@ -21,6 +21,7 @@ process started here is killed on close and at interpreter exit.
 
 import atexit
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -41,6 +42,9 @@ JVM_OPTS = ["-Xmx160m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss512k
             "-Djute.maxbuffer=4194304", "-Dzookeeper.admin.enableServer=false"]
 
 _all = []
+# kazoo logs every connection drop; the fault tests cause them on purpose.
+logging.getLogger("kazoo").addHandler(logging.NullHandler())
+logging.getLogger("kazoo").propagate = False
 
 
 def kazoo_client_class():
