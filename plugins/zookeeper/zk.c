@@ -83,11 +83,11 @@ static void zk_check(void *conf, const char *path, struct bcn_cfg_errs *errs)
 	}
 	if ((why = path_problem(c->base_path, false))) {
 		snprintf(p, sizeof(p), "%s.base_path", path);
-		bcn_cfg_err(errs, p, why);
+		bcn_cfg_err(errs, p, "%s", why);
 	}
 	if (c->chroot[0] && (why = path_problem(c->chroot, false))) {
 		snprintf(p, sizeof(p), "%s.chroot", path);
-		bcn_cfg_err(errs, p, why);
+		bcn_cfg_err(errs, p, "%s", why);
 	}
 }
 

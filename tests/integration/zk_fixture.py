@@ -90,7 +90,7 @@ class ZooKeeper:
     """One ZooKeeper server on loopback: standalone, or member `myid` of an
     ensemble when `quorum` (a list of (peer_port, election_port)) is given."""
 
-    def __init__(self, myid=None, quorum=None, ports=None, tick_ms=200):
+    def __init__(self, myid=None, quorum=None, ports=None, tick_ms=200, extra=()):
         if not have_server():
             skip("ZooKeeper server classes or java missing (apt-get install libzookeeper-java default-jdk-headless)")
         self.dir = tempfile.mkdtemp(prefix="beacon-zk-", dir="/tmp")
@@ -100,6 +100,7 @@ class ZooKeeper:
         self.quorum = quorum
         self.port = ports[myid - 1] if ports else free_port()
         self.tick_ms = tick_ms
+        self.extra = list(extra)  # more zoo.cfg lines ("forceSync=no")
         self.proc = None
         self.stopped = False
         self._clients = []
@@ -112,7 +113,7 @@ class ZooKeeper:
                  "admin.enableServer=false", "4lw.commands.whitelist=*",
                  # beacon's session_timeout is negotiated within these
                  "minSessionTimeout=1000", "maxSessionTimeout=60000",
-                 "initLimit=20", "syncLimit=10", "maxClientCnxns=0"]
+                 "initLimit=20", "syncLimit=10", "maxClientCnxns=0"] + self.extra
         if self.quorum:
             with open(os.path.join(self.data, "myid"), "w") as f:
                 f.write("%d\n" % self.myid)
