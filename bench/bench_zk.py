@@ -180,6 +180,11 @@ def main():
     if not zk_fixture.have_server():
         log("ZooKeeper server classes or java missing: nothing to measure")
         return 0
+    try:
+        zk_fixture.kazoo_client_class()
+    except Exception as e:  # noqa: BLE001 -- harness.Skip: python3-kazoo missing
+        log("ZooKeeper part skipped: %s" % e)
+        return 0
     res = {"meta": {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}}
     work = tempfile.mkdtemp(prefix="beacon-bench-zk-")
     # No fsync per write: the etcd of benchlib has its data on tmpfs, so the

@@ -34,7 +34,9 @@
 
 #define ZK_MAX_INSTANCE (64 * 1024)  /* larger instance znodes are skipped */
 #define ZK_MAX_KV_NODES 10000        /* nodes of one KV subtree */
+#define ZK_MAX_KV_VALUE (1024 * 1024) /* the store's limit of a KV value (README, Limits) */
 #define ZK_MAX_CHILDREN 100000       /* instances of one service */
+#define ZK_STOP_WAIT_MS 2000         /* longest wait for the delete at stop */
 #define ZK_RETRY_BASE_MS 100
 #define ZK_RETRY_MAX_MS 10000
 

@@ -292,9 +292,13 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	ctx->reg.stop_done = NULL;
+	if (!done)
+		return;
+	if (ctx->reg.busy)
+		bcn_warn(ctx->log, "ZooKeeper did not confirm the delete of %s within %d ms; closing the session",
+			 ctx->reg.path, ZK_STOP_WAIT_MS);
 	zk_conn_close(ctx); /* ends the session: the server drops what is left */
-	if (done)
-		done(ctx->ins);
+	done(ctx->ins);
 }
 
 /* ---- the interface -------------------------------------------------------- */
@@ -375,7 +379,11 @@ void zk_reg_stop(struct zk_ctx *ctx, bcn_stop_done_cb done)
 		if (!reg->busy)
 			reg_sync(ctx); /* a delete; its completion finishes */
 		zk_flush(ctx);
-		return;            /* (a busy op's completion reconciles to the delete) */
+		/* (a busy op's completion reconciles to the delete.) A server
+		 * that does not answer is not waited for: close anyway, the
+		 * session then ends by expiry. */
+		bcn_timer_ms(reg->stop_ev, ZK_STOP_WAIT_MS);
+		return;
 	}
 	stop_finish(ctx);
 }

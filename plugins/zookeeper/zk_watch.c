@@ -43,6 +43,7 @@ struct zk_watch {
 	size_t nkids;
 	char **keys, **vals;      /* KV walk accumulator */
 	size_t *lens, n, cap;
+	size_t published;         /* KV keys handed to the store by the last walk */
 };
 
 static uint64_t next_id = 1;
@@ -286,6 +287,11 @@ static void kv_data(struct zk_watch *w, const char *path, int rc, const char *va
 	}
 	if (strncmp(path, w->base.name, plen) != 0)
 		return; /* the walk's root, or a sibling outside a partial prefix */
+	if (l > ZK_MAX_KV_VALUE) {
+		zk_skip(w->ctx, path, "its value is %zu bytes, more than the %d a value may have", l,
+			ZK_MAX_KV_VALUE);
+		return;
+	}
 	if (w->n == w->cap) {
 		size_t nc = w->cap ? w->cap * 2 : 32;
 		char **k = realloc(w->keys, nc * sizeof(*k));
@@ -335,6 +341,7 @@ static void kv_done(struct zk_watch *w)
 		w->base.last_error[0] = '\0';
 	bcn_report_kv_replace(ctx->ins, w->base.name, (const char *const *)w->keys,
 			      (const char *const *)w->vals, w->lens, w->n);
+	w->published = w->n;
 	kv_clear(w);
 	if (w->again)
 		kv_walk(w);
@@ -505,7 +512,7 @@ static json_t *w_fields(const struct bcn_watch *b)
 	const struct zk_watch *w = (const struct zk_watch *)b;
 
 	return json_pack("{s:s, s:I}", "znode", w->root, w->base.kv ? "nodes" : "children",
-			 (json_int_t)(w->base.kv ? w->n : w->nkids));
+			 (json_int_t)(w->base.kv ? w->published : w->nkids));
 }
 
 static const struct bcn_watch_ops ops = {

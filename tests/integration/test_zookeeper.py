@@ -160,8 +160,16 @@ def test_zk_kv_subtree_watched():
     c.create(root + "/web/color", b"blue", makepath=True)
     c.create(root + "/web/deep/size", b"10", makepath=True)
     c.create(root + "/other/x", b"no", makepath=True)
+    c.create(root + "/web/edge", b"y" * (1024 * 1024))     # the limit (README, Limits)
+    c.create(root + "/web/huge", b"z" * (2 * 1024 * 1024))  # over it: skipped
     with Agent(config(z.hostport, unique("svc"), kv=[root + "/web/"])) as a:
         wait_for(lambda: ready(a), 10, what="ready")
+        st, _, body = a.get("/v1/kv%s/web/edge" % root)
+        assert st == 200 and len(body["value"]) == 1024 * 1024, st
+        assert a.get("/v1/kv%s/web/huge" % root)[0] == 404
+        a.wait_log("skipping %s/web/huge: its value is 2097152 bytes" % root)
+        c.delete(root + "/web/edge")
+        c.delete(root + "/web/huge")
         st, _, body = a.get("/v1/kv%s/web/color" % root)
         assert st == 200 and body["value"] == "blue", (st, body)
         st, _, body = a.get("/v1/kv%s/web/?recurse" % root)
@@ -176,6 +184,20 @@ def test_zk_kv_subtree_watched():
         c.delete(root + "/web/deep", recursive=True)
         wait_for(lambda: a.get("/v1/kv%s/web/deep/size" % root)[0] == 404, 5, what="a deleted subtree")
         assert a.get("/v1/kv%s/other/x" % root)[0] == 404
+        assert a.stop() == 0
+
+
+def test_zk_chroot():
+    z = shared()
+    c = z.client()
+    chroot = unique("apps")
+    c.create(chroot, b"")
+    c.create(chroot + "/services/api/a1", instance("api", "a1"), makepath=True)
+    with Agent(config(z.hostport, "/services", service=("web", "web-1", 8080), services=["api"],
+                      chroot=chroot)) as a:
+        wait_for(lambda: ready(a), 10, what="ready")
+        assert ids(a, "api") == ["a1"]
+        assert c.exists(chroot + "/services/web/web-1"), "not registered under the chroot"
         assert a.stop() == 0
 
 
@@ -400,6 +422,23 @@ def test_zk_agent_sigstop_past_session_timeout():
         c.create(base + "/web/web-2", instance("web", "web-2"))
         wait_for(lambda: ids(a, "web") == ["web-1", "web-2"], 5, what="watches set again")
         assert a.stop() == 0
+
+
+def test_zk_stop_with_zookeeper_hung():
+    z = shared()
+    base = unique("svc")
+    with Agent(config(z.hostport, base, service=("web", "web-1", 8080), session_timeout="10s")) as a:
+        wait_for(lambda: ready(a), 10, what="registered")
+        z.sigstop()
+        try:
+            t0 = time.monotonic()
+            assert a.stop() == 0
+            took = time.monotonic() - t0
+        finally:
+            z.sigcont()
+        assert took < 6, "stopping took %.1fs with ZooKeeper hung" % took
+        assert "did not confirm the delete" in a.log()
+        print("stopped in %.2fs with ZooKeeper hung" % took)
 
 
 def test_zk_ensemble_member_killed():
