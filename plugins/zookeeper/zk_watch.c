@@ -285,7 +285,7 @@ static void kv_data(struct zk_watch *w, const char *path, int rc, const char *va
 			zk_skip(w->ctx, path, "%s", zerror(rc));
 		return;
 	}
-	if (strncmp(path, w->base.name, plen) != 0)
+	if (strcmp(path, w->root) == 0 || strncmp(path, w->base.name, plen) != 0)
 		return; /* the walk's root, or a sibling outside a partial prefix */
 	if (l > ZK_MAX_KV_VALUE) {
 		zk_skip(w->ctx, path, "its value is %zu bytes, more than the %d a value may have", l,

@@ -170,12 +170,13 @@ def test_zk_kv_subtree_watched():
         a.wait_log("skipping %s/web/huge: its value is 2097152 bytes" % root)
         c.delete(root + "/web/edge")
         c.delete(root + "/web/huge")
+        wait_for(lambda: a.get("/v1/kv%s/web/edge" % root)[0] == 404, 5, what="the 1 MiB key deleted")
         st, _, body = a.get("/v1/kv%s/web/color" % root)
         assert st == 200 and body["value"] == "blue", (st, body)
         st, _, body = a.get("/v1/kv%s/web/?recurse" % root)
         got = {e["key"]: e["value"] for e in body["entries"]}
         assert got == {root[1:] + "/web/color": "blue", root[1:] + "/web/deep": "",
-                       root[1:] + "/web/deep/size": "10"}, got
+                       root[1:] + "/web/deep/size": "10"}, sorted(got)
         c.set(root + "/web/color", b"red")
         wait_for(lambda: a.get("/v1/kv%s/web/color" % root)[2].get("value") == "red", 5,
                  what="a changed value")
