@@ -68,6 +68,7 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(BUILD)/libbeacon.a
 # the fuzz harnesses (tests/fuzz/fake_http.c); both come before the archive,
 # so its real reporting API and curl client are never linked in.
 PLUGIN_TESTS := $(patsubst %,$(BUILD)/tests/%,test_etcd_data test_consul_data test_vault_reply)
+PLUGIN_TESTS += $(BUILD)/tests/test_zk_data
 TEST_CORE_OBJ := $(BUILD)/tests/testcore.o $(BUILD)/fuzz/fake_http.o
 
 $(BUILD)/tests/testcore.o: tests/unit/testcore.c tests/unit/testcore.h tests/fuzz/fake_http.h \

@@ -4,7 +4,9 @@
  * Map), and what it accepts from a znode: Curator's own shape, Spring Cloud
  * Zookeeper's "@class"-tagged payload with "metadata", odd payloads, and
  * hostile data (not JSON, invalid UTF-8, oversized, mismatched ids, bad
- * fields), each refused with a reason and nothing else.
+ * fields), each refused with a reason and nothing else. And an instance of
+ * the plugin against the test core with no server to reach: it declares its
+ * watches, serves stale, says "connecting", and cb_exit closes the handle.
  */
 #include <check.h>
 #include <jansson.h>
@@ -12,7 +14,10 @@
 #include <string.h>
 
 #include "../../plugins/zookeeper/zk.h"
+#include "testcore.h"
 #include "testutil.h"
+
+extern const struct bcn_plugin bcn_plugin_zookeeper;
 
 static char why[200];
 
@@ -175,6 +180,29 @@ START_TEST(test_written_instance_reads_back)
 }
 END_TEST
 
+START_TEST(test_instance_without_a_server)
+{
+	static const char *const services[] = { "web", NULL }, *const kv[] = { "/config/", NULL };
+	struct testcore t;
+	const struct tc_report *r;
+
+	/* Port 1 on loopback: nobody listens, connects are refused at once. */
+	tc_setup(&t, &bcn_plugin_zookeeper,
+		 "{\"servers\": [\"127.0.0.1:1\"], \"base_path\": \"/svc\", \"session_timeout\": \"2s\"}",
+		 false);
+	tc_watch(&t, services, kv);
+	tc_start(&t, "", NULL);
+	ck_assert_uint_ge(tc_count(&t, TC_WATCH), 1);
+	ck_assert_uint_ge(tc_count(&t, TC_KV_WATCH), 1);
+	r = tc_last(&t, TC_STALE);
+	ck_assert_ptr_nonnull(r);
+	ck_assert(r->flag);
+	ck_assert_str_eq(t.ins.state, "connecting");
+	ck_assert(!t.ins.ready);
+	tc_teardown(&t);
+}
+END_TEST
+
 static Suite *zk_data_suite(void)
 {
 	Suite *s = suite_create("zk_data");
@@ -184,6 +212,7 @@ static Suite *zk_data_suite(void)
 	tcase_add_test(tc, test_hostile_data_refused);
 	tcase_add_test(tc, test_oversized_refused);
 	tcase_add_test(tc, test_written_instance_reads_back);
+	tcase_add_test(tc, test_instance_without_a_server);
 	suite_add_tcase(s, tc);
 	return s;
 }
