@@ -97,6 +97,12 @@ static void send_op(struct zk_watch *w, enum zk_op_kind kind, const char *path)
 		rc = zoo_aexists(ctx->zh, path, 1, exists_cb, op);
 	if (rc != ZOK) {
 		zk_op_free(op);
+		if (rc == ZBADARGUMENTS) { /* a name ZooKeeper refuses: nothing to read, ever */
+			snprintf(w->base.last_error, sizeof(w->base.last_error),
+				 "%s is not a valid znode path", path);
+			w->base.synced = w->base.fresh = true;
+			return;
+		}
 		w->failed = true;
 		return;
 	}

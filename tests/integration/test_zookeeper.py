@@ -202,6 +202,27 @@ def test_zk_chroot():
         assert a.stop() == 0
 
 
+def test_zk_reload_changes_watch_lists():
+    z = shared()
+    c = z.client()
+    base = unique("svc")
+    c.create(base + "/one/o1", instance("one", "o1"), makepath=True)
+    c.create(base + "/two/t1", instance("two", "t1"), makepath=True)
+    cfg = config(z.hostport, base, services=["one", ".."])
+    with Agent(cfg) as a:
+        # ".." cannot be a znode name: that watch says so and the rest is served
+        wait_for(lambda: ready(a), 10, what="ready despite a service ZooKeeper cannot name")
+        assert ids(a, "one") == ["o1"]
+        cfg["watch"]["services"] = ["two"]
+        a.reload(cfg)
+        wait_for(lambda: a.get("/v1/endpoints/two")[0] == 200 and ids(a, "two") == ["t1"], 5,
+                 what="a service watched after SIGHUP")
+        wait_for(lambda: a.get("/v1/endpoints/one")[0] == 404, 5, what="an unwatched service dropped")
+        c.create(base + "/two/t2", instance("two", "t2"))
+        wait_for(lambda: ids(a, "two") == ["t1", "t2"], 5, what="the new watch follows changes")
+        assert a.stop() == 0
+
+
 def test_zk_digest_auth_file():
     from kazoo.security import make_digest_acl
     z = shared()
