@@ -96,10 +96,11 @@ static void zk_check_service(void *conf, const struct bcn_service_conf *svc, con
 {
 	(void)conf;
 	(void)path;
-	if (strchr(svc->name, '/') || !strcmp(svc->name, ".") || !strcmp(svc->name, ".."))
-		bcn_cfg_err(errs, "service.name", "a ZooKeeper service name cannot contain \"/\" or be \".\" or \"..\"");
+	/* (A missing name is reported by the service's own checks.) */
+	if (svc->name && (strchr(svc->name, '/') || !strcmp(svc->name, ".") || !strcmp(svc->name, "..")))
+		bcn_cfg_err(errs, "$.service.name", "a ZooKeeper service name cannot contain \"/\" or be \".\" or \"..\"");
 	if (svc->id && (strchr(svc->id, '/') || !strcmp(svc->id, ".") || !strcmp(svc->id, "..")))
-		bcn_cfg_err(errs, "service.id", "a ZooKeeper instance id cannot contain \"/\" or be \".\" or \"..\"");
+		bcn_cfg_err(errs, "$.service.id", "a ZooKeeper instance id cannot contain \"/\" or be \".\" or \"..\"");
 }
 
 /* ---- state ---------------------------------------------------------------- */

@@ -258,6 +258,14 @@ def test_zk_config_errors():
         assert rc != 0
         for s in ("registry.servers[0]", "registry.servers[1]", "registry.base_path", "registry.chroot"):
             assert s in err, err
+        # a service without a name (found by fuzz_config) and names ZooKeeper cannot use
+        for svc, where in (({"port": 80}, "$.service.name"),
+                           ({"name": "..", "port": 80}, "$.service.name"),
+                           ({"name": "web", "id": ".", "port": 80}, "$.service.id")):
+            with open(p, "w") as f:
+                json.dump({"registry": {"backend": "zookeeper"}, "service": svc}, f)
+            rc, _, err = run_beacon("agent", "--check-config", "--config", p)
+            assert rc == 2 and where in err, (rc, err)
 
 
 # ---- hostile data ------------------------------------------------------------
