@@ -34,6 +34,9 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-proto
             -DBCN_VERSION='"$(VERSION)"' -iquote agent $(PKG_CFLAGS) $(SAN)
 LDFLAGS  += $(SAN) -Wl,-z,relro,-z,now
 LDLIBS   += $(PKG_LIBS) -lm
+# The ZooKeeper C client, single-threaded flavour (Debian ships no .pc for it).
+ZK_LIBS  := $(shell pkg-config --libs zookeeper_st 2>/dev/null || echo -lzookeeper_st)
+LDLIBS   += $(ZK_LIBS)
 
 AGENT_SRC  := $(filter-out agent/main.c,$(wildcard agent/*.c agent/*/*.c))
 PLUGIN_SRC := $(wildcard plugins/*/*.c)
@@ -68,6 +71,7 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(BUILD)/libbeacon.a
 # the fuzz harnesses (tests/fuzz/fake_http.c); both come before the archive,
 # so its real reporting API and curl client are never linked in.
 PLUGIN_TESTS := $(patsubst %,$(BUILD)/tests/%,test_etcd_data test_consul_data test_vault_reply)
+PLUGIN_TESTS += $(BUILD)/tests/test_zk_data
 TEST_CORE_OBJ := $(BUILD)/tests/testcore.o $(BUILD)/fuzz/fake_http.o
 
 $(BUILD)/tests/testcore.o: tests/unit/testcore.c tests/unit/testcore.h tests/fuzz/fake_http.h \
@@ -181,6 +185,7 @@ $(BUILD)/loadgen: bench/loadgen.c Makefile
 bench: all $(BUILD)/loadgen
 	python3 bench/bench.py --beacon $(BUILD)/beacon --loadgen $(BUILD)/loadgen --out bench/results.json
 	python3 bench/bench_dns.py --beacon $(BUILD)/beacon --out bench/results_dns.json
+	python3 bench/bench_zk.py --beacon $(BUILD)/beacon --out bench/results_zk.json
 
 install: $(BUILD)/beacon
 	install -D -m 0755 $(BUILD)/beacon $(DESTDIR)$(PREFIX)/bin/beacon

@@ -16,12 +16,14 @@ extern const struct bcn_plugin bcn_plugin_static;
 extern const struct bcn_plugin bcn_plugin_etcd;
 extern const struct bcn_plugin bcn_plugin_vault;
 extern const struct bcn_plugin bcn_plugin_consul;
+extern const struct bcn_plugin bcn_plugin_zookeeper;
 
 const struct bcn_plugin *const bcn_plugins[] = {
 	&bcn_plugin_static,
 	&bcn_plugin_etcd,
 	&bcn_plugin_consul,
 	&bcn_plugin_vault,
+	&bcn_plugin_zookeeper,
 	NULL,
 };
 

@@ -268,20 +268,20 @@ def test_check_config_unknown_registry_backend():
     assert rc == 0, out
     plugins = out.splitlines()[1].split(":", 1)[1].split()
     with temp_dir() as d:
-        rc, _, err, _ = check(d, {"registry": {"backend": "zookeeper"}})
+        rc, _, err, _ = check(d, {"registry": {"backend": "eureka"}})
         assert rc == 2, err
-        assert_problem(err, "$.registry.backend", "zookeeper", "compiled in")
+        assert_problem(err, "$.registry.backend", "eureka", "compiled in")
         line = [l for l in problems(err) if l.startswith("$.registry.backend:")][0]
         listed = re.search(r"compiled in:?\s*([^)]*)", line).group(1)
         names = [n.strip() for n in listed.split(",") if n.strip()]
         assert names, line
         for n in names:
             assert n == "none" or n in plugins, "%r is not a compiled-in plugin %r" % (n, plugins)
-        for backend in ("etcd", "consul"):
+        for backend in ("etcd", "consul", "zookeeper"):
             assert (backend in names) == (backend in plugins), (backend, line, plugins)
-        rc, _, err, _ = check(d, {"registries": [{"backend": "zookeeper"}]})
+        rc, _, err, _ = check(d, {"registries": [{"backend": "eureka"}]})
         assert rc == 2, err
-        assert_problem(err, "$.registries[0].backend", "zookeeper")
+        assert_problem(err, "$.registries[0].backend", "eureka")
 
 
 def test_env_expansion_socket_path_and_port():

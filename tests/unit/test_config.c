@@ -142,9 +142,9 @@ START_TEST(test_registry_selection)
 	ck_assert(has_err(&e, "$.registries", "not both"));
 	bcn_cfg_errs_free(&e);
 
-	c = load("{\"registry\": {\"backend\": \"zookeeper\"}}", &e);
+	c = load("{\"registry\": {\"backend\": \"eureka\"}}", &e);
 	ck_assert_ptr_null(c);
-	ck_assert(has_err(&e, "$.registry.backend", "unknown registry backend \"zookeeper\""));
+	ck_assert(has_err(&e, "$.registry.backend", "unknown registry backend \"eureka\""));
 	ck_assert(has_err(&e, "$.registry.backend", "compiled in:"));
 	bcn_cfg_errs_free(&e);
 
