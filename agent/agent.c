@@ -25,6 +25,7 @@
 #include "http/server.h"
 #include "secrets/store.h"
 #include "store/cache.h"
+#include "proxy/proxy.h"
 
 #define STOP_DEADLINE_S 10
 
@@ -154,6 +155,7 @@ json_t *bcn_agent_self(struct bcn_agent *a)
 	json_object_set_new(o, "backends", backends);
 	json_object_set_new(o, "services", json_integer((json_int_t)bcn_cache_nservices(a->core.cache)));
 	json_object_set_new(o, "index", json_integer((json_int_t)bcn_cache_index(a->core.cache)));
+	json_object_set_new(o, "proxies", bcn_proxies_self(a->proxies));
 	return o;
 }
 
@@ -189,8 +191,15 @@ static bool api_backend(void *owner, size_t i, const char **name, bool *ready)
  * Prometheus lines here: one call per output the agent runs. */
 static void api_metrics_more(void *owner, struct evbuffer *out)
 {
-	(void)owner;
-	(void)out;
+	struct bcn_agent *a = owner;
+
+	if (a->proxies)
+		bcn_proxies_metrics(a->proxies, out);
+}
+
+static json_t *api_proxies(void *owner)
+{
+	return bcn_proxies_json(((struct bcn_agent *)owner)->proxies);
 }
 
 void bcn_agent_api_fill(struct bcn_agent *a)
@@ -206,6 +215,7 @@ void bcn_agent_api_fill(struct bcn_agent *a)
 	a->api.drain = api_drain;
 	a->api.backend = api_backend;
 	a->api.metrics_more = api_metrics_more;
+	a->api.proxies = api_proxies;
 }
 
 /* ---- instances ------------------------------------------------------------ */
@@ -302,6 +312,8 @@ static void reload(struct bcn_agent *a)
 	if (bcn_config_keep_restart(old, nc, changed, sizeof(changed)))
 		bcn_warn("agent", "changes to %s take effect after a restart", changed);
 	bcn_agent_listeners_reload(a, nc);
+	/* Proxies that stay keep their connections (agent/proxy/proxy.h). */
+	bcn_proxies_apply(a->proxies, nc->proxies.v, nc->proxies.n);
 
 	a->cfg = nc;
 	a->core.config = nc;
@@ -470,6 +482,9 @@ int bcn_agent_main(const char *config_file)
 		goto out;
 	if (bcn_agent_listeners_start(&a) < 0)
 		goto out;
+	a.proxies = bcn_proxies_new(a.base, a.core.cache);
+	if (!a.proxies || bcn_proxies_apply(a.proxies, a.cfg->proxies.v, a.cfg->proxies.n) > 0)
+		goto out;
 	/* Without a check the app counts as passing; with one it starts
 	 * critical until the check has passed `rise` times. */
 	a.core.service_status = BCN_PASSING;
@@ -507,6 +522,7 @@ out:
 	bcn_check_free(a.check);
 	bcn_server_free(a.sock);
 	bcn_server_free(a.tcp);
+	bcn_proxies_free(a.proxies);
 	instances_free(&a);
 	bcn_secrets_free(a.core.secrets); /* wipes; after the plugins that filled it */
 	bcn_http_free(a.core.http);

@@ -34,6 +34,7 @@ struct bcn_agent {
 	double start_to_ready_ms;     /* -1 until first ready */
 	long nofile;                  /* RLIMIT_NOFILE after raising it; -1: none */
 	int fd_capped_sock, fd_capped_probe; /* connection limits lowered to fit it, last logged */
+	struct bcn_proxies *proxies;  /* the local proxies (agent/proxy/), issue 14 */
 };
 
 /* Run `beacon agent --config file` until SIGTERM/SIGINT. Returns the exit code. */
