@@ -61,11 +61,12 @@ static void set_address(struct px_upstream *up)
 		s6->sin6_port = htons(up->ep->port);
 		up->salen = sizeof(*s6);
 	} else {
-		char addr[80];
+		char addr[80], id[80];
 		bcn_log_printable(addr, sizeof(addr), a, strlen(a));
+		bcn_log_printable(id, sizeof(id), up->ep->id, strlen(up->ep->id));
 		bcn_warn("proxy", "%s: endpoint %s has address \"%s\", not an IP address; proxies "
 			 "connect to IP addresses only, so it gets no connections",
-			 up->p->listen, up->ep->id, addr);
+			 up->p->listen, id, addr);
 	}
 }
 
@@ -274,22 +275,25 @@ void px_connect_failed(struct px_upstream *up)
 {
 	struct px_proxy *p = up->p;
 	uint64_t now = bcn_now_ms();
+	char id[80]; /* ids come from registries: printable only in logs */
 
 	up->failures++;
 	up->consecutive++;
 	if (up->consecutive < p->consecutive_failures || px_ejected(up, now))
 		return;
 	if (!others_usable(up, now)) {
+		bcn_log_printable(id, sizeof(id), up->ep->id, strlen(up->ep->id));
 		if (bcn_complain_due(&p->complain, 60000, 5, "proxy", "proxy warnings"))
 			bcn_warn("proxy", "%s: endpoint %s failed %u connects in a row; not ejected, "
-				 "it is the last one", p->listen, up->ep->id, up->consecutive);
+				 "it is the last one", p->listen, id, up->consecutive);
 		return;
 	}
 	up->ejected_until_ms = now + p->ejection_ms;
 	up->ejections++;
 	up->consecutive = 0;
+	bcn_log_printable(id, sizeof(id), up->ep->id, strlen(up->ep->id));
 	bcn_warn("proxy", "%s: endpoint %s (%s:%u) ejected for %llu ms after %u failed connects",
-		 p->listen, up->ep->id, up->ep->address, up->ep->port,
+		 p->listen, id, up->ep->address, up->ep->port,
 		 (unsigned long long)p->ejection_ms, p->consecutive_failures);
 }
 

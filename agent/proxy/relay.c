@@ -237,8 +237,8 @@ static void upstream_writable(evutil_socket_t fd, short what, void *arg)
 	else if (getsockopt(c->ufd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 		err = errno;
 	if (err) {
-		bcn_debug("proxy", "%s: connect to %s failed: %s", c->p->listen, c->up->ep->id,
-			  strerror(err));
+		bcn_debug("proxy", "%s: connect to %s:%u failed: %s", c->p->listen, c->up->ep->address,
+			  c->up->ep->port, strerror(err));
 		px_connect_failed(c->up);
 		conn_connect(c);
 		return;
@@ -312,7 +312,8 @@ static void conn_connect(struct px_conn *c)
 			event_add(c->uwr, &tv); /* also when connected at once: one path */
 			return;
 		}
-		bcn_debug("proxy", "%s: connect to %s failed: %s", p->listen, up->ep->id, strerror(errno));
+		bcn_debug("proxy", "%s: connect to %s:%u failed: %s", p->listen, up->ep->address,
+			  up->ep->port, strerror(errno));
 		px_connect_failed(up);
 	}
 }

@@ -338,6 +338,8 @@ def test_proxy_connect_timeout_retries_next():
 def test_proxy_one_gib_both_ways_with_checksums():
     total = 1 << 30
     block = os.urandom(1 << 20)
+    # rotated variants, so a reordering of blocks would change the sum
+    variants = [block[k:] + block[:k] for k in range(7)]
     port = free_port()
     with backends("a") as bs, Agent(proxy_config(bs, port)) as a:
         s = connect(port, timeout=60)
@@ -347,8 +349,7 @@ def test_proxy_one_gib_both_ways_with_checksums():
         def writer():
             crc = 0
             for i in range(total // len(block)):
-                # vary the blocks so a reordering would change the sum
-                chunk = block[i % 7:] + block[:i % 7]
+                chunk = variants[i % 7]
                 crc = zlib.crc32(chunk, crc)
                 s.sendall(chunk)
             sent_crc[0] = crc
@@ -358,12 +359,14 @@ def test_proxy_one_gib_both_ways_with_checksums():
         t0 = time.monotonic()
         t.start()
         got, crc = 0, 0
+        buf = bytearray(1 << 20)
+        view = memoryview(buf)
         while True:
-            d = s.recv(1 << 20)
-            if not d:
+            n = s.recv_into(buf)
+            if not n:
                 break
-            got += len(d)
-            crc = zlib.crc32(d, crc)
+            got += n
+            crc = zlib.crc32(view[:n], crc)
         t.join()
         s.close()
         took = time.monotonic() - t0
