@@ -353,12 +353,31 @@ static struct px_proxy *find_live(struct bcn_proxies *ps, const char *listen)
 	return NULL;
 }
 
+/* Each relayed connection holds two descriptors. Limits beyond the open
+ * file limit end in EMFILE pauses rather than refusals: say so once per
+ * config rather than letting a user find it under load. */
+static void check_fd_limit(const struct bcn_proxy_conf *confs, size_t n)
+{
+	struct rlimit rl;
+	unsigned long long want = 0;
+
+	for (size_t i = 0; i < n; i++)
+		want += 2ULL * (unsigned long long)confs[i].max_connections;
+	if (n && getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    want > (unsigned long long)rl.rlim_cur)
+		bcn_warn("proxy", "the proxies' max_connections need up to %llu descriptors (two per "
+			 "connection), more than RLIMIT_NOFILE %llu; accepts pause when descriptors "
+			 "run out: raise LimitNOFILE or lower max_connections", want,
+			 (unsigned long long)rl.rlim_cur);
+}
+
 size_t bcn_proxies_apply(struct bcn_proxies *ps, const struct bcn_proxy_conf *confs, size_t n)
 {
 	struct px_proxy_list order = LIST_HEAD_INITIALIZER(order);
 	struct px_proxy *p, *next, *tail = NULL;
 	size_t failed = 0;
 
+	check_fd_limit(confs, n);
 	/* Removed ones first, so a listener they free can be taken below. */
 	for (p = LIST_FIRST(&ps->live); p; p = next) {
 		next = LIST_NEXT(p, link);

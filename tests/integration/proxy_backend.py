@@ -19,6 +19,7 @@ import fcntl
 import os
 import selectors
 import socket
+import struct
 import sys
 
 CHUNK = 256 * 1024
@@ -79,7 +80,7 @@ def main():
     def want(c):
         ev = 0
         room = c.piped < PIPE_SIZE if c.pipe else len(c.out) < 4 * 1024 * 1024
-        if mode == "echo" and not c.eof and room:
+        if mode in ("echo", "reset") and not c.eof and room:
             ev |= selectors.EVENT_READ
         if c.pending() or (mode == "source" and c.left > 0):
             ev |= selectors.EVENT_WRITE
@@ -87,7 +88,7 @@ def main():
 
     def update(c):
         ev = want(c)
-        done = not c.pending() and (c.eof if mode == "echo" else c.left <= 0)
+        done = not c.pending() and (c.eof if mode in ("echo", "reset") else c.left <= 0)
         if done:
             sel.unregister(c.sock)
             try:
@@ -118,6 +119,10 @@ def main():
                 continue
             c = key.data
             try:
+                if events & selectors.EVENT_READ and mode == "reset":
+                    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    drop(c)
+                    continue
                 if events & selectors.EVENT_READ and want(c) & selectors.EVENT_READ and c.pipe:
                     n = os.splice(c.sock.fileno(), c.pipe[1], PIPE_SIZE - c.piped,
                                   flags=os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK)

@@ -420,6 +420,21 @@ def test_proxy_half_close_gets_full_response():
         assert bytes(got) == payload, len(got)
 
 
+def test_proxy_reset_passed_on_as_reset():
+    port = free_port()
+    with backends("a", mode="reset") as bs, Agent(proxy_config(bs, port)) as a:
+        s = connect(port)
+        assert read_line(s) == "a"
+        s.sendall(b"x")  # the backend answers with a reset
+        try:
+            got = s.recv(10)
+        except ConnectionResetError:
+            got = "reset"
+        s.close()
+        assert got == "reset", "the client saw %r, not a reset" % (got,)
+        wait_for(lambda: proxies(a)[0]["active"] == 0, what="closed")
+
+
 def test_proxy_idle_timeout_closes():
     port = free_port()
     with backends("a") as bs, Agent(proxy_config(bs, port, idle_timeout="300ms")) as a:
@@ -526,6 +541,8 @@ def test_proxy_sighup_add_remove_change_keeps_connections():
                 s = connect(p1)
                 read_line(s)
                 held.append(s)
+            on_removed = connect(p2)
+            read_line(on_removed)
             cfg2 = {"static": {"services": eps},
                     "proxies": [{"listen": "127.0.0.1:%d" % p1, "service": "svc", "tag": "b",
                                  "max_connections": 50},
@@ -543,6 +560,11 @@ def test_proxy_sighup_add_remove_change_keeps_connections():
             with socket.socket() as s:
                 assert s.connect_ex(("127.0.0.1", p2)) == errno.ECONNREFUSED
             assert who(p3) in ("a", "b")
+            # the removed proxy's connection runs on until it ends, then it is gone
+            assert echo_ok(on_removed), "a connection of the removed proxy was dropped"
+            assert any(p["removed"] for p in proxies(a))
+            on_removed.close()
+            wait_for(lambda: not any(p["removed"] for p in proxies(a)), what="removed proxy freed")
             for s in held:
                 s.close()
 
