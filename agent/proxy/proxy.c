@@ -431,6 +431,8 @@ void bcn_proxies_free(struct bcn_proxies *ps)
 	}
 	if (ps->ev_reap)
 		event_free(ps->ev_reap);
+	if (ps->scratch)
+		explicit_bzero(ps->scratch, PX_CHUNK); /* the last bytes relayed */
 	free(ps->scratch);
 	free(ps);
 }

@@ -52,6 +52,17 @@ static void touch(struct px_conn *c)
 	}
 }
 
+/* Relayed bytes may be an application's credentials: wiped before free. */
+static void dir_free(struct px_dir *d)
+{
+	if (d->buf) {
+		explicit_bzero(d->buf, d->len);
+		free(d->buf);
+	}
+	d->buf = NULL;
+	d->off = d->len = 0;
+}
+
 static void free_event(struct event **ev)
 {
 	if (*ev)
@@ -75,8 +86,8 @@ void px_conn_close(struct px_conn *c, bool reset)
 	close(c->cfd);
 	if (c->ufd >= 0)
 		close(c->ufd);
-	free(c->c2u.buf);
-	free(c->u2c.buf);
+	dir_free(&c->c2u);
+	dir_free(&c->u2c);
 	TAILQ_REMOVE(&p->conns, c, link);
 	p->active--;
 	if (c->up) {
@@ -175,9 +186,7 @@ static bool flush(struct px_conn *c, int dst, struct px_dir *d, struct event *sr
 	d->off += (uint32_t)w;
 	if (d->off < d->len)
 		return true;
-	free(d->buf);
-	d->buf = NULL;
-	d->off = d->len = 0;
+	dir_free(d);
 	event_del(dst_wr);
 	if (d->eof) {
 		pass_fin(d, dst);
