@@ -13,8 +13,10 @@
 #include "proxy/proxy_internal.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <event2/event.h>
 #include <netdb.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,7 @@
 
 #define ACCEPT_BATCH 64
 #define ACCEPT_PAUSE_MS 100
+#define FD_RESERVE 2048
 
 static void watch(struct px_proxy *p);
 
@@ -82,10 +85,16 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
 			}
 			return;
 		}
-		if (p->active >= p->max_connections) {
+		if (p->active >= p->max_connections || p->ps->active >= p->ps->fd_cap) {
 			/* Refused at once with a FIN, not left to hang in the backlog. */
 			p->refused++;
 			close(fd);
+			if (p->ps->active >= p->ps->fd_cap &&
+			    bcn_complain_due(&p->ps->complain, 60000, 1, "proxy", NULL))
+				bcn_warn("proxy", "%s: refusing connections: the proxies relay %zu, all "
+					 "that RLIMIT_NOFILE leaves them (two descriptors each, a reserve "
+					 "kept for the API and backends); raise LimitNOFILE", p->listen,
+					 p->ps->active);
 			continue;
 		}
 		p->accepted++;
@@ -159,6 +168,8 @@ static int bind_tcp(const char *listen)
 	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd >= 0) {
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		/* Accepted sockets inherit it: one call here instead of one per client. */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		if (bind(fd, res->ai_addr, res->ai_addrlen) < 0) {
 			int e = errno;
 			close(fd);
@@ -356,19 +367,26 @@ static struct px_proxy *find_live(struct bcn_proxies *ps, const char *listen)
 /* Each relayed connection holds two descriptors. Limits beyond the open
  * file limit end in EMFILE pauses rather than refusals: say so once per
  * config rather than letting a user find it under load. */
-static void check_fd_limit(const struct bcn_proxy_conf *confs, size_t n)
+static void check_fd_limit(struct bcn_proxies *ps, const struct bcn_proxy_conf *confs, size_t n)
 {
 	struct rlimit rl;
-	unsigned long long want = 0;
+	unsigned long long want = 0, nofile, reserve;
 
+	ps->fd_cap = SIZE_MAX;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+		return;
+	/* Half the limit, at most FD_RESERVE, stays for the API's clients,
+	 * the backends, health checks and the proxies' listeners. */
+	nofile = (unsigned long long)rl.rlim_cur;
+	reserve = nofile / 2 < FD_RESERVE ? nofile / 2 : FD_RESERVE;
+	ps->fd_cap = (size_t)((nofile - reserve) / 2);
 	for (size_t i = 0; i < n; i++)
-		want += 2ULL * (unsigned long long)confs[i].max_connections;
-	if (n && getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-	    want > (unsigned long long)rl.rlim_cur)
-		bcn_warn("proxy", "the proxies' max_connections need up to %llu descriptors (two per "
-			 "connection), more than RLIMIT_NOFILE %llu; accepts pause when descriptors "
-			 "run out: raise LimitNOFILE or lower max_connections", want,
-			 (unsigned long long)rl.rlim_cur);
+		want += (unsigned long long)confs[i].max_connections;
+	if (want > ps->fd_cap)
+		bcn_warn("proxy", "the proxies' max_connections add up to %llu, but RLIMIT_NOFILE %llu "
+			 "leaves room for %zu relayed connections (two descriptors each, %llu kept in "
+			 "reserve); more are refused: raise LimitNOFILE or lower max_connections",
+			 want, nofile, ps->fd_cap, reserve);
 }
 
 size_t bcn_proxies_apply(struct bcn_proxies *ps, const struct bcn_proxy_conf *confs, size_t n)
@@ -377,7 +395,7 @@ size_t bcn_proxies_apply(struct bcn_proxies *ps, const struct bcn_proxy_conf *co
 	struct px_proxy *p, *next, *tail = NULL;
 	size_t failed = 0;
 
-	check_fd_limit(confs, n);
+	check_fd_limit(ps, confs, n);
 	/* Removed ones first, so a listener they free can be taken below. */
 	for (p = LIST_FIRST(&ps->live); p; p = next) {
 		next = LIST_NEXT(p, link);

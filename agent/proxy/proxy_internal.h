@@ -107,6 +107,9 @@ struct bcn_proxies {
 	struct bcn_cache *cache;
 	struct px_proxy_list live, retired;
 	struct event *ev_reap;         /* frees retired proxies whose last connection ended */
+	size_t active;                 /* relayed connections of every proxy */
+	size_t fd_cap;                 /* at most this many, so the open file limit keeps a reserve */
+	struct bcn_complain complain;
 	char *scratch;                 /* PX_CHUNK: every read lands here first */
 };
 

@@ -90,6 +90,7 @@ void px_conn_close(struct px_conn *c, bool reset)
 	dir_free(&c->u2c);
 	TAILQ_REMOVE(&p->conns, c, link);
 	p->active--;
+	p->ps->active--;
 	if (c->up) {
 		c->up->active--;
 		px_upstream_release(c->up);
@@ -258,6 +259,9 @@ static void upstream_writable(evutil_socket_t fd, short what, void *arg)
 	touch(c);
 	event_add(c->crd, NULL);
 	event_add(c->urd, NULL);
+	/* Most clients wrote their request right after their connect: take it
+	 * now rather than one loop turn later (EAGAIN when there is none). */
+	pump(c, c->cfd, c->ufd, &c->c2u, c->crd, c->uwr, &c->up->bytes_up);
 }
 
 /* Drop the failed upstream socket and its events before the next try. */
@@ -304,7 +308,9 @@ static void conn_connect(struct px_conn *c)
 		fd = socket(up->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0) {
 			/* Out of descriptors is ours, not the endpoint's fault. */
-			bcn_warn("proxy", "%s: socket: %s", p->listen, strerror(errno));
+			if (bcn_complain_due(&p->complain, 60000, 5, "proxy", "proxy warnings"))
+				bcn_warn("proxy", "%s: cannot open a connection to an endpoint: %s",
+					 p->listen, strerror(errno));
 			px_conn_close(c, false);
 			return;
 		}
@@ -356,11 +362,11 @@ void px_conn_start(struct px_proxy *p, int cfd, const struct sockaddr *peer, soc
 	c->p = p;
 	c->cfd = cfd;
 	c->ufd = -1;
-	if (peer->sa_family != AF_UNIX)
-		set_nodelay(cfd);
+	/* TCP_NODELAY comes from the listener (Linux copies it to accepted sockets). */
 	client_key(c, peer, plen);
 	TAILQ_INSERT_TAIL(&p->conns, c, link);
 	p->active++;
+	p->ps->active++;
 	c->last_ms = bcn_now_ms();
 	c->crd = event_new(p->ps->base, cfd, EV_READ | EV_PERSIST, client_readable, c);
 	c->cwr = event_new(p->ps->base, cfd, EV_WRITE | EV_PERSIST, client_writable, c);

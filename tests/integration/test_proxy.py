@@ -477,6 +477,47 @@ def test_proxy_5000_connections_limit_and_no_fd_leak():
                  what="descriptors back to %d (now %d)" % (before, fd_count(a.pid)))
 
 
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        v = f.read().rsplit(")", 1)[1].split()
+    return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_proxy_low_fd_limit_refuses_and_keeps_the_api():
+    # soft = hard = 64: the proxies get what the limit leaves after a reserve
+    # (here 16 connections of two descriptors each); more clients are refused
+    # at once, the agent does not spin, and the API still answers.
+    import resource
+
+    def low_fds():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    port = free_port()
+    with backends("a") as bs, Agent(proxy_config(bs, port), preexec_fn=low_fds) as a:
+        socks = []
+        try:
+            for _ in range(40):
+                socks.append(connect(port))
+            names = [read_line(s) for s in socks]
+            relayed = sum(1 for n in names if n == "a")
+            assert relayed == 16 and names.count(None) == 24, names
+            cpu0, t0 = cpu_seconds(a.pid), time.monotonic()
+            time.sleep(1.0)
+            cpu, wall = cpu_seconds(a.pid) - cpu0, time.monotonic() - t0
+            assert cpu < 0.2 * wall, "%.2f s of CPU in %.2f s" % (cpu, wall)
+            assert a.get("/health")[0] == 200
+            px = proxies(a)[0]
+            assert px["refused"] == 24 and px["active"] == 16, px
+            log = a.log()
+            assert "leaves room for 16 relayed connections" in log, log
+            assert log.count("refusing connections") == 1, log
+        finally:
+            for s in socks:
+                s.close()
+        wait_for(lambda: proxies(a)[0]["active"] == 0, what="all closed")
+        assert [who(port) for _ in range(3)] == ["a"] * 3
+
+
 def test_proxy_unix_listener():
     with temp_dir() as d, backends("a") as bs:
         path = os.path.join(d, "px.sock")
