@@ -184,8 +184,10 @@ def main():
         targets = [("beacon", bport, b.pid), ("haproxy", hport, hp.pid), ("direct", ng.port, None)]
         runs = {}
         for rnd in range(args.rounds):
+            # the order rotates per round: none always runs first (after the bulk step)
+            order = targets[rnd % 3:] + targets[:rnd % 3]
             for mode, close in (("keepalive", False), ("close", True)):
-                for name, port, pid in targets:
+                for name, port, pid in order:
                     r = wrk(wrk_exe, port, "/small", args.conns, args.duration, close, pid)
                     runs.setdefault((mode, name), []).append(r)
                     log("round %d %-9s %-7s %8.0f req/s p99 %6.0f us cpu/req %s us" % (
