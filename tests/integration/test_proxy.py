@@ -10,7 +10,7 @@ import contextlib
 import errno
 import json
 import os
-import signal
+import re
 import socket
 import subprocess
 import sys
@@ -19,8 +19,8 @@ import time
 import zlib
 
 from etcd_fixture import Etcd
-from harness import (Agent, endpoint, free_port, metric, parse_metrics, raise_nofile, registry_config,
-                     run_beacon, samples, scale, temp_dir, wait_for)
+from harness import (Agent, endpoint, free_port, metric, raise_nofile, registry_config, run_beacon,
+                     samples, scale, temp_dir, wait_for, wrapped)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BACKEND = os.path.join(HERE, "proxy_backend.py")
@@ -500,17 +500,20 @@ def test_proxy_low_fd_limit_refuses_and_keeps_the_api():
                 socks.append(connect(port))
             names = [read_line(s) for s in socks]
             relayed = sum(1 for n in names if n == "a")
-            assert relayed == 16 and names.count(None) == 24, names
+            log = a.log()
+            room = re.search(r"leaves room for (\d+) relayed connections", log)
+            assert room, log
+            # 16 here; valgrind keeps some descriptors for itself and shows fewer
+            assert relayed == int(room.group(1)) and (relayed == 16 or wrapped()), (relayed, log)
+            assert names.count(None) == 40 - relayed, names
             cpu0, t0 = cpu_seconds(a.pid), time.monotonic()
             time.sleep(1.0)
             cpu, wall = cpu_seconds(a.pid) - cpu0, time.monotonic() - t0
             assert cpu < 0.2 * wall, "%.2f s of CPU in %.2f s" % (cpu, wall)
             assert a.get("/health")[0] == 200
             px = proxies(a)[0]
-            assert px["refused"] == 24 and px["active"] == 16, px
-            log = a.log()
-            assert "leaves room for 16 relayed connections" in log, log
-            assert log.count("refusing connections") == 1, log
+            assert px["refused"] == 40 - relayed and px["active"] == relayed, px
+            assert a.log().count("refusing connections") == 1, a.log()
         finally:
             for s in socks:
                 s.close()
