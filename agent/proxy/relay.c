@@ -105,11 +105,17 @@ static bool finished(const struct px_conn *c)
 	return c->c2u.shut && c->u2c.shut;
 }
 
-/* After the source's FIN and the data before it: pass the FIN on. */
-static void pass_fin(struct px_dir *d, int dst)
+/* After the source's FIN and the data before it: pass the FIN on. When
+ * the other direction is over too, the close() that follows at once sends
+ * that FIN (both sides were read to their end, so nothing unread turns it
+ * into a reset): one system call less per connection. */
+static void pass_fin(struct px_conn *c, struct px_dir *d, int dst)
 {
+	struct px_dir *other = d == &c->c2u ? &c->u2c : &c->c2u;
+
 	if (d->eof && d->off == d->len && !d->shut) {
-		shutdown(dst, SHUT_WR);
+		if (!other->shut)
+			shutdown(dst, SHUT_WR);
 		d->shut = true;
 	}
 }
@@ -131,7 +137,7 @@ static bool pump(struct px_conn *c, int src, int dst, struct px_dir *d, struct e
 		if (n == 0) {
 			d->eof = true;
 			event_del(src_rd);
-			pass_fin(d, dst);
+			pass_fin(c, d, dst);
 			if (finished(c)) {
 				px_conn_close(c, false);
 				return false;
@@ -190,7 +196,7 @@ static bool flush(struct px_conn *c, int dst, struct px_dir *d, struct event *sr
 	dir_free(d);
 	event_del(dst_wr);
 	if (d->eof) {
-		pass_fin(d, dst);
+		pass_fin(c, d, dst);
 		if (finished(c)) {
 			px_conn_close(c, false);
 			return false;
