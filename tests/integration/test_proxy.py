@@ -613,6 +613,24 @@ def test_proxy_sighup_add_remove_change_keeps_connections():
                 s.close()
 
 
+def test_proxy_listen_in_use_fails_start():
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    port = busy.getsockname()[1]
+    try:
+        with backends("a") as bs:
+            a = Agent(proxy_config(bs, port), wait=False)
+            try:
+                a.start()
+                assert a.wait_exit(10) != 0
+                assert "cannot listen on 127.0.0.1:%d" % port in a.log(), a.log()
+            finally:
+                a.close()
+    finally:
+        busy.close()
+
+
 def test_proxy_config_errors():
     with temp_dir() as d:
         path = os.path.join(d, "c.json")
