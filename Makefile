@@ -186,6 +186,7 @@ bench: all $(BUILD)/loadgen
 	python3 bench/bench.py --beacon $(BUILD)/beacon --loadgen $(BUILD)/loadgen --out bench/results.json
 	python3 bench/bench_dns.py --beacon $(BUILD)/beacon --out bench/results_dns.json
 	python3 bench/bench_zk.py --beacon $(BUILD)/beacon --out bench/results_zk.json
+	python3 bench/bench_proxy.py --beacon $(BUILD)/beacon --out bench/results_proxy.json
 
 install: $(BUILD)/beacon
 	install -D -m 0755 $(BUILD)/beacon $(DESTDIR)$(PREFIX)/bin/beacon

@@ -26,6 +26,7 @@
 #include "http/server.h"
 #include "secrets/store.h"
 #include "store/cache.h"
+#include "proxy/proxy.h"
 
 #define STOP_DEADLINE_S 10
 
@@ -157,6 +158,7 @@ json_t *bcn_agent_self(struct bcn_agent *a)
 	json_object_set_new(o, "index", json_integer((json_int_t)bcn_cache_index(a->core.cache)));
 	if (a->dns)
 		json_object_set_new(o, "dns", bcn_dns_self(a->dns));
+	json_object_set_new(o, "proxies", bcn_proxies_self(a->proxies));
 	return o;
 }
 
@@ -196,6 +198,13 @@ static void api_metrics_more(void *owner, struct evbuffer *out)
 
 	if (a->dns)
 		bcn_dns_metrics(a->dns, out);
+	if (a->proxies)
+		bcn_proxies_metrics(a->proxies, out);
+}
+
+static json_t *api_proxies(void *owner)
+{
+	return bcn_proxies_json(((struct bcn_agent *)owner)->proxies);
 }
 
 void bcn_agent_api_fill(struct bcn_agent *a)
@@ -211,6 +220,7 @@ void bcn_agent_api_fill(struct bcn_agent *a)
 	a->api.drain = api_drain;
 	a->api.backend = api_backend;
 	a->api.metrics_more = api_metrics_more;
+	a->api.proxies = api_proxies;
 }
 
 /* ---- instances ------------------------------------------------------------ */
@@ -330,6 +340,8 @@ static void reload(struct bcn_agent *a)
 		bcn_warn("agent", "changes to %s take effect after a restart", changed);
 	bcn_agent_listeners_reload(a, nc);
 	dns_reload(a, nc);
+	/* Proxies that stay keep their connections (agent/proxy/proxy.h). */
+	bcn_proxies_apply(a->proxies, nc->proxies.v, nc->proxies.n);
 
 	a->cfg = nc;
 	a->core.config = nc;
@@ -498,9 +510,14 @@ int bcn_agent_main(const char *config_file)
 		goto out;
 	if (bcn_agent_listeners_start(&a) < 0 || dns_start(&a) < 0)
 		goto out;
-	/* CAP_NET_BIND_SERVICE (systemd's AmbientCapabilities, for DNS on port
-	 * 53) was needed for the binds above only: health checks and the exec
-	 * child must not inherit it. No-op without ambient capabilities. */
+	a.proxies = bcn_proxies_new(a.base, a.core.cache);
+	if (!a.proxies || bcn_proxies_apply(a.proxies, a.cfg->proxies.v, a.cfg->proxies.n) > 0)
+		goto out;
+	/* CAP_NET_BIND_SERVICE (systemd's AmbientCapabilities, for DNS or a
+	 * proxy on a port below 1024) was needed for the binds above only:
+	 * health checks and the exec child must not inherit it (a proxy added
+	 * by a reload cannot take such a port). No-op without ambient
+	 * capabilities. */
 	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 	/* Without a check the app counts as passing; with one it starts
 	 * critical until the check has passed `rise` times. */
@@ -540,6 +557,7 @@ out:
 	bcn_server_free(a.sock);
 	bcn_server_free(a.tcp);
 	bcn_dns_free(a.dns);
+	bcn_proxies_free(a.proxies);
 	instances_free(&a);
 	bcn_secrets_free(a.core.secrets); /* wipes; after the plugins that filled it */
 	bcn_http_free(a.core.http);

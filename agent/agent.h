@@ -36,6 +36,7 @@ struct bcn_agent {
 	long nofile;                  /* RLIMIT_NOFILE after raising it; -1: none */
 	int fd_capped_sock, fd_capped_probe; /* connection limits lowered to fit it, last logged */
 	struct bcn_dns *dns;          /* the DNS interface (dns/dns.h); NULL without a "dns" section */
+	struct bcn_proxies *proxies;  /* the local proxies (agent/proxy/), issue 14 */
 };
 
 /* Run `beacon agent --config file` until SIGTERM/SIGINT. Returns the exit code. */

@@ -48,6 +48,9 @@ struct bcn_api {
 	 * proxies), appended to GET /metrics; may be NULL. The API never includes
 	 * those outputs (they sit beside it, on layer 4), so the agent relays. */
 	void (*metrics_more)(void *owner, struct evbuffer *out);
+	/* GET /v1/proxies: {"proxies": [...]} from the local proxies the agent
+	 * runs (a new reference; NULL when out of memory); may be NULL. */
+	json_t *(*proxies)(void *owner);
 
 	/* The API's own state. */
 	struct bcn_metrics metrics;

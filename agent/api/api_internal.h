@@ -98,5 +98,6 @@ void bcn_api_resume(struct bcn_req *rc);
 void bcn_api_health(struct bcn_req *rc);
 void bcn_api_ready(struct bcn_req *rc);
 void bcn_api_metrics(struct bcn_req *rc);
+void bcn_api_proxies(struct bcn_req *rc);
 
 #endif

@@ -17,7 +17,7 @@
 
 static const char *const route_names[BCN_ROUTE_COUNT] = {
 	"services", "endpoints", "pick", "kv", "secrets", "self", "drain", "resume",
-	"health", "ready", "metrics", "other",
+	"health", "ready", "metrics", "proxies", "other",
 };
 
 static const int status_codes[8] = { 200, 400, 403, 404, 405, 413, 503, 500 };

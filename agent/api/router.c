@@ -51,6 +51,7 @@ static const struct route routes[] = {
 	{ BCN_ROUTE_METRICS,   EVHTTP_REQ_GET,  P("/metrics"),        PROBE,         bcn_api_metrics },
 	{ BCN_ROUTE_SERVICES,  EVHTTP_REQ_GET,  P("/v1/services"),    0,             bcn_api_services },
 	{ BCN_ROUTE_SELF,      EVHTTP_REQ_GET,  P("/v1/self"),        0,             bcn_api_self },
+	{ BCN_ROUTE_PROXIES,   EVHTTP_REQ_GET,  P("/v1/proxies"),     0,             bcn_api_proxies },
 	{ BCN_ROUTE_DRAIN,     EVHTTP_REQ_POST, P("/v1/self/drain"),  0,             bcn_api_drain },
 	{ BCN_ROUTE_RESUME,    EVHTTP_REQ_POST, P("/v1/self/resume"), 0,             bcn_api_resume },
 	{ BCN_ROUTE_ENDPOINTS, EVHTTP_REQ_GET,  P("/v1/endpoints/"),  PREFIX | NAME, bcn_api_endpoints },

@@ -203,6 +203,32 @@ static const struct bcn_cfg_field dns_fields[] = {
 	BCN_ROW_END,
 };
 
+#define PX struct bcn_proxy_conf
+static const struct bcn_cfg_field proxy_outlier_fields[] = {
+	BCN_ROW_INT(struct bcn_proxy_outlier_conf, consecutive_failures, "consecutive_failures", "5", 1, 1000, 0,
+		    "connect failures in a row that eject an endpoint"),
+	BCN_ROW_DURATION(struct bcn_proxy_outlier_conf, ejection_ms, "ejection", "30s", BCN_MS(100), BCN_H(1), 0,
+			 "how long an ejected endpoint gets no new connections"),
+	BCN_ROW_END,
+};
+
+static const struct bcn_cfg_field proxy_fields[] = {
+	BCN_ROW_STR(PX, listen, "listen", NULL, BCN_CFG_REQUIRED | BCN_CFG_NONEMPTY, "\"host:port\" or \"unix:/path\""),
+	BCN_ROW_STR(PX, service, "service", NULL, BCN_CFG_REQUIRED | BCN_CFG_NONEMPTY, "service relayed to"),
+	BCN_ROW_STR(PX, tag, "tag", "", 0, "only endpoints with this tag"),
+	BCN_ROW_STR(PX, policy, "policy", "round_robin", 0, "round_robin, least_conn, random, weighted, hash"),
+	BCN_ROW_DURATION(PX, connect_timeout_ms, "connect_timeout", "2s", BCN_MS(10), BCN_MIN(5), 0,
+			 "limit for one connect to an endpoint"),
+	BCN_ROW_INT(PX, retries, "retries", "2", 0, 16, 0, "further endpoints tried after a failed connect"),
+	BCN_ROW_DURATION(PX, idle_timeout_ms, "idle_timeout", "1h", BCN_MS(100), BCN_DAYS(7), 0,
+			 "a connection with no byte either way for this long is closed"),
+	BCN_ROW_INT(PX, max_connections, "max_connections", "10000", 1, 1000000, 0,
+		    "relayed connections at most; more are closed at once"),
+	BCN_ROW_OBJECT(PX, outlier, "outlier", proxy_outlier_fields, 0, "outlier ejection"),
+	BCN_ROW_END,
+};
+#undef PX
+
 /* The core's top-level keys; each section's key gets a raw JSON row after
  * these (top_table), handed to the section's own table later. */
 static const struct bcn_cfg_field base_fields[] = {
@@ -218,6 +244,8 @@ static const struct bcn_cfg_field base_fields[] = {
 		       BCN_CFG_RESTART, "this app"),
 	BCN_ROW_OBJECT(struct bcn_config, watch, "watch", watch_fields, 0, "what to discover"),
 	BCN_ROW_OBJPTR(struct bcn_config, dns, "dns", dns_fields, struct bcn_dns_conf, 0, "the DNS interface"),
+	BCN_ROW_OBJLIST(struct bcn_config, proxies, "proxies", proxy_fields, struct bcn_proxy_conf, 0,
+			"local TCP proxies, one per upstream service"),
 	BCN_ROW_END,
 };
 #define NBASE_FIELDS (sizeof(base_fields) / sizeof(base_fields[0]) - 1)
@@ -416,6 +444,7 @@ static void check_rules(struct bcn_config *c, const struct bcn_cfg_section *sect
 		bcn_cfg_err(errs, "$.watch", "watching services or keys needs a \"%s\"", need);
 	for (size_t i = 0; i < c->watch.kv.n; i++)
 		normalise_kv_prefix(&c->watch.kv.v[i], i, errs);
+	bcn_config_check_proxies(c, have, errs);
 }
 
 struct bcn_config *bcn_config_load(const char *file, const struct bcn_cfg_section *sections,

@@ -81,6 +81,20 @@ struct bcn_instance_conf {
 	char path[48];              /* "$.registries[1]" */
 };
 
+/* One local proxy (SPEC "Local proxies"): a listener relayed to a service. */
+struct bcn_proxy_outlier_conf {
+	int64_t consecutive_failures;
+	uint64_t ejection_ms;
+};
+
+struct bcn_proxy_conf {
+	char *listen;               /* "host:port" or "unix:/path" */
+	char *service, *tag, *policy;
+	uint64_t connect_timeout_ms, idle_timeout_ms;
+	int64_t retries, max_connections;
+	struct bcn_proxy_outlier_conf outlier;
+};
+
 /* Top-level keys the sections may take, at most. */
 #define BCN_CFG_MAX_SECTION_KEYS 16
 
@@ -104,6 +118,7 @@ struct bcn_config {
 	struct bcn_instance_conf *instances; /* in the order the sections' keys first appear */
 	size_t ninstances;
 	char *file;
+	struct bcn_objlist proxies;  /* of struct bcn_proxy_conf (issue 14) */
 };
 
 /* Load and validate FILE with the sections (ended by one with key NULL) the
@@ -118,6 +133,11 @@ void bcn_config_free(struct bcn_config *c); /* NULL-safe */
  * the keys that differed are listed in `changed`. Returns their number. */
 size_t bcn_config_keep_restart(struct bcn_config *running, struct bcn_config *next, char *changed,
 				size_t len);
+
+/* config/proxy_conf.c: the rules of the proxies section the table cannot
+ * express (listen forms, policy names, duplicates); with a registry, each
+ * proxy's service joins watch.services, as a proxy needs it discovered. */
+void bcn_config_check_proxies(struct bcn_config *c, bool have_registry, struct bcn_cfg_errs *errs);
 
 /* Free one instance config filled from the table `fields`. NULL-safe. */
 void bcn_instance_conf_free(const struct bcn_cfg_field *fields, void *conf);
