@@ -10,6 +10,7 @@
 #include "config/config.h"
 #include "plugin/plugin.h"
 #include "base/alloc_hooks.h"
+#include "template/render_cmd.h"
 
 static void version(void)
 {
@@ -83,5 +84,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "agent") == 0)
 		return agent_cmd(argc - 1, argv + 1);
+	/* render needs the template engine, which cli/ (on base/ only) cannot include. */
+	if (strcmp(argv[1], "render") == 0)
+		return bcn_render_cmd(argc - 1, argv + 1);
 	return bcn_cli_main(argc - 1, argv + 1);
 }
