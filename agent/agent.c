@@ -25,6 +25,7 @@
 #include "http/server.h"
 #include "secrets/store.h"
 #include "store/cache.h"
+#include "template/template.h"
 
 #define STOP_DEADLINE_S 10
 
@@ -63,11 +64,23 @@ static void notify_status(struct bcn_agent *a)
 		bcn_sd_notifyf("STATUS=not ready: %s", why);
 }
 
+/* Every instance ready once (first sync, secrets loaded, registered):
+ * templates may render from then on, also through later outages. */
+static void templates_sync(struct bcn_agent *a)
+{
+	for (size_t i = 0; !a->synced && i < a->nins; i++)
+		if (!a->ins[i].ready)
+			return;
+	a->synced = true;
+	bcn_templates_synced(a->templates);
+}
+
 static void state_changed(struct bcn_core *core, struct bcn_instance *ins)
 {
 	struct bcn_agent *a = core->owner;
 	char why[8];
 	(void)ins;
+	templates_sync(a);
 	if (a->start_to_ready_ms < 0 && bcn_agent_ready(a, why, sizeof(why))) {
 		a->start_to_ready_ms = elapsed_ms(a->started_us);
 		bcn_info("agent", "ready %.1f ms after start", a->start_to_ready_ms);
@@ -154,6 +167,7 @@ json_t *bcn_agent_self(struct bcn_agent *a)
 	json_object_set_new(o, "backends", backends);
 	json_object_set_new(o, "services", json_integer((json_int_t)bcn_cache_nservices(a->core.cache)));
 	json_object_set_new(o, "index", json_integer((json_int_t)bcn_cache_index(a->core.cache)));
+	json_object_set_new(o, "templates", bcn_templates_self(a->templates));
 	return o;
 }
 
@@ -189,8 +203,9 @@ static bool api_backend(void *owner, size_t i, const char **name, bool *ready)
  * Prometheus lines here: one call per output the agent runs. */
 static void api_metrics_more(void *owner, struct evbuffer *out)
 {
-	(void)owner;
-	(void)out;
+	struct bcn_agent *a = owner;
+
+	bcn_templates_metrics(a->templates, out);
 }
 
 void bcn_agent_api_fill(struct bcn_agent *a)
@@ -288,6 +303,13 @@ static void reload(struct bcn_agent *a)
 
 	bcn_sd_notify("RELOADING=1");
 	nc = bcn_config_load(old->file, bcn_plugin_sections(), &errs);
+	if (nc) {
+		bcn_templates_prepare(nc, a->exec_argv, &errs);
+		if (errs.n) {
+			bcn_config_free(nc);
+			nc = NULL;
+		}
+	}
 	if (!nc) {
 		bcn_error("agent", "reload refused, keeping the running config: %zu problem(s), first: %s",
 			  errs.n, errs.n ? errs.msg[0] : "unknown");
@@ -324,6 +346,19 @@ static void reload(struct bcn_agent *a)
 			bcn_instance_conf_free(ins->plugin->config_map, ins->conf);
 			ins->conf = new_conf;
 		}
+	}
+	{
+		/* Templates follow the new config (they point into it): new ones,
+		 * rendered at once when the sources have synced; unchanged output
+		 * writes nothing. */
+		struct bcn_templates *nt = bcn_templates_new(&a->core);
+		bcn_templates_free(a->templates); /* they point into the old config */
+		a->templates = nt;
+		if (!nt)
+			bcn_error("agent", "templates could not be reloaded (out of memory, or a source "
+				  "file changed under the reload): they stop until the next reload");
+		else if (a->synced)
+			bcn_templates_synced(nt);
 	}
 	bcn_config_free(old);
 	bcn_info("agent", "configuration reloaded from %s", nc->file);
@@ -414,7 +449,7 @@ static int add_signal(struct bcn_agent *a, struct event **ev, int sig)
 	return *ev && evsignal_add(*ev, NULL) == 0 ? 0 : -1;
 }
 
-int bcn_agent_main(const char *config_file)
+int bcn_agent_main(const char *config_file, char *const *exec_argv)
 {
 	struct bcn_agent a;
 	struct bcn_cfg_errs errs = { 0 };
@@ -424,7 +459,15 @@ int bcn_agent_main(const char *config_file)
 	memset(&a, 0, sizeof(a));
 	a.started_us = bcn_now_us();
 	a.start_to_ready_ms = -1;
+	a.exec_argv = exec_argv;
 	a.cfg = bcn_config_load(config_file, bcn_plugin_sections(), &errs);
+	if (a.cfg) {
+		bcn_templates_prepare(a.cfg, exec_argv, &errs);
+		if (errs.n) {
+			bcn_config_free(a.cfg);
+			a.cfg = NULL;
+		}
+	}
 	if (!a.cfg) {
 		for (size_t i = 0; i < errs.n; i++)
 			fprintf(stderr, "%s\n", errs.msg[i]);
@@ -479,6 +522,10 @@ int bcn_agent_main(const char *config_file)
 		if (!a.check)
 			goto out;
 	}
+	/* Templates before the instances: they park on the store, and render
+	 * once every instance has synced (templates_sync). */
+	if (!(a.templates = bcn_templates_new(&a.core)))
+		goto out;
 	if (instances_create(&a) < 0)
 		goto out;
 	/* Before the loop runs, so before any request: the listeners and the
@@ -504,6 +551,7 @@ out:
 		bcn_error("agent", "could not start; exiting");
 	if (a.base)
 		bcn_api_release_waits(&a.api);
+	bcn_templates_free(a.templates);
 	bcn_check_free(a.check);
 	bcn_server_free(a.sock);
 	bcn_server_free(a.tcp);

@@ -34,10 +34,15 @@ struct bcn_agent {
 	double start_to_ready_ms;     /* -1 until first ready */
 	long nofile;                  /* RLIMIT_NOFILE after raising it; -1: none */
 	int fd_capped_sock, fd_capped_probe; /* connection limits lowered to fit it, last logged */
+	/* issue 12: templates and exec mode */
+	struct bcn_templates *templates;
+	char *const *exec_argv;       /* `agent -- CMD ARGS`, NULL without */
+	bool synced;                  /* every instance was ready once: templates may render */
 };
 
-/* Run `beacon agent --config file` until SIGTERM/SIGINT. Returns the exit code. */
-int bcn_agent_main(const char *config_file);
+/* Run `beacon agent --config file [-- CMD ARGS]` until SIGTERM/SIGINT (or,
+ * in exec mode, until the child exits). Returns the exit code. */
+int bcn_agent_main(const char *config_file, char *const *exec_argv);
 
 /* Ready for traffic (SPEC /ready). With why set, fills one sentence when not. */
 bool bcn_agent_ready(struct bcn_agent *a, char *why, size_t len);
