@@ -175,3 +175,225 @@ def render_errors(d):
     assert rc == 2 and "none, html or json" in err, err
     rc, _, err = run_beacon("render", os.path.join(d, "absent.tmpl"), "--data", data)
     assert rc == 2 and "absent.tmpl" in err, err
+
+
+# ---- the agent's templates -------------------------------------------------------
+
+import stat
+import threading
+import time
+
+from etcd_fixture import Etcd
+from harness import Agent, metric, registry_config, wait_for
+from vault_fixture import Vault
+
+PREFIX = "/beacon/services"
+
+
+def etcd_cfg(etcd, templates, **top):
+    reg = {"backend": "etcd", "endpoints": [etcd.url], "ttl": "2s", "timeout": "2s",
+           "dial_timeout": "1s"}
+    return registry_config(reg, templates=templates, **top)
+
+
+def put_ep(etcd, service, sid, address, port=80):
+    etcd.put("%s/%s/%s" % (PREFIX, service, sid),
+             json.dumps({"id": sid, "address": address, "port": port}))
+
+
+def read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def lines(path):
+    text = read(path)
+    return text.splitlines() if text else []
+
+
+def self_templates(a):
+    st, _, body = a.get("/v1/self")
+    assert st == 200, body
+    return body["templates"]
+
+
+UPSTREAM = ("upstream web {\n{{#service.web}}\n  server {{address}}:{{port}};\n{{/service.web}}\n}\n"
+            "color={{key.config/web/color}}\n")
+
+
+def test_template_from_etcd_services_and_kv_command_runs_once_per_change():
+    with Etcd() as etcd:
+        put_ep(etcd, "web", "w1", "10.1.0.1")
+        etcd.put("/config/web/color", "blue")
+        with temp_dir() as d:
+            dest, ran = os.path.join(d, "up.conf"), os.path.join(d, "ran")
+            cmd = ["sh", "-c", "echo run >> %s" % ran]
+            # No watch section: the template's names are watched by themselves.
+            with Agent(etcd_cfg(etcd, [{"contents": UPSTREAM, "destination": dest,
+                                        "command": cmd}])) as a:
+                wait_for(lambda: read(dest) is not None, 10, what="the first render")
+                assert read(dest) == "upstream web {\n  server 10.1.0.1:80;\n}\ncolor=blue\n", read(dest)
+                assert stat.S_IMODE(os.stat(dest).st_mode) == 0o644
+                wait_for(lambda: len(lines(ran)) == 1, 5, what="the command after the first write")
+                put_ep(etcd, "web", "w2", "10.1.0.2", 81)
+                wait_for(lambda: "10.1.0.2:81" in read(dest), 5, what="a new endpoint in the file")
+                wait_for(lambda: len(lines(ran)) == 2, 5, what="the command after the change")
+                etcd.put("/config/web/color", "green")
+                wait_for(lambda: "color=green" in read(dest), 5, what="a KV change in the file")
+                wait_for(lambda: len(lines(ran)) == 3, 5, what="the command after the KV change")
+                # The same bytes again: a render, but no write and no command.
+                mtime = os.stat(dest).st_mtime_ns
+                renders = self_templates(a)[0]["renders"]
+                put_ep(etcd, "web", "w2", "10.1.0.2", 81)
+                etcd.put("/config/web/other", "x")
+                put_ep(etcd, "other", "o1", "10.9.9.9")
+                time.sleep(0.5)  # nothing to poll for: we assert that nothing happens
+                assert os.stat(dest).st_mtime_ns == mtime
+                assert len(lines(ran)) == 3, lines(ran)
+                t = self_templates(a)[0]
+                assert t["writes"] == 3 and t["commands"] == 3 and t["commands_failed"] == 0, t
+                assert t["renders"] >= renders and t["last_error"] == "", t
+                m = a.metrics()
+                assert metric(m, "beacon_template_writes_total", destination=dest) == 3
+                assert metric(m, "beacon_template_commands_total", destination=dest) == 3
+                assert a.stop() == 0
+
+
+def test_template_burst_of_changes_renders_once_or_twice():
+    with Etcd() as etcd:
+        put_ep(etcd, "web", "w0", "10.2.0.0")
+        with temp_dir() as d:
+            dest, ran = os.path.join(d, "up.conf"), os.path.join(d, "ran")
+            cmd = ["sh", "-c", "echo run >> %s" % ran]
+            tmpl = {"contents": "{{#service.web}}{{address}} {{/service.web}}\n", "destination": dest,
+                    "command": cmd, "wait": {"min": "500ms", "max": "10s"}}
+            with Agent(etcd_cfg(etcd, [tmpl])) as a:
+                wait_for(lambda: len(lines(ran)) == 1, 10, what="the first render and command")
+                w0 = self_templates(a)[0]["writes"]
+                start = time.monotonic()
+                for i in range(100):
+                    put_ep(etcd, "web", "w0", "10.2.0.%d" % (i + 1))
+                    time.sleep(max(0, start + (i + 1) * 0.01 - time.monotonic()))
+                wait_for(lambda: read(dest) == "10.2.0.100 \n", 10, what="the last change in the file")
+                time.sleep(0.8)  # longer than wait.min: a late extra render would show now
+                t = self_templates(a)[0]
+                assert 1 <= t["writes"] - w0 <= 2, t
+                assert 2 <= len(lines(ran)) <= 3, lines(ran)
+                assert a.stop() == 0
+
+
+def test_template_file_is_never_seen_half_written():
+    with temp_dir() as d:
+        dest = os.path.join(d, "big.conf")
+        body = "BEGIN\n" + "{{#service.web}}server {{address}}:{{port}}; # padding padding\n{{/service.web}}" + "END\n"
+        n = 2000
+        eps = [{"address": "10.3.%d.%d" % (i // 250, i % 250), "port": 80} for i in range(n)]
+        cfg = {"static": {"services": {"web": eps}}, "templates": [{"contents": body, "destination": dest}]}
+        with Agent(cfg) as a:
+            wait_for(lambda: read(dest) is not None, 10, what="the first render")
+            bad, reads, stop = [], [0], threading.Event()
+
+            def reader():
+                while not stop.is_set():
+                    text = read(dest)
+                    reads[0] += 1
+                    if not (text.startswith("BEGIN\n") and text.endswith("END\n")):
+                        bad.append(len(text))
+            th = threading.Thread(target=reader)
+            th.start()
+            try:
+                # Each reload changes the set: the file is rewritten every time.
+                for i in range(8):
+                    cfg["static"]["services"]["web"] = eps[: n - 100 * (i % 2) - i]
+                    a.reload(cfg)
+                    want = len(cfg["static"]["services"]["web"])
+                    wait_for(lambda: read(dest).count("server ") == want, 10, what="a rewrite")
+            finally:
+                stop.set()
+                th.join()
+            assert not bad, "half-written reads: %r" % bad[:5]
+            assert reads[0] > 20, reads
+            assert self_templates(a)[0]["writes"] >= 1
+            assert a.stop() == 0
+
+
+def test_template_with_secret_is_0600_perms_owner_as_configured():
+    with Vault() as v:
+        tok = v.create_token(ttl="1h")
+        pw = "pw-" + os.urandom(8).hex()
+        v.kv2_put("web/db", {"user": "app", "password": pw})
+        with temp_dir() as d:
+            sec, pub = os.path.join(d, "db.env"), os.path.join(d, "pub.conf")
+            grp = "nogroup"
+            cfg = {"vault": {"address": v.url, "auth": {"method": "token", "token_file": "@DIR@/token"},
+                             "secrets": [{"name": "db", "path": "secret/data/web/db"}], "timeout": "2s"},
+                   "templates": [
+                       {"contents": "DB_USER={{secret.db.user}}\nDB_PASSWORD={{secret.db.password}}\n",
+                        "destination": sec},
+                       {"contents": "node={{node}}\n", "destination": pub, "perms": "0640",
+                        "group": grp}]}
+            a = Agent(cfg)
+            with open(os.path.join(a.dir, "token"), "w") as f:
+                f.write(tok)
+            with a:
+                wait_for(lambda: read(sec) is not None and read(pub) is not None, 10, what="both files")
+                assert read(sec) == "DB_USER=app\nDB_PASSWORD=%s\n" % pw
+                assert stat.S_IMODE(os.stat(sec).st_mode) == 0o600
+                assert stat.S_IMODE(os.stat(pub).st_mode) == 0o640
+                import grp as grpmod
+                assert os.stat(pub).st_gid == grpmod.getgrnam(grp).gr_gid
+                assert pw not in a.log()
+                assert a.stop() == 0
+
+
+def test_template_waits_for_first_sync_and_keeps_the_file_through_an_outage():
+    with Etcd() as etcd:
+        put_ep(etcd, "web", "w1", "10.4.0.1")
+        with temp_dir() as d:
+            dest = os.path.join(d, "up.conf")
+            tmpl = {"contents": "{{#service.web}}{{address}}\n{{/service.web}}{{^service.web}}EMPTY\n{{/service.web}}",
+                    "destination": dest}
+            etcd.sigstop()  # unreachable at start: nothing is known yet
+            try:
+                with Agent(etcd_cfg(etcd, [tmpl]), wait=False) as a:
+                    a.wait_healthy()
+                    time.sleep(1.0)  # asserting that nothing happens
+                    assert read(dest) is None, "rendered before the first sync: %r" % read(dest)
+                    assert "waiting_for" in self_templates(a)[0]
+                    etcd.sigcont()
+                    wait_for(lambda: read(dest) == "10.4.0.1\n", 15, what="the render after the sync")
+                    mtime = os.stat(dest).st_mtime_ns
+                    etcd.kill9()
+                    wait_for(lambda: a.get("/v1/endpoints/web")[2].get("stale") is True, 10,
+                             what="stale endpoints")
+                    time.sleep(0.5)
+                    assert read(dest) == "10.4.0.1\n" and os.stat(dest).st_mtime_ns == mtime
+                    etcd.start()
+                    put_ep(etcd, "web", "w2", "10.4.0.2")
+                    wait_for(lambda: read(dest) == "10.4.0.1\n10.4.0.2\n", 15, what="the render after the outage")
+                    assert a.stop() == 0
+            finally:
+                etcd.sigcont()
+
+
+def test_template_errors_are_config_errors_with_line_and_column():
+    with temp_dir() as d:
+        src = os.path.join(d, "t.tmpl")
+        with open(src, "w") as f:
+            f.write("ok\n{{#service.web}}\n  {{address}\n")
+        cfg = os.path.join(d, "c.json")
+        with open(cfg, "w") as f:
+            json.dump({"socket": {"path": os.path.join(d, "s.sock")},
+                       "templates": [{"source": src, "destination": os.path.join(d, "out")},
+                                     {"contents": "{{secret.nope.x}}", "destination": os.path.join(d, "o2")},
+                                     {"contents": "x", "source": src, "destination": os.path.join(d, "o3")}]}, f)
+        rc, out, err = run_beacon("agent", "-c", cfg, "--check-config")
+        assert rc == 2, (rc, out, err)
+        assert "$.templates[0]" in err and "t.tmpl:3:3:" in err and "never closed" in err, err
+        assert "$.templates[1]" in err and "secret \"nope\"" in err and "vault.secrets" in err, err
+        assert "$.templates[2]" in err and "exactly one" in err, err
+        rc, out, err = run_beacon("agent", "-c", cfg)
+        assert rc == 2 and "t.tmpl:3:3:" in err, err
