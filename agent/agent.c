@@ -26,6 +26,7 @@
 #include "secrets/store.h"
 #include "store/cache.h"
 #include "template/template.h"
+#include "exec/exec.h"
 
 #define STOP_DEADLINE_S 10
 
@@ -73,6 +74,7 @@ static void templates_sync(struct bcn_agent *a)
 			return;
 	a->synced = true;
 	bcn_templates_synced(a->templates);
+	bcn_exec_synced(a->exec);
 }
 
 static void state_changed(struct bcn_core *core, struct bcn_instance *ins)
@@ -168,6 +170,8 @@ json_t *bcn_agent_self(struct bcn_agent *a)
 	json_object_set_new(o, "services", json_integer((json_int_t)bcn_cache_nservices(a->core.cache)));
 	json_object_set_new(o, "index", json_integer((json_int_t)bcn_cache_index(a->core.cache)));
 	json_object_set_new(o, "templates", bcn_templates_self(a->templates));
+	if (a->exec)
+		json_object_set_new(o, "exec", bcn_exec_self(a->exec));
 	return o;
 }
 
@@ -295,6 +299,8 @@ static bool same_instances(const struct bcn_config *old, const struct bcn_config
 	return true;
 }
 
+static pid_t exec_child(void *arg);
+
 static void reload(struct bcn_agent *a)
 {
 	struct bcn_cfg_errs errs = { 0 };
@@ -359,6 +365,8 @@ static void reload(struct bcn_agent *a)
 				  "file changed under the reload): they stop until the next reload");
 		else if (a->synced)
 			bcn_templates_synced(nt);
+		if (nt && a->exec)
+			bcn_templates_set_child(nt, exec_child, a->exec);
 	}
 	bcn_config_free(old);
 	bcn_info("agent", "configuration reloaded from %s", nc->file);
@@ -388,6 +396,31 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 	event_base_loopexit(a->base, NULL);
 }
 
+static void begin_stop(struct bcn_agent *a, const char *why);
+
+/* Exec mode: the child ended. On its own: deregister and exit with its
+ * status. While stopping: the stop waited for it. */
+static void exec_exited(void *owner, int code)
+{
+	struct bcn_agent *a = owner;
+
+	a->exit_code = code;
+	a->exec_ended = true;
+	if (!a->stopping) {
+		begin_stop(a, "the app exited");
+		return;
+	}
+	if (a->exec_pending) {
+		a->exec_pending = false;
+		stop_done(&(struct bcn_instance){ .core = &a->core, .name = "exec" });
+	}
+}
+
+static pid_t exec_child(void *arg)
+{
+	return bcn_exec_pid(arg);
+}
+
 static void begin_stop(struct bcn_agent *a, const char *why)
 {
 	struct timeval tv = { STOP_DEADLINE_S, 0 };
@@ -402,6 +435,12 @@ static void begin_stop(struct bcn_agent *a, const char *why)
 	bcn_sd_notify("STOPPING=1");
 	bcn_api_release_waits(&a->api);
 	a->stops_pending = 1; /* held until every cb_stop was issued */
+	if (a->exec && !a->exec_ended) {
+		/* The child stops beside the deregistration; the loop ends when both did. */
+		a->stops_pending++;
+		a->exec_pending = true;
+		bcn_exec_stop(a->exec, a->exec_signalled);
+	}
 	for (size_t i = 0; i < a->nins; i++) {
 		if (a->ins[i].plugin->cb_stop) {
 			a->stops_pending++;
@@ -418,10 +457,17 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct bcn_agent *a = arg;
 	(void)what;
-	if (sig == SIGHUP)
+	/* Exec mode: SIGTERM, SIGINT, SIGHUP, SIGUSR1/2 reach the child too. */
+	if (a->exec && !a->stopping)
+		bcn_exec_forward(a->exec, (int)sig);
+	if (sig == SIGUSR1 || sig == SIGUSR2)
+		return;
+	if (sig == SIGHUP) {
 		reload(a);
-	else
-		begin_stop(a, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		return;
+	}
+	a->exec_signalled = a->exec != NULL;
+	begin_stop(a, sig == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
 static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
@@ -526,6 +572,12 @@ int bcn_agent_main(const char *config_file, char *const *exec_argv)
 	 * once every instance has synced (templates_sync). */
 	if (!(a.templates = bcn_templates_new(&a.core)))
 		goto out;
+	if (a.cfg->exec) {
+		if (!(a.exec = bcn_exec_new(&a.core, exec_exited, &a)) ||
+		    add_signal(&a, &a.ev_usr1, SIGUSR1) < 0 || add_signal(&a, &a.ev_usr2, SIGUSR2) < 0)
+			goto out;
+		bcn_templates_set_child(a.templates, exec_child, a.exec);
+	}
 	if (instances_create(&a) < 0)
 		goto out;
 	/* Before the loop runs, so before any request: the listeners and the
@@ -549,8 +601,11 @@ int bcn_agent_main(const char *config_file, char *const *exec_argv)
 out:
 	if (rc)
 		bcn_error("agent", "could not start; exiting");
+	else if (a.exec)
+		rc = a.exit_code; /* exec mode: exit with the child's status */
 	if (a.base)
 		bcn_api_release_waits(&a.api);
+	bcn_exec_free(a.exec);
 	bcn_templates_free(a.templates);
 	bcn_check_free(a.check);
 	bcn_server_free(a.sock);
@@ -562,6 +617,8 @@ out:
 	if (a.ev_term) event_free(a.ev_term);
 	if (a.ev_int) event_free(a.ev_int);
 	if (a.ev_hup) event_free(a.ev_hup);
+	if (a.ev_usr1) event_free(a.ev_usr1);
+	if (a.ev_usr2) event_free(a.ev_usr2);
 	if (a.ev_watchdog) event_free(a.ev_watchdog);
 	if (a.ev_stop_deadline) event_free(a.ev_stop_deadline);
 	if (a.base)

@@ -38,6 +38,10 @@ struct bcn_agent {
 	struct bcn_templates *templates;
 	char *const *exec_argv;       /* `agent -- CMD ARGS`, NULL without */
 	bool synced;                  /* every instance was ready once: templates may render */
+	struct bcn_exec *exec;        /* exec mode's child, NULL without */
+	struct event *ev_usr1, *ev_usr2; /* forwarded to the child in exec mode */
+	int exit_code;                /* exec mode: the child's status */
+	bool exec_ended, exec_pending, exec_signalled;
 };
 
 /* Run `beacon agent --config file [-- CMD ARGS]` until SIGTERM/SIGINT (or,

@@ -21,8 +21,10 @@ struct usage {
 };
 
 static const struct usage usages[] = {
-	{ "agent", "beacon agent --config FILE [--check-config]",
+	{ "agent", "beacon agent --config FILE [--check-config] [-- CMD [ARGS...]]",
 	  "Run the sidecar in the foreground until SIGTERM or SIGINT; SIGHUP reloads FILE.\n"
+	  "With -- CMD ARGS (exec mode), run CMD as a child with the rendered exec.env,\n"
+	  "forward signals to it, and exit with its status when it exits.\n"
 	  "\n"
 	  "  -c, --config FILE     the JSON config file (also --config=FILE)\n"
 	  "      --check-config    only validate FILE: each problem with its JSON path,\n"

@@ -62,7 +62,8 @@ struct bcn_templates {
 	struct tmpl *t;
 	size_t n;
 	bool synced;
-	pid_t child;
+	pid_t (*child)(void *arg);
+	void *child_arg;
 };
 
 static void set_error(struct tmpl *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -151,7 +152,8 @@ static pid_t pid_from_file(const char *path)
 
 static void send_signal(struct tmpl *t)
 {
-	pid_t pid = t->conf->pid_file[0] ? pid_from_file(t->conf->pid_file) : t->ts->child;
+	pid_t pid = t->conf->pid_file[0] ? pid_from_file(t->conf->pid_file)
+		    : t->ts->child ? t->ts->child(t->ts->child_arg) : 0;
 
 	if (pid <= 0) {
 		set_error(t, "no process to signal (%s)", t->conf->pid_file[0] ? t->conf->pid_file : "no exec child");
@@ -318,10 +320,12 @@ void bcn_templates_synced(struct bcn_templates *ts)
 		bcn_timer_ms(ts->t[i].ev_render, 0);
 }
 
-void bcn_templates_set_child(struct bcn_templates *ts, pid_t pid)
+void bcn_templates_set_child(struct bcn_templates *ts, pid_t (*child)(void *arg), void *arg)
 {
-	if (ts)
-		ts->child = pid;
+	if (ts) {
+		ts->child = child;
+		ts->child_arg = arg;
+	}
 }
 
 static json_t *when(time_t t)

@@ -42,8 +42,9 @@ void bcn_templates_free(struct bcn_templates *ts);
 
 /* Every source has synced once: first renders may happen. Idempotent. */
 void bcn_templates_synced(struct bcn_templates *ts);
-/* Where `signal` goes when a template has no pid_file: the exec child (0: none). */
-void bcn_templates_set_child(struct bcn_templates *ts, pid_t pid);
+/* Where `signal` goes when a template has no pid_file: child(arg) is the
+ * exec child's pid (0: none right now). Set by agent.c in exec mode. */
+void bcn_templates_set_child(struct bcn_templates *ts, pid_t (*child)(void *arg), void *arg);
 
 /* The /v1/self "templates" list. */
 json_t *bcn_templates_self(struct bcn_templates *ts);
