@@ -176,6 +176,7 @@ $(BUILD)/loadgen: bench/loadgen.c Makefile
 
 bench: all $(BUILD)/loadgen
 	python3 bench/bench.py --beacon $(BUILD)/beacon --loadgen $(BUILD)/loadgen --out bench/results.json
+	python3 bench/bench_templates.py --beacon $(BUILD)/beacon --out bench/results_templates.json
 
 install: $(BUILD)/beacon
 	install -D -m 0755 $(BUILD)/beacon $(DESTDIR)$(PREFIX)/bin/beacon

@@ -101,8 +101,20 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "agent") == 0)
 		return agent_cmd(argc - 1, argv + 1);
-	/* render needs the template engine, which cli/ (on base/ only) cannot include. */
-	if (strcmp(argv[1], "render") == 0)
-		return bcn_render_cmd(argc - 1, argv + 1);
+	/* render needs the template engine, which cli/ (on base/ only) cannot
+	 * include. `beacon --socket S render ...` works too: the leading
+	 * --socket options move after the command, where render reads them. */
+	{
+		int i = 1;
+		while (i < argc && (strncmp(argv[i], "--socket=", 9) == 0 ||
+				    (strcmp(argv[i], "--socket") == 0 && i + 1 < argc)))
+			i += argv[i][8] == '=' ? 1 : 2;
+		if (i < argc && strcmp(argv[i], "render") == 0) {
+			char *cmd = argv[i];
+			memmove(argv + 2, argv + 1, (size_t)(i - 1) * sizeof(*argv));
+			argv[1] = cmd;
+			return bcn_render_cmd(argc - 1, argv + 1);
+		}
+	}
 	return bcn_cli_main(argc - 1, argv + 1);
 }

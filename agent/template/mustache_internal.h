@@ -31,6 +31,7 @@ struct mst_node {
 	uint32_t end;             /* sections: index past the last child */
 	const char *s;            /* text bytes, or the name (NUL-terminated, dotted as written) */
 	size_t len;
+	size_t first;             /* names: length of the part before the first dot */
 	struct bcn_mst *partial;  /* MST_PARTIAL */
 	unsigned line, col;       /* where the tag starts (error messages) */
 };

@@ -111,6 +111,9 @@ static struct mst_node *add_node(struct parser *p, enum mst_type type, const cha
 	n->type = (uint8_t)type;
 	n->s = s;
 	n->len = len;
+	n->first = type == MST_TEXT ? len : strcspn(s, ".");
+	if (type != MST_TEXT && len == 1 && s[0] == '.')
+		n->first = 1;
 	position(p, at, &n->line, &n->col);
 	return n;
 }

@@ -397,3 +397,22 @@ def test_template_errors_are_config_errors_with_line_and_column():
         assert "$.templates[2]" in err and "exactly one" in err, err
         rc, out, err = run_beacon("agent", "-c", cfg)
         assert rc == 2 and "t.tmpl:3:3:" in err, err
+
+
+def test_render_against_the_running_agent():
+    with temp_dir() as d:
+        t = os.path.join(d, "t.tmpl")
+        with open(t, "w") as f:
+            f.write("node={{node}}{{#self}} self={{service}}{{/self}}\n"
+                    "{{#service.web}}{{address}}:{{port}}\n{{/service.web}}"
+                    "{{#services}}[{{name}}]{{/services}}\n")
+        cfg = {"node": "render-node",
+               "static": {"services": {"web": [{"address": "10.7.0.1", "port": 80},
+                                               {"address": "10.7.0.2", "port": 81, "status": "critical"}],
+                                       "db": [{"address": "10.7.1.1", "port": 5432}]}}}
+        with Agent(cfg) as a:
+            rc, out, err = a.cli("render", t)
+            assert rc == 0, err
+            assert out == "node=render-node\n10.7.0.1:80\n[db][web]\n", out
+        rc, out, err = run_beacon("render", t, "--socket", os.path.join(d, "none.sock"))
+        assert rc == 1 and "cannot reach the agent" in err, (rc, err)
