@@ -116,9 +116,9 @@ static json_t *self_endpoint(struct bcn_core *core)
 	tags = json_array();
 	for (size_t i = 0; tags && i < sv->tags.n; i++)
 		json_array_append_new(tags, json_string(sv->tags.v[i]));
-	return json_pack("{sssssssIsosOsIss}", "id", sv->id, "service", sv->name, "address", sv->address,
+	return json_pack("{sssssssIsososIss}", "id", sv->id, "service", sv->name, "address", sv->address,
 			 "port", (json_int_t)sv->port, "tags", tags ? tags : json_array(),
-			 "meta", sv->meta ? sv->meta : json_object(), "weight", (json_int_t)sv->weight,
+			 "meta", sv->meta ? json_incref(sv->meta) : json_object(), "weight", (json_int_t)sv->weight,
 			 "status", bcn_status_name(core->service_status));
 }
 

@@ -60,6 +60,8 @@ static int reserve(struct render *r, size_t n)
 	cap = o->cap ? o->cap : 256;
 	while (cap < o->len + n + 1)
 		cap *= 2;
+	if (cap > max + 1)
+		cap = max + 1; /* so the fast path of put() can never pass max */
 	np = bcn_zrealloc(o->p, cap);
 	if (!np)
 		return fail(r, "out of memory while rendering");
@@ -70,7 +72,7 @@ static int reserve(struct render *r, size_t n)
 
 static int put(struct render *r, const char *s, size_t n)
 {
-	if (reserve(r, n) < 0)
+	if (r->out->len + n + 1 > r->out->cap && reserve(r, n) < 0)
 		return -1;
 	memcpy(r->out->p + r->out->len, s, n);
 	r->out->len += n;
@@ -221,6 +223,23 @@ static int put_value(struct render *r, json_t *v, enum bcn_mst_escape esc)
 	}
 }
 
+/* One member of a small object by a walk of its keys in order (cheaper than
+ * jansson's hash of the name for the ENDPOINT-sized objects templates walk);
+ * the hash for larger ones. */
+static json_t *get(json_t *o, const char *name, size_t len)
+{
+	void *it;
+
+	if (json_object_size(o) > 12)
+		return json_object_getn(o, name, len);
+	for (it = json_object_iter(o); it; it = json_object_iter_next(o, it)) {
+		const char *k = json_object_iter_key(it);
+		if (k[0] == name[0] && json_object_iter_key_len(it) == len && memcmp(k, name, len) == 0)
+			return json_object_iter_value(it);
+	}
+	return NULL;
+}
+
 /* n's name (dotted, NUL-terminated) against the context stack; NULL when absent. */
 static json_t *lookup(struct render *r, const struct mst_node *n)
 {
@@ -232,14 +251,14 @@ static json_t *lookup(struct render *r, const struct mst_node *n)
 		return r->top ? r->stack[r->top - 1] : NULL;
 	dot = len < n->len ? name + len : NULL;
 	for (size_t i = r->top; i-- > 0;) {
-		if (json_is_object(r->stack[i]) && (v = json_object_getn(r->stack[i], name, len)))
+		if (json_is_object(r->stack[i]) && (v = get(r->stack[i], name, len)))
 			break;
 	}
 	while (v && dot) {
 		name = dot + 1;
 		dot = strchr(name, '.');
 		len = dot ? (size_t)(dot - name) : strlen(name);
-		v = json_is_object(v) ? json_object_getn(v, name, len) : NULL;
+		v = json_is_object(v) ? get(v, name, len) : NULL;
 	}
 	return v;
 }
