@@ -6,9 +6,9 @@ python3-pystache (the reference) measured in the same run.
 
 1. Render time of an nginx-upstream template over 1 000 and 100 000
    endpoints: `beacon render --data FILE --repeat N` (parse once, render N
-   times, its own clock) against pystache (parse once, render best of N) on
-   the same template and data, checked to give the same bytes. Target:
-   beacon >= 20x faster.
+   times, its own clock; best of 5 such runs) against pystache (parse once,
+   best of 5 renders, 2 at 100 000) on the same template and data, checked to
+   give the same bytes. Target: beacon >= 20x faster.
 2. The agent's CPU for 1 000 changes to one etcd endpoint under a template
    naming that service (100 endpoints), with wait.min 0 and 100ms: renders,
    writes, and CPU seconds of the agent (utime + stime) per 1 000 changes.
@@ -69,19 +69,22 @@ def render_bench(beacon, pystache, n, workdir, repeat):
         f.write(TEMPLATE)
     with open(dpath, "w") as f:
         json.dump(data, f)
-    p = subprocess.run([beacon, "render", tpath, "--data", dpath, "--repeat", str(repeat)],
-                       capture_output=True, timeout=600)
-    if p.returncode != 0:
-        raise RuntimeError(p.stderr.decode())
-    m = re.search(r"\(([0-9.]+) ms each", p.stderr.decode())
-    beacon_ms = float(m.group(1))
+    # best of 5 runs, each the mean of `repeat` renders (this VM is shared: take the quietest)
+    beacon_ms = None
+    for _ in range(5):
+        p = subprocess.run([beacon, "render", tpath, "--data", dpath, "--repeat", str(repeat)],
+                           capture_output=True, timeout=600)
+        if p.returncode != 0:
+            raise RuntimeError(p.stderr.decode())
+        m = re.search(r"\(([0-9.]+) ms each", p.stderr.decode())
+        beacon_ms = float(m.group(1)) if beacon_ms is None else min(beacon_ms, float(m.group(1)))
     # the peak RSS of that render process (children's maximum so far)
     rss_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 
     parsed = pystache.parse(TEMPLATE)
     renderer = pystache.Renderer(escape=lambda s: s, missing_tags="ignore")
     best, out = None, None
-    for _ in range(max(1, min(repeat, 5 if n <= 1000 else 1))):
+    for _ in range(5 if n <= 1000 else 2):
         t0 = time.perf_counter()
         out = renderer.render(parsed, data)
         dt = (time.perf_counter() - t0) * 1e3
