@@ -73,8 +73,7 @@ static void templates_sync(struct bcn_agent *a)
 		if (!a->ins[i].ready)
 			return;
 	a->synced = true;
-	bcn_templates_synced(a->templates);
-	bcn_exec_synced(a->exec);
+	bcn_templates_synced(a->templates); /* exec mode: the child starts once they rendered */
 }
 
 static void state_changed(struct bcn_core *core, struct bcn_instance *ins)
@@ -300,6 +299,7 @@ static bool same_instances(const struct bcn_config *old, const struct bcn_config
 }
 
 static pid_t exec_child(void *arg);
+static void exec_files_ready(void *arg);
 
 static void reload(struct bcn_agent *a)
 {
@@ -360,13 +360,13 @@ static void reload(struct bcn_agent *a)
 		struct bcn_templates *nt = bcn_templates_new(&a->core);
 		bcn_templates_free(a->templates); /* they point into the old config */
 		a->templates = nt;
+		if (nt && a->exec) /* (a child not started yet starts once these rendered) */
+			bcn_templates_set_child(nt, exec_child, exec_files_ready, a->exec);
 		if (!nt)
 			bcn_error("agent", "templates could not be reloaded (out of memory, or a source "
 				  "file changed under the reload): they stop until the next reload");
 		else if (a->synced)
 			bcn_templates_synced(nt);
-		if (nt && a->exec)
-			bcn_templates_set_child(nt, exec_child, a->exec);
 	}
 	bcn_config_free(old);
 	bcn_info("agent", "configuration reloaded from %s", nc->file);
@@ -419,6 +419,11 @@ static void exec_exited(void *owner, int code)
 static pid_t exec_child(void *arg)
 {
 	return bcn_exec_pid(arg);
+}
+
+static void exec_files_ready(void *arg)
+{
+	bcn_exec_synced(arg);
 }
 
 static void begin_stop(struct bcn_agent *a, const char *why)
@@ -576,7 +581,7 @@ int bcn_agent_main(const char *config_file, char *const *exec_argv)
 		if (!(a.exec = bcn_exec_new(&a.core, exec_exited, &a)) ||
 		    add_signal(&a, &a.ev_usr1, SIGUSR1) < 0 || add_signal(&a, &a.ev_usr2, SIGUSR2) < 0)
 			goto out;
-		bcn_templates_set_child(a.templates, exec_child, a.exec);
+		bcn_templates_set_child(a.templates, exec_child, exec_files_ready, a.exec);
 	}
 	if (instances_create(&a) < 0)
 		goto out;
@@ -602,7 +607,8 @@ out:
 	if (rc)
 		bcn_error("agent", "could not start; exiting");
 	else if (a.exec)
-		rc = a.exit_code; /* exec mode: exit with the child's status */
+		/* exec mode: exit with the child's status (killed now if it outlived the stop) */
+		rc = a.exec_ended ? a.exit_code : bcn_exec_kill(a.exec);
 	if (a.base)
 		bcn_api_release_waits(&a.api);
 	bcn_exec_free(a.exec);

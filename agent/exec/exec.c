@@ -361,6 +361,20 @@ void bcn_exec_free(struct bcn_exec *x)
 	free(x);
 }
 
+int bcn_exec_kill(struct bcn_exec *x)
+{
+	int st = 0;
+
+	if (!x || x->pid <= 0)
+		return x ? x->last_code : 0;
+	kill(-x->pid, SIGKILL);
+	kill(x->pid, SIGKILL);
+	if (waitpid(x->pid, &st, 0) == x->pid)
+		x->last_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	x->pid = 0;
+	return x->last_code;
+}
+
 void bcn_exec_synced(struct bcn_exec *x)
 {
 	if (!x || x->synced)

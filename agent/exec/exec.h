@@ -23,6 +23,9 @@ typedef void (*bcn_exec_exited)(void *owner, int code);
 struct bcn_exec *bcn_exec_new(struct bcn_core *core, bcn_exec_exited exited, void *owner);
 /* Kill the child's group (SIGKILL) and free. NULL-safe. */
 void bcn_exec_free(struct bcn_exec *x);
+/* The loop is over but the child still runs (it outlived the stop
+ * deadline): SIGKILL, reap, and return the status to exit with (137). */
+int bcn_exec_kill(struct bcn_exec *x);
 
 /* Every source synced once: the child starts as soon as its env renders. */
 void bcn_exec_synced(struct bcn_exec *x);

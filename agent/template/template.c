@@ -54,6 +54,7 @@ struct tmpl {
 	uint64_t renders, writes, render_errors, commands, commands_failed;
 	time_t last_render, last_write;
 	char waiting[80];           /* what the first render waits for, "" once rendered */
+	bool done_once;             /* a render ran to its end (written, unchanged or failed) */
 	char last_error[256];
 };
 
@@ -64,6 +65,8 @@ struct bcn_templates {
 	bool synced;
 	pid_t (*child)(void *arg);
 	void *child_arg;
+	void (*all_rendered)(void *arg); /* once, when every template rendered once */
+	size_t rendered;                 /* templates that did */
 };
 
 static void set_error(struct tmpl *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -155,8 +158,10 @@ static void send_signal(struct tmpl *t)
 	pid_t pid = t->conf->pid_file[0] ? pid_from_file(t->conf->pid_file)
 		    : t->ts->child ? t->ts->child(t->ts->child_arg) : 0;
 
+	if (pid <= 0 && !t->conf->pid_file[0])
+		return; /* no exec child yet: it reads the file when it starts */
 	if (pid <= 0) {
-		set_error(t, "no process to signal (%s)", t->conf->pid_file[0] ? t->conf->pid_file : "no exec child");
+		set_error(t, "no process to signal (no pid in %s)", t->conf->pid_file);
 		return;
 	}
 	if (kill(pid, t->sig) < 0)
@@ -209,6 +214,11 @@ static void render(struct tmpl *t)
 		send_signal(t);
 out:
 	bcn_mst_out_free(&out);
+	if (!t->done_once) {
+		t->done_once = true;
+		if (++t->ts->rendered == t->ts->n && t->ts->all_rendered)
+			t->ts->all_rendered(t->ts->child_arg);
+	}
 }
 
 static void render_cb(evutil_socket_t fd, short what, void *arg)
@@ -318,12 +328,16 @@ void bcn_templates_synced(struct bcn_templates *ts)
 	ts->synced = true;
 	for (size_t i = 0; i < ts->n; i++)
 		bcn_timer_ms(ts->t[i].ev_render, 0);
+	if (!ts->n && ts->all_rendered)
+		ts->all_rendered(ts->child_arg);
 }
 
-void bcn_templates_set_child(struct bcn_templates *ts, pid_t (*child)(void *arg), void *arg)
+void bcn_templates_set_child(struct bcn_templates *ts, pid_t (*child)(void *arg),
+			     void (*all_rendered)(void *arg), void *arg)
 {
 	if (ts) {
 		ts->child = child;
+		ts->all_rendered = all_rendered;
 		ts->child_arg = arg;
 	}
 }

@@ -42,9 +42,13 @@ void bcn_templates_free(struct bcn_templates *ts);
 
 /* Every source has synced once: first renders may happen. Idempotent. */
 void bcn_templates_synced(struct bcn_templates *ts);
-/* Where `signal` goes when a template has no pid_file: child(arg) is the
- * exec child's pid (0: none right now). Set by agent.c in exec mode. */
-void bcn_templates_set_child(struct bcn_templates *ts, pid_t (*child)(void *arg), void *arg);
+/* Exec mode (set by agent.c): where `signal` goes when a template has no
+ * pid_file: child(arg) is the exec child's pid (0: none right now, the
+ * signal is skipped); all_rendered(arg) runs once, when every template has
+ * rendered once after the sync (at once without templates), so the child
+ * starts with its files in place, as consul-template's exec mode does. */
+void bcn_templates_set_child(struct bcn_templates *ts, pid_t (*child)(void *arg),
+			     void (*all_rendered)(void *arg), void *arg);
 
 /* The /v1/self "templates" list. */
 json_t *bcn_templates_self(struct bcn_templates *ts);

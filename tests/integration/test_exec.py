@@ -93,7 +93,7 @@ def test_exec_secret_rotation_restarts_child_with_new_value():
             cfg = {"vault": {"address": v.url, "auth": {"method": "token", "token_file": "@DIR@/token"},
                              "secrets": [{"name": "db", "path": "secret/data/web/db", "refresh": "200ms"}],
                              "timeout": "2s"},
-                   "exec": {"command": ["sh", "-c", CHILD], "kill_timeout": "5s",
+                   "exec": {"command": ["sh", "-c", CHILD.replace("$$", "$$$$")], "kill_timeout": "5s",
                             "env": {"DB_PASSWORD": "{{secret.db.password}}"}}}
             a = Agent(cfg, env={"OUT": out})
             with open(os.path.join(a.dir, "token"), "w") as f:
@@ -102,6 +102,7 @@ def test_exec_secret_rotation_restarts_child_with_new_value():
                 wait_for(lambda: starts(out), 10, what="the child")
                 assert starts(out)[0].endswith("DB=first-pw"), lines(out)
                 pid1 = starts(out)[0].split()[1]
+                assert pid1.isdigit(), starts(out)
                 v.kv2_put("web/db", {"password": "second-pw"})
                 wait_for(lambda: len(starts(out)) == 2, 10, what="a restart")
                 assert "TERM %s" % pid1 in lines(out), lines(out)  # kill_signal, then the new one
@@ -133,3 +134,26 @@ def test_exec_restart_loop_backs_off():
                 # 0.25 s doubling: ~4 restarts in the 2 s (plus the last one), never 40.
                 assert 2 <= n <= 7, starts(out)
                 assert a.stop() == 3
+
+
+def test_exec_child_starts_after_the_templates_and_gets_their_signal():
+    with temp_dir() as d:
+        out, dest = os.path.join(d, "out"), os.path.join(d, "up.conf")
+        cfg = {"static": {"services": {"web": [{"address": "10.6.0.1", "port": 80}]}},
+               "templates": [{"contents": "{{#service.web}}{{address}}\n{{/service.web}}",
+                              "destination": dest, "signal": "SIGUSR1"}],
+               # (config strings expand ${VAR}: "$$" is written "$$$$")
+               "exec": {"command": ["sh", "-c", ('echo "file $(head -1 "$DEST")" >> "$OUT"\n' +
+                                                 CHILD).replace("$$", "$$$$")]}}
+        a = Agent(cfg, env={"OUT": out, "DEST": dest})
+        with a:
+            wait_for(lambda: starts(out), 10, what="the child")
+            # the file was there when the child started (no signal for that first write)
+            assert lines(out)[0] == "file 10.6.0.1", lines(out)
+            pid = starts(out)[0].split()[1]
+            cfg["static"]["services"]["web"].append({"address": "10.6.0.2", "port": 80})
+            a.reload(cfg)
+            wait_for(lambda: "10.6.0.2" in open(dest).read(), 10, what="the rewrite")
+            wait_for(lambda: "USR1 %s" % pid in lines(out), 5, what="the template's signal")
+            assert lines(out).count("USR1 %s" % pid) == 1, lines(out)
+            assert a.stop() == 3
