@@ -358,6 +358,7 @@ static void reload(struct bcn_agent *a)
 		 * rendered at once when the sources have synced; unchanged output
 		 * writes nothing. */
 		struct bcn_templates *nt = bcn_templates_new(&a->core);
+		bcn_templates_takeover(nt, a->templates); /* running commands, counters */
 		bcn_templates_free(a->templates); /* they point into the old config */
 		a->templates = nt;
 		if (nt && a->exec) /* (a child not started yet starts once these rendered) */

@@ -193,6 +193,12 @@ struct bcn_cmd *bcn_cmd_run(struct event_base *base, char *const *argv, uint64_t
 	return c;
 }
 
+void bcn_cmd_rebind(struct bcn_cmd *c, bcn_cmd_done done, void *arg)
+{
+	c->done = done;
+	c->arg = arg;
+}
+
 void bcn_cmd_free(struct bcn_cmd *c)
 {
 	if (!c)

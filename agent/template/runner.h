@@ -26,6 +26,8 @@ typedef void (*bcn_cmd_done)(void *arg, int status, bool timed_out, const char *
  */
 struct bcn_cmd *bcn_cmd_run(struct event_base *base, char *const *argv, uint64_t timeout_ms,
 			    bcn_cmd_done done, void *arg, char *err, size_t errlen);
+/* Report to another done(arg) from now on (a template reloaded). */
+void bcn_cmd_rebind(struct bcn_cmd *c, bcn_cmd_done done, void *arg);
 /* Stop caring: the group is killed, done is not called. NULL-safe. */
 void bcn_cmd_free(struct bcn_cmd *c);
 

@@ -321,6 +321,33 @@ void bcn_templates_free(struct bcn_templates *ts)
 	free(ts);
 }
 
+void bcn_templates_takeover(struct bcn_templates *ts, struct bcn_templates *old)
+{
+	for (size_t i = 0; ts && old && i < ts->n; i++) {
+		struct tmpl *t = &ts->t[i];
+		for (size_t k = 0; k < old->n; k++) {
+			struct tmpl *o = &old->t[k];
+			if (strcmp(o->conf->destination, t->conf->destination) != 0)
+				continue;
+			if (o->cmd) {
+				t->cmd = o->cmd;
+				o->cmd = NULL;
+				bcn_cmd_rebind(t->cmd, command_done, t);
+				t->rerun = o->rerun;
+			}
+			t->renders = o->renders;
+			t->writes = o->writes;
+			t->render_errors = o->render_errors;
+			t->commands = o->commands;
+			t->commands_failed = o->commands_failed;
+			t->last_render = o->last_render;
+			t->last_write = o->last_write;
+			memcpy(t->last_error, o->last_error, sizeof(t->last_error));
+			break;
+		}
+	}
+}
+
 void bcn_templates_synced(struct bcn_templates *ts)
 {
 	if (!ts || ts->synced)

@@ -40,6 +40,12 @@ struct bcn_templates *bcn_templates_new(struct bcn_core *core);
 /* Stop: waits cancelled, running commands killed. NULL-safe. */
 void bcn_templates_free(struct bcn_templates *ts);
 
+/* On reload: the new set takes over from old what belongs to the same
+ * destination (a command still running, the counters of /v1/self and
+ * /metrics), so a SIGHUP never kills an `nginx -s reload` half-way. Call
+ * before freeing old. */
+void bcn_templates_takeover(struct bcn_templates *ts, struct bcn_templates *old);
+
 /* Every source has synced once: first renders may happen. Idempotent. */
 void bcn_templates_synced(struct bcn_templates *ts);
 /* Exec mode (set by agent.c): where `signal` goes when a template has no

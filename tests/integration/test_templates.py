@@ -416,3 +416,21 @@ def test_render_against_the_running_agent():
             assert out == "node=render-node\n10.7.0.1:80\n[db][web]\n", out
         rc, out, err = run_beacon("render", t, "--socket", os.path.join(d, "none.sock"))
         assert rc == 1 and "cannot reach the agent" in err, (rc, err)
+
+
+def test_template_command_survives_a_reload():
+    with temp_dir() as d:
+        dest, ran = os.path.join(d, "up.conf"), os.path.join(d, "ran")
+        cmd = ["sh", "-c", "sleep 1; echo done >> %s" % ran]
+        cfg = {"static": {"services": {"web": [{"address": "10.8.0.1", "port": 80}]}},
+               "templates": [{"contents": "{{#service.web}}{{address}}\n{{/service.web}}",
+                              "destination": dest, "command": cmd}]}
+        with Agent(cfg) as a:
+            wait_for(lambda: self_templates(a)[0]["commands"] == 1, 10, what="the first command")
+            a.reload(cfg)  # while it runs (it sleeps 1 s)
+            a.wait_log(r"configuration reloaded")
+            assert not lines(ran), "the command ended already: the reload came too late"
+            wait_for(lambda: lines(ran) == ["done"], 10, what="the command to finish")
+            t = self_templates(a)[0]
+            assert t["commands"] == 1 and t["commands_failed"] == 0 and t["writes"] == 1, t
+            assert a.stop() == 0
