@@ -187,6 +187,7 @@ bench: all $(BUILD)/loadgen
 	python3 bench/bench_dns.py --beacon $(BUILD)/beacon --out bench/results_dns.json
 	python3 bench/bench_zk.py --beacon $(BUILD)/beacon --out bench/results_zk.json
 	python3 bench/bench_proxy.py --beacon $(BUILD)/beacon --out bench/results_proxy.json
+	python3 bench/bench_templates.py --beacon $(BUILD)/beacon --out bench/results_templates.json
 
 install: $(BUILD)/beacon
 	install -D -m 0755 $(BUILD)/beacon $(DESTDIR)$(PREFIX)/bin/beacon

@@ -27,6 +27,8 @@
 #include "secrets/store.h"
 #include "store/cache.h"
 #include "proxy/proxy.h"
+#include "template/template.h"
+#include "exec/exec.h"
 
 #define STOP_DEADLINE_S 10
 
@@ -65,11 +67,23 @@ static void notify_status(struct bcn_agent *a)
 		bcn_sd_notifyf("STATUS=not ready: %s", why);
 }
 
+/* Every instance ready once (first sync, secrets loaded, registered):
+ * templates may render from then on, also through later outages. */
+static void templates_sync(struct bcn_agent *a)
+{
+	for (size_t i = 0; !a->synced && i < a->nins; i++)
+		if (!a->ins[i].ready)
+			return;
+	a->synced = true;
+	bcn_templates_synced(a->templates); /* exec mode: the child starts once they rendered */
+}
+
 static void state_changed(struct bcn_core *core, struct bcn_instance *ins)
 {
 	struct bcn_agent *a = core->owner;
 	char why[8];
 	(void)ins;
+	templates_sync(a);
 	if (a->start_to_ready_ms < 0 && bcn_agent_ready(a, why, sizeof(why))) {
 		a->start_to_ready_ms = elapsed_ms(a->started_us);
 		bcn_info("agent", "ready %.1f ms after start", a->start_to_ready_ms);
@@ -159,6 +173,9 @@ json_t *bcn_agent_self(struct bcn_agent *a)
 	if (a->dns)
 		json_object_set_new(o, "dns", bcn_dns_self(a->dns));
 	json_object_set_new(o, "proxies", bcn_proxies_self(a->proxies));
+	json_object_set_new(o, "templates", bcn_templates_self(a->templates));
+	if (a->exec)
+		json_object_set_new(o, "exec", bcn_exec_self(a->exec));
 	return o;
 }
 
@@ -200,6 +217,7 @@ static void api_metrics_more(void *owner, struct evbuffer *out)
 		bcn_dns_metrics(a->dns, out);
 	if (a->proxies)
 		bcn_proxies_metrics(a->proxies, out);
+	bcn_templates_metrics(a->templates, out);
 }
 
 static json_t *api_proxies(void *owner)
@@ -317,6 +335,9 @@ static bool same_instances(const struct bcn_config *old, const struct bcn_config
 	return true;
 }
 
+static pid_t exec_child(void *arg);
+static void exec_files_ready(void *arg);
+
 static void reload(struct bcn_agent *a)
 {
 	struct bcn_cfg_errs errs = { 0 };
@@ -325,6 +346,13 @@ static void reload(struct bcn_agent *a)
 
 	bcn_sd_notify("RELOADING=1");
 	nc = bcn_config_load(old->file, bcn_plugin_sections(), &errs);
+	if (nc) {
+		bcn_templates_prepare(nc, a->exec_argv, &errs);
+		if (errs.n) {
+			bcn_config_free(nc);
+			nc = NULL;
+		}
+	}
 	if (!nc) {
 		bcn_error("agent", "reload refused, keeping the running config: %zu problem(s), first: %s",
 			  errs.n, errs.n ? errs.msg[0] : "unknown");
@@ -365,6 +393,22 @@ static void reload(struct bcn_agent *a)
 			ins->conf = new_conf;
 		}
 	}
+	{
+		/* Templates follow the new config (they point into it): new ones,
+		 * rendered at once when the sources have synced; unchanged output
+		 * writes nothing. */
+		struct bcn_templates *nt = bcn_templates_new(&a->core);
+		bcn_templates_takeover(nt, a->templates); /* running commands, counters */
+		bcn_templates_free(a->templates); /* they point into the old config */
+		a->templates = nt;
+		if (nt && a->exec) /* (a child not started yet starts once these rendered) */
+			bcn_templates_set_child(nt, exec_child, exec_files_ready, a->exec);
+		if (!nt)
+			bcn_error("agent", "templates could not be reloaded (out of memory, or a source "
+				  "file changed under the reload): they stop until the next reload");
+		else if (a->synced)
+			bcn_templates_synced(nt);
+	}
 	bcn_config_free(old);
 	bcn_info("agent", "configuration reloaded from %s", nc->file);
 	bcn_sd_notify("READY=1");
@@ -393,6 +437,36 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 	event_base_loopexit(a->base, NULL);
 }
 
+static void begin_stop(struct bcn_agent *a, const char *why);
+
+/* Exec mode: the child ended. On its own: deregister and exit with its
+ * status. While stopping: the stop waited for it. */
+static void exec_exited(void *owner, int code)
+{
+	struct bcn_agent *a = owner;
+
+	a->exit_code = code;
+	a->exec_ended = true;
+	if (!a->stopping) {
+		begin_stop(a, "the app exited");
+		return;
+	}
+	if (a->exec_pending) {
+		a->exec_pending = false;
+		stop_done(&(struct bcn_instance){ .core = &a->core, .name = "exec" });
+	}
+}
+
+static pid_t exec_child(void *arg)
+{
+	return bcn_exec_pid(arg);
+}
+
+static void exec_files_ready(void *arg)
+{
+	bcn_exec_synced(arg);
+}
+
 static void begin_stop(struct bcn_agent *a, const char *why)
 {
 	struct timeval tv = { STOP_DEADLINE_S, 0 };
@@ -407,6 +481,12 @@ static void begin_stop(struct bcn_agent *a, const char *why)
 	bcn_sd_notify("STOPPING=1");
 	bcn_api_release_waits(&a->api);
 	a->stops_pending = 1; /* held until every cb_stop was issued */
+	if (a->exec && !a->exec_ended) {
+		/* The child stops beside the deregistration; the loop ends when both did. */
+		a->stops_pending++;
+		a->exec_pending = true;
+		bcn_exec_stop(a->exec, a->exec_signalled);
+	}
 	for (size_t i = 0; i < a->nins; i++) {
 		if (a->ins[i].plugin->cb_stop) {
 			a->stops_pending++;
@@ -423,10 +503,17 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct bcn_agent *a = arg;
 	(void)what;
-	if (sig == SIGHUP)
+	/* Exec mode: SIGTERM, SIGINT, SIGHUP, SIGUSR1/2 reach the child too. */
+	if (a->exec && !a->stopping)
+		bcn_exec_forward(a->exec, (int)sig);
+	if (sig == SIGUSR1 || sig == SIGUSR2)
+		return;
+	if (sig == SIGHUP) {
 		reload(a);
-	else
-		begin_stop(a, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		return;
+	}
+	a->exec_signalled = a->exec != NULL;
+	begin_stop(a, sig == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
 static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
@@ -454,7 +541,7 @@ static int add_signal(struct bcn_agent *a, struct event **ev, int sig)
 	return *ev && evsignal_add(*ev, NULL) == 0 ? 0 : -1;
 }
 
-int bcn_agent_main(const char *config_file)
+int bcn_agent_main(const char *config_file, char *const *exec_argv)
 {
 	struct bcn_agent a;
 	struct bcn_cfg_errs errs = { 0 };
@@ -464,7 +551,15 @@ int bcn_agent_main(const char *config_file)
 	memset(&a, 0, sizeof(a));
 	a.started_us = bcn_now_us();
 	a.start_to_ready_ms = -1;
+	a.exec_argv = exec_argv;
 	a.cfg = bcn_config_load(config_file, bcn_plugin_sections(), &errs);
+	if (a.cfg) {
+		bcn_templates_prepare(a.cfg, exec_argv, &errs);
+		if (errs.n) {
+			bcn_config_free(a.cfg);
+			a.cfg = NULL;
+		}
+	}
 	if (!a.cfg) {
 		for (size_t i = 0; i < errs.n; i++)
 			fprintf(stderr, "%s\n", errs.msg[i]);
@@ -528,6 +623,16 @@ int bcn_agent_main(const char *config_file)
 		if (!a.check)
 			goto out;
 	}
+	/* Templates before the instances: they park on the store, and render
+	 * once every instance has synced (templates_sync). */
+	if (!(a.templates = bcn_templates_new(&a.core)))
+		goto out;
+	if (a.cfg->exec) {
+		if (!(a.exec = bcn_exec_new(&a.core, exec_exited, &a)) ||
+		    add_signal(&a, &a.ev_usr1, SIGUSR1) < 0 || add_signal(&a, &a.ev_usr2, SIGUSR2) < 0)
+			goto out;
+		bcn_templates_set_child(a.templates, exec_child, exec_files_ready, a.exec);
+	}
 	if (instances_create(&a) < 0)
 		goto out;
 	/* Before the loop runs, so before any request: the listeners and the
@@ -551,8 +656,13 @@ int bcn_agent_main(const char *config_file)
 out:
 	if (rc)
 		bcn_error("agent", "could not start; exiting");
+	else if (a.exec)
+		/* exec mode: exit with the child's status (killed now if it outlived the stop) */
+		rc = a.exec_ended ? a.exit_code : bcn_exec_kill(a.exec);
 	if (a.base)
 		bcn_api_release_waits(&a.api);
+	bcn_exec_free(a.exec);
+	bcn_templates_free(a.templates);
 	bcn_check_free(a.check);
 	bcn_server_free(a.sock);
 	bcn_server_free(a.tcp);
@@ -565,6 +675,8 @@ out:
 	if (a.ev_term) event_free(a.ev_term);
 	if (a.ev_int) event_free(a.ev_int);
 	if (a.ev_hup) event_free(a.ev_hup);
+	if (a.ev_usr1) event_free(a.ev_usr1);
+	if (a.ev_usr2) event_free(a.ev_usr2);
 	if (a.ev_watchdog) event_free(a.ev_watchdog);
 	if (a.ev_stop_deadline) event_free(a.ev_stop_deadline);
 	if (a.base)

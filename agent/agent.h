@@ -37,10 +37,19 @@ struct bcn_agent {
 	int fd_capped_sock, fd_capped_probe; /* connection limits lowered to fit it, last logged */
 	struct bcn_dns *dns;          /* the DNS interface (dns/dns.h); NULL without a "dns" section */
 	struct bcn_proxies *proxies;  /* the local proxies (agent/proxy/), issue 14 */
+	/* issue 12: templates and exec mode */
+	struct bcn_templates *templates;
+	char *const *exec_argv;       /* `agent -- CMD ARGS`, NULL without */
+	bool synced;                  /* every instance was ready once: templates may render */
+	struct bcn_exec *exec;        /* exec mode's child, NULL without */
+	struct event *ev_usr1, *ev_usr2; /* forwarded to the child in exec mode */
+	int exit_code;                /* exec mode: the child's status */
+	bool exec_ended, exec_pending, exec_signalled;
 };
 
-/* Run `beacon agent --config file` until SIGTERM/SIGINT. Returns the exit code. */
-int bcn_agent_main(const char *config_file);
+/* Run `beacon agent --config file [-- CMD ARGS]` until SIGTERM/SIGINT (or,
+ * in exec mode, until the child exits). Returns the exit code. */
+int bcn_agent_main(const char *config_file, char *const *exec_argv);
 
 /* Ready for traffic (SPEC /ready). With why set, fills one sentence when not. */
 bool bcn_agent_ready(struct bcn_agent *a, char *why, size_t len);

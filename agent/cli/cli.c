@@ -131,7 +131,7 @@ static bool is_help(const char *arg)
  * One request to the agent. Returns the HTTP status, or -1 when the agent
  * could not be reached (message printed). *body receives the parsed JSON.
  */
-static long call(const char *sock, const char *method, const char *path, json_t **body)
+long bcn_cli_call(const char *sock, const char *method, const char *path, json_t **body)
 {
 	CURL *c = curl_easy_init();
 	struct buf b = { NULL, 0 };
@@ -227,7 +227,7 @@ static int cmd_endpoints(const char *sock, int argc, char **argv)
 		 tag ? "tag=" : "", tag ? etag : "");
 	curl_free(svc);
 	curl_free(etag);
-	st = call(sock, "GET", path, &body);
+	st = bcn_cli_call(sock, "GET", path, &body);
 	if (st != 200)
 		return fail(st, body);
 	if (as_json) {
@@ -288,7 +288,7 @@ static int cmd_pick(const char *sock, int argc, char **argv)
 	curl_free(svc);
 	curl_free(epol);
 	curl_free(ekey);
-	st = call(sock, "GET", path, &body);
+	st = bcn_cli_call(sock, "GET", path, &body);
 	if (st != 200)
 		return fail(st, body);
 	print_hostport(json_string_value(json_object_get(body, "address")) ?: "?",
@@ -333,7 +333,7 @@ static int cmd_kv(const char *sock, int argc, char **argv)
 	}
 	if (recurse && off < sizeof(path))
 		snprintf(path + off, sizeof(path) - off, "?recurse");
-	st = call(sock, "GET", path, &body);
+	st = bcn_cli_call(sock, "GET", path, &body);
 	if (st != 200)
 		return fail(st, body);
 	if (recurse) {
@@ -368,7 +368,7 @@ static int cmd_secret(const char *sock, int argc, char **argv)
 	name = escape(argv[optind]);
 	snprintf(path, sizeof(path), "/v1/secrets/%s", name);
 	curl_free(name);
-	st = call(sock, "GET", path, &body);
+	st = bcn_cli_call(sock, "GET", path, &body);
 	if (st != 200)
 		return fail(st, body);
 	data = json_object_get(body, "data");
@@ -393,7 +393,7 @@ static int cmd_secret(const char *sock, int argc, char **argv)
 static int cmd_status(const char *sock)
 {
 	json_t *body, *svc, *b;
-	long st = call(sock, "GET", "/v1/self", &body);
+	long st = bcn_cli_call(sock, "GET", "/v1/self", &body);
 	size_t i;
 
 	if (st != 200)
@@ -432,7 +432,7 @@ static int cmd_status(const char *sock)
 static int cmd_drain(const char *sock, bool drain)
 {
 	json_t *body;
-	long st = call(sock, "POST", drain ? "/v1/self/drain" : "/v1/self/resume", &body);
+	long st = bcn_cli_call(sock, "POST", drain ? "/v1/self/drain" : "/v1/self/resume", &body);
 	if (st != 200)
 		return fail(st, body);
 	printf(drain ? "drained: this instance is out of discovery\n"

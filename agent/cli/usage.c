@@ -21,8 +21,10 @@ struct usage {
 };
 
 static const struct usage usages[] = {
-	{ "agent", "beacon agent --config FILE [--check-config]",
+	{ "agent", "beacon agent --config FILE [--check-config] [-- CMD [ARGS...]]",
 	  "Run the sidecar in the foreground until SIGTERM or SIGINT; SIGHUP reloads FILE.\n"
+	  "With -- CMD ARGS (exec mode), run CMD as a child with the rendered exec.env,\n"
+	  "forward signals to it, and exit with its status when it exits.\n"
 	  "\n"
 	  "  -c, --config FILE     the JSON config file (also --config=FILE)\n"
 	  "      --check-config    only validate FILE: each problem with its JSON path,\n"
@@ -60,6 +62,15 @@ static const struct usage usages[] = {
 	  "Take this instance out of discovery (deregister it) until `beacon resume`.\n"
 	  "\n"
 	  SOCKET_HELP HELP_HELP },
+	{ "render", "beacon render TEMPLATE [--data FILE] [--escape none|html|json]",
+	  "Render the Mustache template file TEMPLATE once to stdout, against the running\n"
+	  "agent's data (what the template names: node, self, services, service.NAME,\n"
+	  "key.KEY, secret.NAME.FIELD) or against a JSON file. Exit 2 on a template error\n"
+	  "(with its line:column).\n"
+	  "\n"
+	  "  -d, --data FILE       the root context from this JSON file (no agent needed)\n"
+	  "  -e, --escape E        what {{name}} escapes: none (default), html or json\n"
+	  SOCKET_HELP HELP_HELP },
 	{ "resume", "beacon resume",
 	  "Put a drained instance back into discovery.\n"
 	  "\n"
@@ -80,6 +91,7 @@ static const char top_body[] =
 	"  status     print readiness, registration and backends\n"
 	"  drain      take this instance out of discovery\n"
 	"  resume     put it back\n"
+	"  render     render a template once to stdout\n"
 	"\n"
 	"options:\n"
 	SOCKET_HELP

@@ -228,6 +228,46 @@ static const struct bcn_cfg_field proxy_fields[] = {
 	BCN_ROW_END,
 };
 #undef PX
+/* templates and exec (issue 12): the tables only; template/ checks what
+ * needs the engine (syntax, names, secrets) in bcn_templates_prepare. */
+static const struct bcn_cfg_field template_wait_fields[] = {
+	BCN_ROW_DURATION(struct bcn_template_wait, min_ms, "min", "0s", 0, BCN_H(1), 0,
+			 "quiet time after the last change before rendering"),
+	BCN_ROW_DURATION(struct bcn_template_wait, max_ms, "max", "0s", 0, BCN_H(1), 0,
+			 "render at the latest this long after the first change"),
+	BCN_ROW_END,
+};
+
+static const struct bcn_cfg_field template_fields[] = {
+	BCN_ROW_STR(struct bcn_template_conf, source, "source", NULL, 0, "template file (partials beside it)"),
+	BCN_ROW_STR(struct bcn_template_conf, contents, "contents", NULL, 0, "the template itself"),
+	BCN_ROW_STR(struct bcn_template_conf, destination, "destination", NULL,
+		    BCN_CFG_REQUIRED | BCN_CFG_NONEMPTY, "file to write"),
+	BCN_ROW_MODE(struct bcn_template_conf, perms, "perms", NULL, 0,
+		     "file mode (default 0644, 0600 with a secret)"),
+	BCN_ROW_STR(struct bcn_template_conf, user, "user", "", 0, "owner of the file"),
+	BCN_ROW_STR(struct bcn_template_conf, group, "group", "", 0, "group of the file"),
+	BCN_ROW_OBJECT(struct bcn_template_conf, wait, "wait", template_wait_fields, 0, "quiescence"),
+	BCN_ROW_STRLIST(struct bcn_template_conf, command, "command", NULL, 0, "argv run after a change"),
+	BCN_ROW_DURATION(struct bcn_template_conf, command_timeout_ms, "command_timeout", "30s", BCN_MS(10),
+			 BCN_H(1), 0, "the command is killed after this"),
+	BCN_ROW_STR(struct bcn_template_conf, signal, "signal", "", 0, "signal sent after a change"),
+	BCN_ROW_STR(struct bcn_template_conf, pid_file, "pid_file", "", 0, "process the signal goes to"),
+	BCN_ROW_STR(struct bcn_template_conf, escape, "escape", "none", 0, "none, html or json"),
+	BCN_ROW_END,
+};
+
+static const struct bcn_cfg_field exec_fields[] = {
+	BCN_ROW_STRLIST(struct bcn_exec_conf, command, "command", NULL, 0, "the app's argv"),
+	BCN_ROW_JSON(struct bcn_exec_conf, env, "env", 0, "environment variables (values are templates)"),
+	BCN_ROW_BOOL(struct bcn_exec_conf, restart_on_change, "restart_on_change", "true", 0,
+		     "restart the app when its environment changes"),
+	BCN_ROW_STR(struct bcn_exec_conf, kill_signal, "kill_signal", "SIGTERM", 0, "how the app is stopped"),
+	BCN_ROW_DURATION(struct bcn_exec_conf, kill_timeout_ms, "kill_timeout", "10s", BCN_MS(10), BCN_H(1), 0,
+			 "SIGKILL after this"),
+	BCN_ROW_STR(struct bcn_exec_conf, escape, "escape", "none", 0, "none, html or json"),
+	BCN_ROW_END,
+};
 
 /* The core's top-level keys; each section's key gets a raw JSON row after
  * these (top_table), handed to the section's own table later. */
@@ -246,6 +286,11 @@ static const struct bcn_cfg_field base_fields[] = {
 	BCN_ROW_OBJPTR(struct bcn_config, dns, "dns", dns_fields, struct bcn_dns_conf, 0, "the DNS interface"),
 	BCN_ROW_OBJLIST(struct bcn_config, proxies, "proxies", proxy_fields, struct bcn_proxy_conf, 0,
 			"local TCP proxies, one per upstream service"),
+	BCN_ROW_OBJLIST(struct bcn_config, templates, "templates", template_fields, struct bcn_template_conf, 0,
+			"files rendered from templates"),
+	/* The child runs once; a changed exec section needs a restart. */
+	BCN_ROW_OBJPTR(struct bcn_config, exec, "exec", exec_fields, struct bcn_exec_conf, BCN_CFG_RESTART,
+		       "run the app as a child"),
 	BCN_ROW_END,
 };
 #define NBASE_FIELDS (sizeof(base_fields) / sizeof(base_fields[0]) - 1)

@@ -95,6 +95,34 @@ struct bcn_proxy_conf {
 	struct bcn_proxy_outlier_conf outlier;
 };
 
+/* One entry of "templates" (SPEC.md "Templates"; issue 12). Checked and
+ * parsed by template/ (bcn_templates_prepare), which also adds the services
+ * and keys a template names to the watch lists. */
+struct bcn_template_wait {
+	uint64_t min_ms, max_ms;    /* 0: no wait */
+};
+struct bcn_template_conf {
+	char *source, *contents;    /* exactly one */
+	char *destination;
+	unsigned perms;             /* 0: 0644, or 0600 when the template renders a secret */
+	char *user, *group;         /* "": keep the agent's */
+	struct bcn_template_wait wait;
+	struct bcn_strlist command; /* argv, no shell */
+	uint64_t command_timeout_ms;
+	char *signal, *pid_file;    /* signal the pid_file's process (or the exec child) */
+	char *escape;               /* none, html, json */
+};
+
+/* "exec" (SPEC.md "Exec mode"): the app as a child with rendered env. */
+struct bcn_exec_conf {
+	struct bcn_strlist command;
+	json_t *env;                /* name -> template string */
+	bool restart_on_change;
+	char *kill_signal;
+	uint64_t kill_timeout_ms;
+	char *escape;
+};
+
 /* Top-level keys the sections may take, at most. */
 #define BCN_CFG_MAX_SECTION_KEYS 16
 
@@ -119,6 +147,9 @@ struct bcn_config {
 	size_t ninstances;
 	char *file;
 	struct bcn_objlist proxies;  /* of struct bcn_proxy_conf (issue 14) */
+
+	struct bcn_objlist templates; /* of struct bcn_template_conf */
+	struct bcn_exec_conf *exec;   /* NULL without "exec" (or `agent -- CMD`) */
 };
 
 /* Load and validate FILE with the sections (ended by one with key NULL) the

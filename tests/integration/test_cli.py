@@ -201,7 +201,7 @@ def test_agent_without_config_is_usage_error():
     assert rc == 2, (rc, err)
 
 
-COMMANDS = ("agent", "endpoints", "pick", "kv", "secret", "status", "drain", "resume")
+COMMANDS = ("agent", "endpoints", "pick", "kv", "secret", "status", "drain", "resume", "render")
 MAN_PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "man", "beacon.1")
 # No agent behind this socket: a command that tried to reach one would fail with 1.
 NO_AGENT = {"BEACON_SOCKET": "/nonexistent/beacon-help.sock"}

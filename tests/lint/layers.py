@@ -5,7 +5,8 @@ The folders of agent/ are layers, lowest first (HACKING.md draws them):
 
     base  <  config, http  <  store  <  secrets  <  plugin  <  health, api, template, exec, dns, proxy  <  agent/ (daemon)
 
-(secrets sits on store: a secret's readers wait on store/wait.h queues.)
+(secrets sits on store: a secret's readers wait on store/wait.h queues.
+exec sits just above template: exec mode's env values are templates.)
 
 A file may include headers of its own folder and of lower layers only; cli/
 stands apart on base. A plugin (plugins/<name>/) includes its own headers and
@@ -19,7 +20,7 @@ import sys
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 LEVEL = {"base": 0, "config": 1, "http": 1, "cli": 1, "store": 2, "secrets": 2.5,
          "plugin": 3, "health": 4, "api": 4,
-         "template": 4, "exec": 4, "dns": 4, "proxy": 4, "": 5}
+         "template": 4, "exec": 4.5, "dns": 4, "proxy": 4, "": 5}
 PLUGIN_MAY = {"plugin/plugin.h"}
 INC = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 

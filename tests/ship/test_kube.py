@@ -25,7 +25,7 @@ from shiplib import sh, skip
 KUBE = os.path.join(shiplib.TOP, "deploy", "kubernetes")
 BEACON = os.path.abspath(os.environ.get("BEACON_BIN", os.path.join(shiplib.build_dir(), "beacon")))
 VERSION = shiplib.version()
-COMING = ("templates", "exec")  # SPEC keys other issues add
+COMING = ()  # SPEC keys other issues add
 DOWNWARD = {"metadata.name": "web-7d9f8-abcde", "status.podIP": "10.1.2.3",
             "metadata.namespace": "default"}
 
