@@ -243,6 +243,12 @@ static bool make_room(struct bcn_conn *c)
 		return c->len < c->cap;
 	if (c->off == c->len) {
 		c->off = c->len = c->scan = 0;
+		if (c->cap > 4 * FIRST_BUF) {
+			/* A large body came and went: an idle connection keeps little. */
+			free(c->buf);
+			c->buf = NULL;
+			c->cap = 0;
+		}
 	} else if (c->off > 0 && (c->cap - c->len < 1024 || c->len == c->cap)) {
 		memmove(c->buf, c->buf + c->off, c->len - c->off);
 		if (c->have_head && c->head.chunked) {
