@@ -80,6 +80,10 @@ struct bcn_server {
 bool bcn_conn_new(struct bcn_server *s, int fd);
 /* conn.c: close at once (the parked request, if any, is aborted). */
 void bcn_conn_close(struct bcn_conn *c);
+/* conn.c: the current request was answered (request.c). */
+void bcn_conn_answered(struct bcn_conn *c);
+/* request.c: forget the answer's type, headers and abort callback. */
+void bcn_hreq_reset(struct bcn_hreq *r);
 /* server.c: a connection is gone; accept again if the limit allowed. */
 void bcn_server_conn_gone(struct bcn_server *s);
 
