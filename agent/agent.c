@@ -575,8 +575,9 @@ int bcn_agent_main(const char *config_file, char *const *exec_argv)
 	a.nofile = bcn_agent_raise_nofile();
 
 	{
-		/* The changelist folds evhttp's per-request read/write toggles
-		 * into one epoll_ctl (+36% req/s measured by bench/ab.py). Its
+		/* The changelist folds an add and a delete of the same event in
+		 * one loop turn into one epoll_ctl or none (the HTTP server's
+		 * write event when a socket buffer fills and drains). Its
 		 * caveat, fds cloned with dup(), does not apply: the loop never
 		 * dups (exec checks dup2 only in the child). */
 		struct event_config *ec = event_config_new();

@@ -9,7 +9,9 @@ on one CPU, generator on the other, as bench.py does) and prints the median
 req/s, p50, p99 and requests per server CPU-second of each, then the syscalls
 per request of each (strace -c over --count requests, when strace is
 installed). Used to measure a hot-path change before proposing it; see
-bench/README.md.
+bench/README.md. With --nginx, nginx (one process) serving B's exact body
+as a static file is measured the same way as a third column, the reference
+of the "system calls per request <= nginx's" target.
 """
 
 import argparse
@@ -21,15 +23,15 @@ import sys
 import tempfile
 import time
 
-from benchlib import Beacon, Runner, endpoint, stop_all
+from benchlib import Beacon, Nginx, Runner, endpoint, ensure_nginx, stop_all, unix_get
 
 
-def syscalls_per_request(loadgen, beacon, path, conns, count, work):
-    out = os.path.join(work, "strace.%d" % beacon.pid)
-    tracer = subprocess.Popen(["strace", "-c", "-f", "-p", str(beacon.pid), "-o", out],
+def syscalls_per_request(loadgen, server, path, conns, count, work):
+    out = os.path.join(work, "strace.%d" % server.pid)
+    tracer = subprocess.Popen(["strace", "-c", "-f", "-p", str(server.pid), "-o", out],
                               stderr=subprocess.DEVNULL)
     time.sleep(0.5)
-    subprocess.run([loadgen, "--unix", beacon.sock, "--path", path, "-c", str(conns), "-n", str(count),
+    subprocess.run([loadgen, "--unix", server.sock, "--path", path, "-c", str(conns), "-n", str(count),
                     "--warmup", "0"], stdout=subprocess.DEVNULL, check=True)
     time.sleep(0.2)
     tracer.send_signal(2)
@@ -53,6 +55,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--duration", type=int, default=2)
     ap.add_argument("--count", type=int, default=20000, help="requests traced for syscall counts")
+    ap.add_argument("--nginx", action="store_true", help="also measure nginx serving the same bytes")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="beacon-ab-", dir="/tmp")
     eps = [endpoint(i, "svc") for i in range(10)]
@@ -63,13 +66,23 @@ def main():
         for name, exe in (("A", args.a), ("B", args.b)):
             agents[name] = Beacon(os.path.abspath(exe), work, name, {"static": {"services": {"svc": eps}}})
             agents[name].wait_ready()
+        names = [("A", args.a), ("B", args.b)]
+        if args.nginx:
+            exe, note = ensure_nginx()
+            if not exe:
+                raise RuntimeError(note)
+            _, _, body, _ = unix_get(agents["B"].sock, args.path)
+            agents["nginx"] = Nginx(exe, work, {args.path: body})
+            agents["nginx"].wait_serving(args.path)
+            names.append(("nginx", exe))
         runner = Runner(os.path.abspath(args.loadgen), args.duration, 0.5)
-        res = {"A": [], "B": []}
+        res = {name: [] for name, _ in names}
         for i in range(args.rounds):
-            for name in ("A", "B") if i % 2 == 0 else ("B", "A"):
+            order = [n for n, _ in names]
+            for name in order if i % 2 == 0 else reversed(order):
                 res[name].append(runner.loadgen_run(name, ["--unix", agents[name].sock], args.path,
                                                     args.conns, agents[name].pid))
-        for name, exe in (("A", args.a), ("B", args.b)):
+        for name, exe in names:
             v = res[name]
             print("%s %s\n  req/s %.0f (rounds %s)  p50 %.0f us  p99 %.0f us  req/server-CPU-s %.0f  "
                   "other CPU %.0f%%" % (
@@ -80,7 +93,7 @@ def main():
                       statistics.median(r["req_per_s"] / r["server_cpu_util"] for r in v if r["server_cpu_util"]),
                       100 * statistics.median(r["other_cpu_util"] for r in v)))
         if shutil.which("strace"):
-            for name in ("A", "B"):
+            for name, _ in names:
                 calls = syscalls_per_request(os.path.abspath(args.loadgen), agents[name], args.path,
                                              args.conns, args.count, work)
                 print("%s syscalls per request: %.2f  %s" % (

@@ -21,7 +21,7 @@
 
 struct event_base;
 struct evbuffer;
-struct evhttp_request;
+struct bcn_hreq;
 struct bcn_cache;
 struct bcn_secrets;
 struct bcn_server;
@@ -60,8 +60,8 @@ struct bcn_api {
 
 /* The router of the Unix socket and the probe-only router of the TCP
  * listener (bcn_server callbacks); arg is the struct bcn_api. */
-void bcn_api_handle(struct evhttp_request *req, void *api);
-void bcn_api_handle_probe(struct evhttp_request *req, void *api);
+void bcn_api_handle(struct bcn_hreq *req, void *api);
+void bcn_api_handle_probe(struct bcn_hreq *req, void *api);
 /* Answer every parked blocking read now (shutdown). */
 void bcn_api_release_waits(struct bcn_api *api);
 

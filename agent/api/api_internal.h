@@ -40,10 +40,11 @@ typedef void (*bcn_api_handler)(struct bcn_req *rc);
 /* Everything one request needs, parsed from its URI without allocation. */
 struct bcn_req {
 	struct bcn_api *api;
-	struct evhttp_request *req;
+	struct bcn_hreq *req;        /* http/server.h: the request and its answer */
 	enum bcn_route route;
 	bcn_api_handler handler;
 	uint64_t start_us;
+	bool index_set;              /* X-Beacon-Index is among the answer's headers */
 	struct bcn_query q;
 	char name[BCN_API_MAX_NAME]; /* from the path: service, secret, or "/" + KV key */
 };
@@ -70,7 +71,6 @@ void bcn_api_reply_json(struct bcn_req *rc, int code, json_t *o);
 void bcn_api_set_index(struct bcn_req *rc, uint64_t index, bool stale);
 /* Append a blob by reference to the answer body (takes the reference). */
 void bcn_api_add_blob(struct bcn_req *rc, struct bcn_blob *b);
-const char *bcn_api_reason(int code);
 
 /* ---- waits.c ---- */
 

@@ -7,16 +7,16 @@
  * prefix's for ?recurse, so it wakes for its own keys only.
  */
 #include <event2/buffer.h>
-#include <event2/http.h>
 
 #include "api/api_internal.h"
+#include "http/server.h"
 #include "store/cache.h"
 
 /* The stored key is the URL's key with a leading '/': /v1/kv/config/x -> /config/x. */
 void bcn_api_kv(struct bcn_req *rc)
 {
 	struct bcn_cache *c = rc->api->cache;
-	struct evbuffer *out = evhttp_request_get_output_buffer(rc->req);
+	struct evbuffer *out = bcn_hreq_body(rc->req);
 	bool recurse = rc->q.has_recurse, stale;
 	uint64_t idx;
 

@@ -7,7 +7,6 @@
 #include "api/metrics.h"
 
 #include <event2/buffer.h>
-#include <event2/http.h>
 
 #include "api/api_internal.h"
 #include "http/client.h"
@@ -91,14 +90,13 @@ void bcn_metrics_render(const struct bcn_metrics *m, struct evbuffer *out)
 void bcn_api_metrics(struct bcn_req *rc)
 {
 	struct bcn_api *api = rc->api;
-	struct evbuffer *out = evhttp_request_get_output_buffer(rc->req);
+	struct evbuffer *out = bcn_hreq_body(rc->req);
 	struct bcn_service *s;
 	const char *iname;
 	bool up;
 	char why[8];
 
-	evhttp_add_header(evhttp_request_get_output_headers(rc->req), "Content-Type",
-			  "text/plain; version=0.0.4");
+	bcn_hreq_set_type(rc->req, "text/plain; version=0.0.4");
 	bcn_metrics_render(&api->metrics, out);
 	evbuffer_add_printf(out, "# HELP beacon_build_info Version and compiled-in plugins.\n"
 			    "# TYPE beacon_build_info gauge\nbeacon_build_info{version=\"%s\",plugins=\"",

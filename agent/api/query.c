@@ -4,7 +4,7 @@
  * ?key, ?recurse). Everything is parsed in place into fixed buffers, without
  * allocating, and every input is hostile: an escape that is cut short, not
  * hex, or decodes to NUL, and a value longer than its buffer, are refused
- * rather than truncated. Kept free of evhttp so unit tests call it directly.
+ * rather than truncated. Kept free of the server so unit tests call it directly.
  */
 #include <errno.h>
 #include <stdio.h>

@@ -8,15 +8,21 @@
  * it): a GET with a body is refused first, then the path picks a row, the
  * name after a prefix is decoded, the query is parsed, the method is checked
  * (405 with Allow), and only then does the handler run. HEAD is GET without
- * the body wherever GET is allowed (bcn_server_reply drops it).
+ * the body wherever GET is allowed (the server drops it).
+ *
+ * Adding a route: one row below and one handler (void f(struct bcn_req *))
+ * declared in api_internal.h. A handler answers with the helpers of this
+ * file: bcn_api_reply_json (a jansson object), bcn_api_reply_blob (a cached
+ * body by reference), bcn_api_reply_error (a JSON error sentence), or by
+ * writing into bcn_hreq_body(rc->req) and calling bcn_api_finish; extra
+ * headers go through bcn_hreq_header (http/server.h).
  *
  * The hot path is GET /v1/endpoints and /v1/pick: the path and query are
  * parsed in place without allocating, bodies come from the cache already
- * rendered and are handed to evhttp by reference, not copied.
+ * rendered (once per change) and are handed to the server by reference,
+ * not copied.
  */
 #include <event2/buffer.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +41,7 @@ enum {
 
 struct route {
 	enum bcn_route id;
-	enum evhttp_cmd_type method; /* GET also answers HEAD */
+	enum bcn_method method;      /* GET also answers HEAD */
 	const char *path;
 	size_t len;                  /* strlen(path), kept so the hot path does not count */
 	unsigned flags;
@@ -46,59 +52,41 @@ struct route {
 
 /* First match wins. */
 static const struct route routes[] = {
-	{ BCN_ROUTE_HEALTH,    EVHTTP_REQ_GET,  P("/health"),         PROBE,         bcn_api_health },
-	{ BCN_ROUTE_READY,     EVHTTP_REQ_GET,  P("/ready"),          PROBE,         bcn_api_ready },
-	{ BCN_ROUTE_METRICS,   EVHTTP_REQ_GET,  P("/metrics"),        PROBE,         bcn_api_metrics },
-	{ BCN_ROUTE_SERVICES,  EVHTTP_REQ_GET,  P("/v1/services"),    0,             bcn_api_services },
-	{ BCN_ROUTE_SELF,      EVHTTP_REQ_GET,  P("/v1/self"),        0,             bcn_api_self },
-	{ BCN_ROUTE_PROXIES,   EVHTTP_REQ_GET,  P("/v1/proxies"),     0,             bcn_api_proxies },
-	{ BCN_ROUTE_DRAIN,     EVHTTP_REQ_POST, P("/v1/self/drain"),  0,             bcn_api_drain },
-	{ BCN_ROUTE_RESUME,    EVHTTP_REQ_POST, P("/v1/self/resume"), 0,             bcn_api_resume },
-	{ BCN_ROUTE_ENDPOINTS, EVHTTP_REQ_GET,  P("/v1/endpoints/"),  PREFIX | NAME, bcn_api_endpoints },
-	{ BCN_ROUTE_PICK,      EVHTTP_REQ_GET,  P("/v1/pick/"),       PREFIX | NAME, bcn_api_pick },
-	{ BCN_ROUTE_KV,        EVHTTP_REQ_GET,  P("/v1/kv/"),         PREFIX | KEY,  bcn_api_kv },
-	{ BCN_ROUTE_KV,        EVHTTP_REQ_GET,  P("/v1/kv"),          KEY,           bcn_api_kv },
-	{ BCN_ROUTE_SECRETS,   EVHTTP_REQ_GET,  P("/v1/secrets/"),    PREFIX | NAME, bcn_api_secret },
+	{ BCN_ROUTE_HEALTH,    BCN_M_GET,  P("/health"),         PROBE,         bcn_api_health },
+	{ BCN_ROUTE_READY,     BCN_M_GET,  P("/ready"),          PROBE,         bcn_api_ready },
+	{ BCN_ROUTE_METRICS,   BCN_M_GET,  P("/metrics"),        PROBE,         bcn_api_metrics },
+	{ BCN_ROUTE_SERVICES,  BCN_M_GET,  P("/v1/services"),    0,             bcn_api_services },
+	{ BCN_ROUTE_SELF,      BCN_M_GET,  P("/v1/self"),        0,             bcn_api_self },
+	{ BCN_ROUTE_PROXIES,   BCN_M_GET,  P("/v1/proxies"),     0,             bcn_api_proxies },
+	{ BCN_ROUTE_DRAIN,     BCN_M_POST, P("/v1/self/drain"),  0,             bcn_api_drain },
+	{ BCN_ROUTE_RESUME,    BCN_M_POST, P("/v1/self/resume"), 0,             bcn_api_resume },
+	{ BCN_ROUTE_ENDPOINTS, BCN_M_GET,  P("/v1/endpoints/"),  PREFIX | NAME, bcn_api_endpoints },
+	{ BCN_ROUTE_PICK,      BCN_M_GET,  P("/v1/pick/"),       PREFIX | NAME, bcn_api_pick },
+	{ BCN_ROUTE_KV,        BCN_M_GET,  P("/v1/kv/"),         PREFIX | KEY,  bcn_api_kv },
+	{ BCN_ROUTE_KV,        BCN_M_GET,  P("/v1/kv"),          KEY,           bcn_api_kv },
+	{ BCN_ROUTE_SECRETS,   BCN_M_GET,  P("/v1/secrets/"),    PREFIX | NAME, bcn_api_secret },
 };
 #undef P
 
 /* ---- replies --------------------------------------------------------------- */
 
-const char *bcn_api_reason(int code)
-{
-	switch (code) {
-	case 200: return "OK";
-	case 400: return "Bad Request";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 413: return "Payload Too Large";
-	case 503: return "Service Unavailable";
-	default:  return "Internal Server Error";
-	}
-}
-
 void bcn_api_finish(struct bcn_req *rc, int code)
 {
-	struct evkeyvalq *h = evhttp_request_get_output_headers(rc->req);
 	/* Every answer carries an index; routes with their own set it earlier. */
-	if (!evhttp_find_header(h, "X-Beacon-Index")) {
-		char num[24];
-		snprintf(num, sizeof(num), "%llu", (unsigned long long)bcn_cache_index(rc->api->cache));
-		evhttp_add_header(h, "X-Beacon-Index", num);
-	}
+	if (!rc->index_set)
+		bcn_api_set_index(rc, bcn_cache_index(rc->api->cache), false);
 	bcn_metrics_request(&rc->api->metrics, rc->route, code, bcn_now_us() - rc->start_us);
-	bcn_server_reply(rc->req, code, bcn_api_reason(code));
+	bcn_hreq_reply(rc->req, code);
 }
 
 void bcn_api_set_index(struct bcn_req *rc, uint64_t index, bool stale)
 {
-	struct evkeyvalq *h = evhttp_request_get_output_headers(rc->req);
 	char num[24];
 	snprintf(num, sizeof(num), "%llu", (unsigned long long)index);
-	evhttp_add_header(h, "X-Beacon-Index", num);
+	bcn_hreq_header(rc->req, "X-Beacon-Index", num);
 	if (stale)
-		evhttp_add_header(h, "X-Beacon-Stale", "1");
+		bcn_hreq_header(rc->req, "X-Beacon-Stale", "1");
+	rc->index_set = true;
 }
 
 void bcn_api_reply_error(struct bcn_req *rc, int code, const char *fmt, ...)
@@ -108,6 +96,7 @@ void bcn_api_reply_error(struct bcn_req *rc, int code, const char *fmt, ...)
 	size_t n;
 	json_t *o;
 	char *s;
+	struct evbuffer *out;
 
 	va_start(ap, fmt);
 	n = bcn_utf8_vformat(msg, sizeof(msg), fmt, ap);
@@ -115,7 +104,9 @@ void bcn_api_reply_error(struct bcn_req *rc, int code, const char *fmt, ...)
 	/* Names in messages are bytes from the URL or a registry: keep the body JSON. */
 	o = json_pack("{so}", "error", bcn_json_text(msg, n));
 	s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-	evbuffer_add_printf(evhttp_request_get_output_buffer(rc->req), "%s\n", s ? s : "{}");
+	out = bcn_hreq_body(rc->req);
+	evbuffer_drain(out, evbuffer_get_length(out)); /* whatever the handler began */
+	evbuffer_add_printf(out, "%s\n", s ? s : "{}");
 	free(s);
 	json_decref(o);
 	bcn_api_finish(rc, code);
@@ -130,7 +121,7 @@ static void blob_cleanup(const void *data, size_t len, void *arg)
 
 void bcn_api_add_blob(struct bcn_req *rc, struct bcn_blob *b)
 {
-	evbuffer_add_reference(evhttp_request_get_output_buffer(rc->req), b->data, b->len,
+	evbuffer_add_reference(bcn_hreq_body(rc->req), b->data, b->len,
 			       blob_cleanup, b);
 }
 
@@ -153,7 +144,8 @@ void bcn_api_reply_json(struct bcn_req *rc, int code, json_t *o)
 		bcn_api_reply_error(rc, 500, "out of memory");
 		return;
 	}
-	evbuffer_add_printf(evhttp_request_get_output_buffer(rc->req), "%s\n", s);
+	evbuffer_add(bcn_hreq_body(rc->req), s, strlen(s));
+	evbuffer_add(bcn_hreq_body(rc->req), "\n", 1);
 	free(s);
 	bcn_api_finish(rc, code);
 }
@@ -173,38 +165,39 @@ static const struct route *match(const char *uri, size_t plen, bool probe_only)
 	return NULL;
 }
 
-static bool method_ok(struct bcn_req *rc, enum evhttp_cmd_type want)
+static bool method_ok(struct bcn_req *rc, enum bcn_method want)
 {
-	enum evhttp_cmd_type got = evhttp_request_get_command(rc->req);
+	enum bcn_method got = bcn_hreq_method(rc->req);
 
-	if (got == want || (want == EVHTTP_REQ_GET && got == EVHTTP_REQ_HEAD))
+	if (got == want || (want == BCN_M_GET && got == BCN_M_HEAD))
 		return true;
-	evhttp_add_header(evhttp_request_get_output_headers(rc->req), "Allow",
-			  want == EVHTTP_REQ_GET ? "GET, HEAD" : "POST");
+	bcn_hreq_header(rc->req, "Allow", want == BCN_M_GET ? "GET, HEAD" : "POST");
 	bcn_api_reply_error(rc, 405, "method not allowed here (use %s)",
-			    want == EVHTTP_REQ_GET ? "GET" : "POST");
+			    want == BCN_M_GET ? "GET" : "POST");
 	return false;
 }
 
-static void route(struct evhttp_request *req, struct bcn_api *api, bool probe_only)
+static void route(struct bcn_hreq *req, struct bcn_api *api, bool probe_only)
 {
 	struct bcn_req rc;
-	const char *uri = evhttp_request_get_uri(req);
-	const char *q = strchr(uri, '?');
-	size_t plen = q ? (size_t)(q - uri) : strlen(uri);
+	size_t ulen, blen;
+	const char *uri = bcn_hreq_target(req, &ulen);
+	const char *q = memchr(uri, '?', ulen);
+	size_t plen = q ? (size_t)(q - uri) : ulen;
+	enum bcn_method m = bcn_hreq_method(req);
 	const struct route *r;
 	char err[512];
 
 	rc.api = api;
 	rc.req = req;
 	rc.start_us = bcn_now_us();
+	rc.index_set = false;
 	rc.route = BCN_ROUTE_OTHER;
 	rc.handler = NULL;
 	rc.name[0] = '\0';
 
-	if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > 0 &&
-	    (evhttp_request_get_command(req) == EVHTTP_REQ_GET ||
-	     evhttp_request_get_command(req) == EVHTTP_REQ_HEAD)) {
+	bcn_hreq_body_in(req, &blen);
+	if (blen > 0 && (m == BCN_M_GET || m == BCN_M_HEAD)) {
 		memset(&rc.q, 0, offsetof(struct bcn_query, tag));
 		bcn_api_reply_error(&rc, 400, "a GET request carries no body");
 		return;
@@ -246,12 +239,12 @@ static void route(struct evhttp_request *req, struct bcn_api *api, bool probe_on
 		r->handler(&rc);
 }
 
-void bcn_api_handle(struct evhttp_request *req, void *api)
+void bcn_api_handle(struct bcn_hreq *req, void *api)
 {
 	route(req, api, false);
 }
 
-void bcn_api_handle_probe(struct evhttp_request *req, void *api)
+void bcn_api_handle_probe(struct bcn_hreq *req, void *api)
 {
 	route(req, api, true);
 }

@@ -11,7 +11,6 @@
  * on the secret's queue in the store's wait set.
  */
 #include <event2/buffer.h>
-#include <event2/http.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,24 +21,17 @@
 #include "http/server.h"
 #include "secrets/store.h"
 
-static void set_headers(struct evhttp_request *req, uint64_t index, bool stale)
+static void set_headers(struct bcn_req *rc, uint64_t index, bool stale)
 {
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	char num[24];
-
-	snprintf(num, sizeof(num), "%llu", (unsigned long long)index);
-	evhttp_add_header(h, "X-Beacon-Index", num);
-	if (stale)
-		evhttp_add_header(h, "X-Beacon-Stale", "1");
-	evhttp_add_header(h, "Content-Type", "application/json");
+	bcn_api_set_index(rc, index, stale);
 	/* Nothing between the app and us should keep a copy. */
-	evhttp_add_header(h, "Cache-Control", "no-store");
+	bcn_hreq_header(rc->req, "Cache-Control", "no-store");
 }
 
-static int error(struct evhttp_request *req, int code, uint64_t index, const char *fmt, ...)
+static int error(struct bcn_req *rc, int code, uint64_t index, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
-static int error(struct evhttp_request *req, int code, uint64_t index, const char *fmt, ...)
+static int error(struct bcn_req *rc, int code, uint64_t index, const char *fmt, ...)
 {
 	char msg[400];
 	json_t *o;
@@ -53,10 +45,10 @@ static int error(struct evhttp_request *req, int code, uint64_t index, const cha
 	/* A name from the URL may hold any bytes: keep the body JSON. */
 	o = json_pack("{so}", "error", bcn_json_text(msg, n));
 	s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-	evbuffer_add_printf(evhttp_request_get_output_buffer(req), "%s\n", s ? s : "{}");
+	evbuffer_add_printf(bcn_hreq_body(rc->req), "%s\n", s ? s : "{}");
 	free(s);
 	json_decref(o);
-	set_headers(req, index, false);
+	set_headers(rc, index, false);
 	return code;
 }
 
@@ -64,7 +56,7 @@ static int error(struct evhttp_request *req, int code, uint64_t index, const cha
 static int answer(struct bcn_req *rc)
 {
 	struct bcn_secrets *store = rc->api->secrets;
-	struct evhttp_request *req = rc->req;
+	struct bcn_hreq *req = rc->req;
 	const char *name = rc->name;
 	struct bcn_secret *sec = bcn_secrets_find(store, name);
 	uid_t uid = (uid_t)-1;
@@ -72,19 +64,19 @@ static int answer(struct bcn_req *rc)
 	uint64_t idx;
 
 	if (!sec)
-		return error(req, 404, bcn_secrets_index(store),
+		return error(rc, 404, bcn_secrets_index(store),
 			     "secret \"%.*s\" is not configured (see vault.secrets)",
 			     (int)bcn_utf8_cut(name, strlen(name), 100), name);
 	idx = bcn_secret_index(sec);
-	if (bcn_server_peer(req, &uid, &pid) < 0) {
+	if (bcn_hreq_peer(req, &uid, &pid) < 0) {
 		bcn_warn("api", "refused secret %s: the caller's uid is unknown (not a Unix socket peer)",
 			 bcn_secret_name(sec));
-		return error(req, 403, idx, "the caller's identity is unknown");
+		return error(rc, 403, idx, "the caller's identity is unknown");
 	}
 	if (!bcn_secret_allows(sec, uid)) {
 		bcn_warn("api", "refused secret %s to uid %u (pid %ld): not in its allow_uids",
 			 bcn_secret_name(sec), (unsigned)uid, (long)pid);
-		return error(req, 403, idx, "uid %u may not read secret \"%s\" (see its allow_uids)",
+		return error(rc, 403, idx, "uid %u may not read secret \"%s\" (see its allow_uids)",
 			     (unsigned)uid, bcn_secret_name(sec));
 	}
 	if (bcn_api_should_park(rc, idx)) {
@@ -93,14 +85,14 @@ static int answer(struct bcn_req *rc)
 	}
 	if (!bcn_secret_loaded(sec)) {
 		if (bcn_secret_ended(sec))
-			return error(req, 503, idx, "secret \"%s\" is unavailable: its lease ended and Vault "
+			return error(rc, 503, idx, "secret \"%s\" is unavailable: its lease ended and Vault "
 				     "could not be reached to renew it", bcn_secret_name(sec));
-		return error(req, 503, idx, "secret \"%s\" has not been read from Vault yet",
+		return error(rc, 503, idx, "secret \"%s\" has not been read from Vault yet",
 			     bcn_secret_name(sec));
 	}
-	if (bcn_secret_render(sec, evhttp_request_get_output_buffer(req)) < 0)
-		return error(req, 500, idx, "secret \"%s\" could not be rendered", bcn_secret_name(sec));
-	set_headers(req, idx, bcn_secret_stale(sec));
+	if (bcn_secret_render(sec, bcn_hreq_body(req)) < 0)
+		return error(rc, 500, idx, "secret \"%s\" could not be rendered", bcn_secret_name(sec));
+	set_headers(rc, idx, bcn_secret_stale(sec));
 	return 200;
 }
 

@@ -5,9 +5,9 @@
  * and go out by reference.
  */
 #include <event2/buffer.h>
-#include <event2/http.h>
 
 #include "api/api_internal.h"
+#include "http/server.h"
 #include "store/cache.h"
 
 #define NOT_KNOWN "service \"%.*s\" is not known to this agent (add it to watch.services or static.services)"
@@ -71,7 +71,7 @@ void bcn_api_pick(struct bcn_req *rc)
 		bcn_api_reply_error(rc, 503, "no passing endpoint of service \"%.*s\"", SHOWN(rc->name, 100));
 		return;
 	}
-	out = evhttp_request_get_output_buffer(rc->req);
+	out = bcn_hreq_body(rc->req);
 	evbuffer_add(out, v[i]->json, v[i]->json_len);
 	evbuffer_add(out, "\n", 1);
 	bcn_api_finish(rc, 200);

@@ -4,7 +4,9 @@
  * minutes), and answered by its route's handler once either fires. The
  * store decides who wakes (only readers of what changed, once per loop
  * turn); this file only keeps the parked requests, so that /metrics can
- * count them and shutdown can answer them all.
+ * count them and shutdown can answer them all. A client that goes away
+ * while parked is told by the server (bcn_hreq_on_abort): its wait ends
+ * there, unanswered, and its connection slot is free at once.
  */
 #include <event2/event.h>
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 
 #include "api/api_internal.h"
 #include "base/timing.h"
+#include "http/server.h"
 #include "store/wait.h"
 
 struct bcn_api_wait {
@@ -22,19 +25,32 @@ struct bcn_api_wait {
 	struct bcn_req *rc;  /* a copy: the parked request outlives the router's frame */
 };
 
-static void wait_end(struct bcn_api_wait *w)
+/* Forget w; its request, returned, is the caller's. */
+static struct bcn_req *wait_free(struct bcn_api_wait *w)
 {
-	struct bcn_api *api = w->api;
 	struct bcn_req *rc = w->rc;
 
 	LIST_REMOVE(w, link);
-	api->nwaits--;
+	w->api->nwaits--;
 	event_free(w->timer);
 	bcn_wait_cancel(w->w);
 	free(w);
+	return rc;
+}
+
+static void wait_end(struct bcn_api_wait *w)
+{
+	struct bcn_req *rc = wait_free(w);
+
 	rc->q.has_index = false; /* answer now, whatever the index */
 	rc->handler(rc);
 	free(rc);
+}
+
+/* The client went away while parked. */
+static void abort_cb(void *arg)
+{
+	free(wait_free(arg));
 }
 
 static void timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -73,6 +89,7 @@ void bcn_api_park(struct bcn_req *rc, struct bcn_waits *ws, unsigned space, cons
 	bcn_timer_ms(w->timer, ms);
 	LIST_INSERT_HEAD(&api->waits, w, link);
 	api->nwaits++;
+	bcn_hreq_on_abort(rc->req, abort_cb, w);
 	return;
 fail:
 	if (w && w->timer)

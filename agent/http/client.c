@@ -263,32 +263,43 @@ struct bcn_http *bcn_http_new(struct event_base *base)
 		bcn_error("http", "bcn_http_new needs an event base");
 		return NULL;
 	}
-	if (bcn_alloc_hooks_curl_init() < 0)
-		return NULL;
 	h = calloc(1, sizeof(*h));
-	if (!h)
-		goto fail;
+	if (h)
+		h->timer = evtimer_new(base, on_timeout, h);
+	if (!h || !h->timer) {
+		bcn_error("http", "cannot create the HTTP client (out of memory?)");
+		free(h);
+		return NULL;
+	}
 	h->base = base;
-	h->timer = evtimer_new(base, on_timeout, h);
+	return h;
+}
+
+/*
+ * libcurl, and with it OpenSSL (curl_global_init initialises its TLS
+ * backend whatever the flags, since curl 7.57), is set up at the first
+ * request, not with the client: an agent that never asks anything over
+ * HTTP (static services, no HTTP checks) never loads OpenSSL's state, which
+ * is most of its idle memory (~3 MiB of libcrypto pages touched at init).
+ */
+static int ensure_multi(struct bcn_http *h)
+{
+	if (h->multi)
+		return 0;
+	if (bcn_alloc_hooks_curl_init() < 0)
+		return -1;
 	h->multi = curl_multi_init();
-	if (!h->timer || !h->multi)
-		goto fail;
+	if (!h->multi)
+		return -1;
 	if (curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket) != CURLM_OK ||
 	    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h) != CURLM_OK ||
 	    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer) != CURLM_OK ||
-	    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h) != CURLM_OK)
-		goto fail;
-	return h;
-fail:
-	bcn_error("http", "cannot create the HTTP client (out of memory?)");
-	if (h) {
-		if (h->multi)
-			curl_multi_cleanup(h->multi);
-		if (h->timer)
-			event_free(h->timer);
-		free(h);
+	    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h) != CURLM_OK) {
+		curl_multi_cleanup(h->multi);
+		h->multi = NULL;
+		return -1;
 	}
-	return NULL;
+	return 0;
 }
 
 static void http_destroy(struct bcn_http *h)
@@ -296,7 +307,8 @@ static void http_destroy(struct bcn_http *h)
 	while (!LIST_EMPTY(&h->calls))
 		call_destroy(LIST_FIRST(&h->calls));
 	/* May call on_curl_socket with CURL_POLL_REMOVE, so h stays valid until after. */
-	curl_multi_cleanup(h->multi);
+	if (h->multi)
+		curl_multi_cleanup(h->multi);
 	while (!LIST_EMPTY(&h->socks))
 		sock_free(LIST_FIRST(&h->socks));
 	event_free(h->timer);
@@ -332,6 +344,10 @@ struct bcn_http_call *bcn_http_start(struct bcn_http *h, const struct bcn_http_o
 	}
 	if (h->free_pending)
 		return NULL;
+	if (ensure_multi(h) < 0) {
+		bcn_warn("http", "could not start an HTTP request: libcurl could not be initialised");
+		return NULL;
+	}
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		goto fail;

@@ -2,15 +2,13 @@
  * unix_socket.c - what is particular to serving on a Unix socket: creating
  * the socket file safely and knowing who is on the other end.
  *
- * evhttp's listener neither unlinks nor chmods the socket file, so it is
- * made here: a live owner is refused, a stale file replaced, and the file is
- * bound under umask 0177 so nobody can connect between bind and chmod. The
- * peer's identity comes from the kernel (SO_PEERCRED), never from anything
- * the client sends; the secrets API relies on it.
+ * The socket file is made here: a live owner is refused, a stale file
+ * replaced, and the file is bound under umask 0177 so nobody can connect
+ * between bind and chmod. (The peer's identity comes from the kernel,
+ * SO_PEERCRED, read once per connection in conn.c, never from anything the
+ * client sends; the secrets API relies on it.)
  */
 #include <errno.h>
-#include <event2/bufferevent.h>
-#include <event2/http.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -81,21 +79,4 @@ fail:
 	if (fd >= 0)
 		close(fd);
 	return -1;
-}
-
-int bcn_server_peer(struct evhttp_request *req, uid_t *uid, pid_t *pid)
-{
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
-	evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
-
-	if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
-		return -1;
-	if (uid)
-		*uid = cred.uid;
-	if (pid)
-		*pid = cred.pid;
-	return 0;
 }

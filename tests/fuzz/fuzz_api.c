@@ -4,33 +4,32 @@
  * endpoint, pick, KV, self, ready and metrics answers) of a real agent with
  * static services and a few KV entries, some of them odd bytes.
  *
- * bcn_api_handle is called with a request built as evhttp builds one after
- * it parsed a request line, without a connection: evhttp then frees the
- * request when it is answered, which the harness defers so it can check the
- * answer (a status from 200 to 599; a JSON body wherever the answer is
- * application/json, the server's default type). Requests the handler parks (?index=) are released
- * before the check, as at shutdown. /v1/secrets/ answers 403 here: there is
- * no Unix-socket peer to identify.
+ * bcn_api_handle is called with a request as the server (http/server.h)
+ * hands one over after parsing it, without a connection (a detached request
+ * keeps its answer), so the harness can check the answer: a status from 200
+ * to 599; a JSON body wherever the answer is application/json, the server's
+ * default type. Requests the handler parks (?index=) are released before
+ * the check, as at shutdown. /v1/secrets/ answers 403 here: there is no
+ * Unix-socket peer to identify. (The parser in front of this is fuzzed by
+ * fuzz_http.c.)
  *
  * Input: "<METHOD> <URI>" on the first line, the request body after it.
  */
 #include <event2/buffer.h>
-#include <event2/http.h>
-#include <event2/http_struct.h>
-#include <event2/keyvalq_struct.h>
 #include <stdint.h>
 
 #include "fuzz_agent.h"
+#include "http/server.h"
 
 static struct bcn_agent agent;
 
 static const struct {
 	const char *name;
-	enum evhttp_cmd_type type;
+	enum bcn_method type;
 } methods[] = {
-	{ "GET", EVHTTP_REQ_GET }, { "POST", EVHTTP_REQ_POST }, { "HEAD", EVHTTP_REQ_HEAD },
-	{ "PUT", EVHTTP_REQ_PUT }, { "DELETE", EVHTTP_REQ_DELETE }, { "OPTIONS", EVHTTP_REQ_OPTIONS },
-	{ "TRACE", EVHTTP_REQ_TRACE }, { "CONNECT", EVHTTP_REQ_CONNECT }, { "PATCH", EVHTTP_REQ_PATCH },
+	{ "GET", BCN_M_GET }, { "POST", BCN_M_POST }, { "HEAD", BCN_M_HEAD },
+	{ "PUT", BCN_M_PUT }, { "DELETE", BCN_M_DELETE }, { "OPTIONS", BCN_M_OPTIONS },
+	{ "TRACE", BCN_M_OTHER }, { "CONNECT", BCN_M_OTHER }, { "PATCH", BCN_M_PATCH },
 };
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -70,23 +69,23 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 /* The answer a client would get is well-formed. */
-static void check_answer(struct evhttp_request *req, const char *uri)
+static void check_answer(struct bcn_hreq *req, const char *uri)
 {
-	const char *type = evhttp_find_header(req->output_headers, "Content-Type");
-	struct evbuffer *out = req->output_buffer;
+	const char *type = bcn_hreq_type(req);
+	struct evbuffer *out = bcn_hreq_body(req);
+	int code = bcn_hreq_status(req);
 	json_t *j;
 
 	if (getenv("FUZZ_SHOW")) /* to see what a seed exercises */
-		fprintf(stderr, "%s -> %d %s\n%.*s\n", uri, req->response_code, type ? type : "",
+		fprintf(stderr, "%s -> %d %s\n%.*s\n", uri, code, type,
 			(int)evbuffer_get_length(out), (const char *)evbuffer_pullup(out, -1));
-	if (req->response_code < 200 || req->response_code > 599)
-		fuzz_fail("%s answered with status %d", uri, req->response_code);
-	/* No Content-Type: the server's default, application/json (server.c). */
-	if ((!type || strstr(type, "json")) && evbuffer_get_length(out)) {
+	if (code < 200 || code > 599)
+		fuzz_fail("%s answered with status %d", uri, code);
+	if (strstr(type, "json") && evbuffer_get_length(out)) {
 		j = json_loadb((const char *)evbuffer_pullup(out, -1), evbuffer_get_length(out),
 			       JSON_DECODE_ANY, NULL);
 		if (!j)
-			fuzz_fail("%s answered %d with a body that is not JSON", uri, req->response_code);
+			fuzz_fail("%s answered %d with a body that is not JSON", uri, code);
 		json_decref(j);
 	}
 }
@@ -96,9 +95,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const uint8_t *nl = memchr(data, '\n', size);
 	size_t line = nl ? (size_t)(nl - data) : size;
 	char *head = fuzz_cstr(data, line), *uri;
-	enum evhttp_cmd_type type = EVHTTP_REQ_GET;
-	struct evhttp_request *req;
-	struct evhttp_uri *parsed;
+	enum bcn_method type = BCN_M_GET;
+	struct bcn_hreq *req;
 
 	if (!head)
 		return 0;
@@ -111,36 +109,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 	}
-	/* What evhttp lets through its request line: no spaces or line ends,
-	 * a URI it can parse (leniently, as it does for servers). */
-	if (strpbrk(uri, " \r\n") || !(parsed = evhttp_uri_parse_with_flags(uri, EVHTTP_URI_NONCONFORMANT))) {
+	/* What the server's parser lets through as a request target
+	 * (http/parser.c): from '/', no spaces, controls or DEL. */
+	for (const char *p = uri; *p; p++) {
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
+			free(head);
+			return 0;
+		}
+	}
+	if (uri[0] != '/') {
 		free(head);
 		return 0;
 	}
-	req = evhttp_request_new(NULL, NULL);
-	if (!req || !(req->uri = strdup(uri))) {
-		evhttp_uri_free(parsed);
-		if (req)
-			evhttp_request_free(req);
+	req = bcn_hreq_detached_new(type, uri, nl ? nl + 1 : NULL, nl ? size - line - 1 : 0);
+	if (!req) {
 		free(head);
 		return 0;
 	}
-	req->uri_elems = parsed;
-	req->kind = EVHTTP_REQUEST;
-	req->type = type;
-	evhttp_add_header(req->input_headers, "Host", "localhost");
-	if (nl && size > line + 1)
-		evbuffer_add(req->input_buffer, nl + 1, size - line - 1);
-	req->flags |= EVHTTP_REQ_DEFER_FREE; /* keep it after the answer, to check it */
-
 	bcn_api_handle(req, &agent.api);
-	if (!(req->flags & EVHTTP_REQ_NEEDS_FREE))
+	if (!bcn_hreq_status(req))
 		bcn_api_release_waits(&agent.api); /* a parked blocking read */
-	if (!(req->flags & EVHTTP_REQ_NEEDS_FREE))
+	if (!bcn_hreq_status(req))
 		fuzz_fail("%s was never answered", uri);
 	check_answer(req, uri);
-	req->flags &= ~(EVHTTP_REQ_DEFER_FREE | EVHTTP_REQ_NEEDS_FREE);
-	evhttp_request_free(req);
+	bcn_hreq_detached_free(req);
 
 	if (agent.drained)
 		bcn_agent_drain(&agent, false); /* every input starts undrained */
