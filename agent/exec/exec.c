@@ -20,7 +20,6 @@
 #include <event2/event.h>
 #include <signal.h>
 #include <sodium.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +27,7 @@
 #include <time.h>
 
 #include "exec/exec.h"
+#include "base/spawn.h"
 #include "template/model.h"
 #include "template/mustache.h"
 #include "template/runner.h"
@@ -151,8 +151,6 @@ fail:
 
 static void spawn(struct bcn_exec *x)
 {
-	posix_spawnattr_t at;
-	sigset_t none, all;
 	size_t n = 0;
 	unsigned char hash[crypto_generichash_BYTES];
 	char **envp;
@@ -166,17 +164,9 @@ static void spawn(struct bcn_exec *x)
 		bcn_info("exec", "%s waits for %s", x->conf->command.v[0], x->waiting);
 		return;
 	}
-	posix_spawnattr_init(&at);
-	sigemptyset(&none);
-	sigfillset(&all);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &all);
-	/* Its own process group: a terminal's ^C reaches beacon, which forwards it. */
-	posix_spawnattr_setpgroup(&at, 0);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-				 POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_USEVFORK);
-	rc = posix_spawnp(&x->pid, x->conf->command.v[0], NULL, &at, x->conf->command.v, envp);
-	posix_spawnattr_destroy(&at);
+	/* The app keeps beacon's stdin, stdout and stderr; its own process
+	 * group: a terminal's ^C reaches beacon, which forwards it. */
+	rc = bcn_spawn(&x->pid, x->conf->command.v, envp, NULL);
 	free_envp(envp, n);
 	if (rc != 0) {
 		x->pid = 0;

@@ -16,13 +16,13 @@
 #include <event2/buffer.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/spawn.h"
 #include "http/client.h"
 #include "base/log.h"
 #include "plugin/plugin.h"
@@ -30,7 +30,6 @@
 
 #define OUTPUT_MAX 512
 
-extern char **environ;
 
 enum kind { CK_HTTP, CK_TCP, CK_EXEC };
 
@@ -277,8 +276,6 @@ static void pipe_cb(evutil_socket_t fd, short what, void *arg)
 
 static void run_exec(struct bcn_check *c)
 {
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
 	int p[2];
 	char *const *argv = (char *const *)c->conf->exec.v;
 	int rc;
@@ -288,23 +285,8 @@ static void run_exec(struct bcn_check *c)
 		finish(c, BCN_CRITICAL);
 		return;
 	}
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, p[1], 2);
-	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-	posix_spawnattr_init(&at);
-	posix_spawnattr_setpgroup(&at, 0);
-	sigset_t none, all;
-	sigemptyset(&none);
-	sigfillset(&all);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &all);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-				 POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_USEVFORK);
-	rc = posix_spawnp(&c->pid, argv[0], &fa, &at, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
+	rc = bcn_spawn(&c->pid, argv, NULL,
+		       &(struct bcn_spawn_io){ .null_stdin = true, .out_fd = p[1], .err_fd = p[1], .close_rest = true });
 	close(p[1]);
 	if (rc != 0) {
 		char msg[300];

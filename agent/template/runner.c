@@ -12,7 +12,6 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +20,8 @@
 #include <unistd.h>
 
 #include "template/runner.h"
+#include "base/spawn.h"
 
-extern char **environ;
 
 #define TAIL 1024
 #define REAP_MS 20
@@ -140,9 +139,6 @@ struct bcn_cmd *bcn_cmd_run(struct event_base *base, char *const *argv, uint64_t
 			    bcn_cmd_done done, void *arg, char *err, size_t errlen)
 {
 	struct bcn_cmd *c = calloc(1, sizeof(*c));
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, all;
 	struct timeval reap = { 0, REAP_MS * 1000 };
 	struct timeval tmo = { (time_t)(timeout_ms / 1000), (suseconds_t)(timeout_ms % 1000) * 1000 };
 	int p[2], rc;
@@ -155,21 +151,9 @@ struct bcn_cmd *bcn_cmd_run(struct event_base *base, char *const *argv, uint64_t
 	c->fd = p[0];
 	c->done = done;
 	c->arg = arg;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, p[1], 2);
-	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-	posix_spawnattr_init(&at);
-	posix_spawnattr_setpgroup(&at, 0);
-	sigemptyset(&none);
-	sigfillset(&all);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &all);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-				 POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_USEVFORK);
-	rc = posix_spawnp(&c->pid, argv[0], &fa, &at, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
+	/* stdout stays the agent's; stderr is read for the log. */
+	rc = bcn_spawn(&c->pid, argv, NULL,
+		       &(struct bcn_spawn_io){ .null_stdin = true, .out_fd = -1, .err_fd = p[1], .close_rest = true });
 	close(p[1]);
 	if (rc != 0) {
 		snprintf(err, errlen, "cannot run %s: %s", argv[0], strerror(rc));
