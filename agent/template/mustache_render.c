@@ -17,8 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/mman.h>
+
 #include "template/mustache_internal.h"
 #include "base/zalloc.h"
+
+#define MST_HUGE_MIN ((size_t)2 << 20)  /* x86-64's huge page */
 
 struct render {
 	enum bcn_mst_escape esc;
@@ -50,12 +54,38 @@ static int fail(struct render *r, const char *msg)
 	return -1;
 }
 
+/* Move the buffer to a new block of cap bytes (the old one wiped: a secret
+ * leaves no stale copy). A block this large is asked for huge pages: the
+ * first render of a long list spent more time in page faults than in
+ * rendering (a hint only; where the kernel says no, nothing changes). */
+static int grow(struct bcn_mst_out *o, size_t cap)
+{
+	char *np = bcn_zmalloc(cap);
+
+	if (!np)
+		return -1;
+#ifdef MADV_HUGEPAGE
+	if (cap >= MST_HUGE_MIN) {
+		uintptr_t a = ((uintptr_t)np + MST_HUGE_MIN - 1) & ~(uintptr_t)(MST_HUGE_MIN - 1);
+		uintptr_t b = ((uintptr_t)np + cap) & ~(uintptr_t)(MST_HUGE_MIN - 1);
+		if (b > a)
+			(void)madvise((void *)a, b - a, MADV_HUGEPAGE);
+	}
+#endif
+	if (o->p) {
+		memcpy(np, o->p, o->len + 1);
+		bcn_zfree(o->p);
+	}
+	o->p = np;
+	o->cap = cap;
+	return 0;
+}
+
 static int reserve(struct render *r, size_t n)
 {
 	struct bcn_mst_out *o = r->out;
 	size_t max = o->max ? o->max : BCN_MST_MAX_OUT;
 	size_t cap;
-	char *np;
 
 	if (n > max || o->len > max - n)
 		return fail(r, "the rendered output would pass its size limit");
@@ -66,12 +96,32 @@ static int reserve(struct render *r, size_t n)
 		cap *= 2;
 	if (cap > max + 1)
 		cap = max + 1; /* so the fast path of put() can never pass max */
-	np = bcn_zrealloc(o->p, cap);
-	if (!np)
+	if (grow(o, cap) < 0)
 		return fail(r, "out of memory while rendering");
-	o->p = np;
-	o->cap = cap;
 	return 0;
+}
+
+/*
+ * A long list is sized once: after its first MST_SIZE_AFTER items, room for
+ * the rest at the same bytes per item (and an eighth more) in one step,
+ * instead of doubling through every size on the way (each a copy, a wipe
+ * and fresh pages to fault in). Only a guess: past the output limit, or
+ * without memory, it does nothing and the buffer grows as before.
+ */
+#define MST_SIZE_AFTER 16
+static void presize(struct render *r, size_t start, size_t done, size_t len)
+{
+	struct bcn_mst_out *o = r->out;
+	size_t max = o->max ? o->max : BCN_MST_MAX_OUT;
+	size_t per = (o->len - start) / done, left = len - done, need;
+
+	if (per == 0 || left > max / per)
+		return;
+	need = per * left;
+	need += need / 8;
+	if (need > max - o->len || o->len + need + 1 <= o->cap)
+		return;
+	(void)grow(o, o->len + need + 1);
 }
 
 static int put(struct render *r, const char *s, size_t n)
@@ -390,8 +440,10 @@ static int range(struct render *r, const struct bcn_mst *t, size_t from, size_t 
 			v = lookup(r, n);
 			if (truthy(v)) {
 				if (json_is_array(v)) {
-					size_t k, len = json_array_size(v);
+					size_t k, len = json_array_size(v), start = r->out->len;
 					for (k = 0; k < len; k++) {
+						if (k == MST_SIZE_AFTER && len >= 4 * MST_SIZE_AFTER)
+							presize(r, start, k, len);
 						prefetch_item(v, k + MST_PREFETCH_AHEAD, len);
 						if (push_range(r, t, n, json_array_get(v, k), i + 1, n->end) < 0)
 							return -1;

@@ -255,6 +255,53 @@ START_TEST(test_item_lookup)
 }
 END_TEST
 
+/* A long list is sized after its first items (mustache_render.c): items
+ * that then grow, and a limit the guess would pass, change nothing. */
+START_TEST(test_long_lists)
+{
+	struct bcn_mst_error err;
+	struct bcn_mst *t = bcn_mst_parse("{{#l}}{{.}};{{/l}}", 18, "t", NULL, NULL, &err);
+	json_t *l = json_array(), *d = json_pack("{s:o}", "l", l);
+	struct bcn_mst_out out = { 0 };
+	char msg[120], *want = calloc(1, 1 << 20), item[600];
+	size_t wlen = 0;
+
+	ck_assert_ptr_nonnull(t);
+	for (int i = 0; i < 1000; i++) {
+		/* 16 short items, then ever longer ones */
+		int n = i < 16 ? 1 : i / 2;
+		memset(item, 'a' + i % 26, (size_t)n);
+		item[n] = 0;
+		json_array_append_new(l, json_string(item));
+		memcpy(want + wlen, item, (size_t)n);
+		wlen += (size_t)n;
+		want[wlen++] = ';';
+	}
+	ck_assert_int_eq(bcn_mst_render(t, d, BCN_MST_ESC_NONE, &out, msg, sizeof(msg)), 0);
+	ck_assert_uint_eq(out.len, wlen);
+	ck_assert(memcmp(out.p, want, wlen) == 0 && out.p[wlen] == 0);
+	bcn_mst_out_free(&out);
+
+	/* after 16 items the rest would pass the limit: still the limit's error */
+	json_array_clear(l);
+	for (int i = 0; i < 100; i++)
+		json_array_append_new(l, json_string("ab"));
+	out.max = 250;
+	ck_assert_int_eq(bcn_mst_render(t, d, BCN_MST_ESC_NONE, &out, msg, sizeof(msg)), -1);
+	ck_assert(strstr(msg, "size limit"));
+	ck_assert_uint_le(out.cap, 251);
+	/* ... and one that just fits renders whole */
+	out.len = 0;
+	out.max = 300;
+	ck_assert_int_eq(bcn_mst_render(t, d, BCN_MST_ESC_NONE, &out, msg, sizeof(msg)), 0);
+	ck_assert_uint_eq(out.len, 300);
+	bcn_mst_out_free(&out);
+	free(want);
+	json_decref(d);
+	bcn_mst_free(t);
+}
+END_TEST
+
 static void error_at(const char *tmpl, unsigned line, unsigned col, const char *words)
 {
 	struct bcn_mst_error err;
@@ -344,6 +391,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_delimiters);
 	tcase_add_test(tc, test_escape_modes);
 	tcase_add_test(tc, test_item_lookup);
+	tcase_add_test(tc, test_long_lists);
 	tcase_add_test(tc, test_errors_have_line_and_column);
 	tcase_add_test(tc, test_names_and_limits);
 	suite_add_tcase(s, tc);
