@@ -296,7 +296,8 @@ static json_t *get(json_t *o, const char *name, size_t len)
 
 /* The slots of section s for ctx: one walk of ctx's keys (or a hash lookup
  * per slot for a large object), stopping once every slot is found. */
-static void fill_slots(json_t **slot, json_t *ctx, const struct bcn_mst *t, const struct mst_node *s)
+static void fill_slots(json_t **slot, json_t *ctx, const struct bcn_mst *t,
+		       const struct mst_node *s)
 {
 	const struct mst_slot *sl = &t->slots[s->slot0];
 	size_t ns = s->nslot, found = 0;
@@ -386,6 +387,8 @@ static int range(struct render *r, const struct bcn_mst *t, size_t from, size_t 
  */
 #define MST_PREFETCH_AHEAD 2
 #define MST_PREFETCH_MAX 2048
+/* items (~2 MiB): a shorter list stays in cache, where the loop cost ~4% */
+#define MST_PREFETCH_MIN 2048
 static inline void prefetch_item(json_t *list, size_t k, size_t len)
 {
 	const char *a, *b;
@@ -444,7 +447,8 @@ static int range(struct render *r, const struct bcn_mst *t, size_t from, size_t 
 					for (k = 0; k < len; k++) {
 						if (k == MST_SIZE_AFTER && len >= 4 * MST_SIZE_AFTER)
 							presize(r, start, k, len);
-						prefetch_item(v, k + MST_PREFETCH_AHEAD, len);
+						if (len >= MST_PREFETCH_MIN)
+							prefetch_item(v, k + MST_PREFETCH_AHEAD, len);
 						if (push_range(r, t, n, json_array_get(v, k), i + 1, n->end) < 0)
 							return -1;
 					}
