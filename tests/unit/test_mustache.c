@@ -267,9 +267,9 @@ START_TEST(test_long_lists)
 	size_t wlen = 0;
 
 	ck_assert_ptr_nonnull(t);
-	for (int i = 0; i < 1000; i++) {
-		/* 16 short items, then ever longer ones */
-		int n = i < 16 ? 1 : i / 2;
+	for (int i = 0; i < 3000; i++) {
+		/* 16 short items, then longer ones (3000: long enough to prefetch) */
+		int n = i < 16 ? 1 : i % 500;
 		memset(item, 'a' + i % 26, (size_t)n);
 		item[n] = 0;
 		json_array_append_new(l, json_string(item));
