@@ -377,6 +377,57 @@ static int tag(struct parser *p, size_t *text_start, size_t at, size_t *stack, s
 	}
 }
 
+/* c's slot in section s (see mustache_internal.h): the entry with the same
+ * first part, or a new one while there is room. */
+static void slot_of(struct bcn_mst *t, struct mst_node *s, struct mst_node *c)
+{
+	struct mst_slot *sl = &t->slots[s->slot0];
+
+	if (c->first == 0 || (c->len == 1 && c->s[0] == '.'))
+		return;
+	for (size_t k = 0; k < s->nslot; k++) {
+		if (sl[k].len == c->first && memcmp(sl[k].name, c->s, c->first) == 0) {
+			c->slot = (uint8_t)(k + 1);
+			return;
+		}
+	}
+	if (s->nslot == MST_MAX_SLOTS)
+		return;
+	sl[s->nslot].name = c->s;
+	sl[s->nslot].len = c->first;
+	c->slot = ++s->nslot;
+	t->nslots++;
+}
+
+/* Fill in the slots of every section of a parsed t; each name node belongs
+ * to the nearest enclosing {{#section}} ({{^inverted}} ones push nothing). */
+static int index_slots(struct bcn_mst *t)
+{
+	if (!t->n)
+		return 0;
+	/* one name per node at most: t->n entries always suffice */
+	t->slots = calloc(t->n, sizeof(*t->slots));
+	if (!t->slots)
+		return -1;
+	for (size_t i = 0; i < t->n; i++) {
+		struct mst_node *s = &t->nodes[i];
+
+		if (s->type != MST_SECTION)
+			continue;
+		s->slot0 = (uint32_t)t->nslots;
+		for (size_t j = i + 1; j < s->end;) {
+			struct mst_node *c = &t->nodes[j];
+
+			if (c->type == MST_VAR || c->type == MST_RAW || c->type == MST_SECTION ||
+			    c->type == MST_INVERTED)
+				slot_of(t, s, c);
+			/* a nested section's body is its own; an inverted one's is ours */
+			j = c->type == MST_SECTION ? c->end : j + 1;
+		}
+	}
+	return 0;
+}
+
 /* Parse src (owned by t from here on) into t. */
 static int parse_into(struct bcn_mst *t, char *src, size_t len, const char *file, bcn_mst_loader load,
 		      void *load_arg, struct bcn_mst_error *err)
@@ -408,6 +459,8 @@ static int parse_into(struct bcn_mst *t, char *src, size_t len, const char *file
 			 open->type == MST_SECTION ? '#' : '^', open->s);
 		return -1;
 	}
+	if (index_slots(t) < 0)
+		return fail(&p, len, "out of memory");
 	return 0;
 }
 
@@ -446,6 +499,7 @@ static void free_one(struct bcn_mst *t)
 	if (!t)
 		return;
 	free(t->nodes);
+	free(t->slots);
 	if (t->src)
 		bcn_zfree(t->src);
 	free(t);

@@ -215,6 +215,93 @@ START_TEST(test_escape_modes)
 }
 END_TEST
 
+/* A section fills its slots from each item in one walk of its keys
+ * (mustache_internal.h): every way a name can resolve around that walk. */
+START_TEST(test_item_lookup)
+{
+	static const struct tcase_ c[] = {
+		/* absent from an item: the outer context answers */
+		{ "{{#l}}{{n}}-{{x}};{{/l}}", "{\"x\":\"X\",\"l\":[{\"n\":1},{\"n\":2,\"x\":\"y\"},{\"n\":3}]}",
+		  "1-X;2-y;3-X;" },
+		/* items that are not objects */
+		{ "{{#l}}{{.}}{{x}}{{/l}}", "{\"x\":\"!\",\"l\":[1,\"a\",null,[2]]}", "1!a!![2]!" },
+		/* an inverted section pushes nothing; a true one pushes true */
+		{ "{{#l}}{{^on}}off:{{n}}{{/on}}{{#on}}on:{{n}}{{/on}} {{/l}}",
+		  "{\"l\":[{\"n\":1,\"on\":true},{\"n\":2}]}", "on:1 off:2 " },
+		/* dotted names sharing their first part, and the part alone */
+		{ "{{#l}}{{a.b}}{{a.c}}{{a}}{{/l}}", "{\"l\":[{\"a\":{\"b\":1,\"c\":2}}]}",
+		  "12{\"b\":1,\"c\":2}" },
+		/* a broken chain is empty, never looked up further out */
+		{ "{{#l}}[{{a.b}}]{{/l}}", "{\"a\":{\"b\":\"outer\"},\"l\":[{\"a\":{}}]}", "[]" },
+		/* keys that are prefixes of one another */
+		{ "{{#l}}{{ab}}{{a}}{{abc}}{{/l}}", "{\"abc\":3,\"l\":[{\"a\":1,\"ab\":2}]}", "213" },
+		/* nested sections: the inner item, then the outer one */
+		{ "{{#l}}{{#tags}}{{.}}{{n}}{{/tags}}|{{/l}}",
+		  "{\"l\":[{\"n\":1,\"tags\":[\"a\",\"b\"]},{\"n\":2,\"tags\":[]}]}", "a1b1||" },
+		/* more names than slots */
+		{ "{{#o}}{{a}}{{b}}{{c}}{{d}}{{e}}{{f}}{{g}}{{h}}{{i}}{{j}}{{k}}{{l}}{{m}}{{n}}{{p}}{{q}}"
+		  "{{r}}{{s}}{{z}}{{/o}}",
+		  "{\"z\":\"Z\",\"o\":{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5,\"f\":6,\"g\":7,\"h\":8,\"i\":9,"
+		  "\"j\":0,\"k\":1,\"l\":2,\"m\":3,\"n\":4,\"p\":5,\"q\":6,\"r\":7,\"s\":8}}",
+		  "123456789012345678Z" },
+		/* a large object (found by hash) and names it lacks */
+		{ "{{#o}}{{m}}{{a}}{{y}}{{/o}}",
+		  "{\"y\":\"Y\",\"o\":{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5,\"f\":6,\"g\":7,\"h\":8,\"i\":9,"
+		  "\"j\":0,\"k\":1,\"l\":2,\"m\":3}}", "31Y" },
+		/* a partial inside a section sees the item */
+		{ "{{#l}}{{>p}}{{/l}}", "{\"n\":0,\"l\":[{\"n\":1},{\"m\":2}]}", "1,0," },
+	};
+	table(c, N(c), "{\"p\":\"{{n}},\"}", BCN_MST_ESC_NONE);
+}
+END_TEST
+
+/* A long list is sized after its first items (mustache_render.c): items
+ * that then grow, and a limit the guess would pass, change nothing. */
+START_TEST(test_long_lists)
+{
+	struct bcn_mst_error err;
+	struct bcn_mst *t = bcn_mst_parse("{{#l}}{{.}};{{/l}}", 18, "t", NULL, NULL, &err);
+	json_t *l = json_array(), *d = json_pack("{s:o}", "l", l);
+	struct bcn_mst_out out = { 0 };
+	char msg[120], *want = calloc(1, 1 << 20), item[600];
+	size_t wlen = 0;
+
+	ck_assert_ptr_nonnull(t);
+	for (int i = 0; i < 3000; i++) {
+		/* 16 short items, then longer ones (3000: long enough to prefetch) */
+		int n = i < 16 ? 1 : i % 500;
+		memset(item, 'a' + i % 26, (size_t)n);
+		item[n] = 0;
+		json_array_append_new(l, json_string(item));
+		memcpy(want + wlen, item, (size_t)n);
+		wlen += (size_t)n;
+		want[wlen++] = ';';
+	}
+	ck_assert_int_eq(bcn_mst_render(t, d, BCN_MST_ESC_NONE, &out, msg, sizeof(msg)), 0);
+	ck_assert_uint_eq(out.len, wlen);
+	ck_assert(memcmp(out.p, want, wlen) == 0 && out.p[wlen] == 0);
+	bcn_mst_out_free(&out);
+
+	/* after 16 items the rest would pass the limit: still the limit's error */
+	json_array_clear(l);
+	for (int i = 0; i < 100; i++)
+		json_array_append_new(l, json_string("ab"));
+	out.max = 250;
+	ck_assert_int_eq(bcn_mst_render(t, d, BCN_MST_ESC_NONE, &out, msg, sizeof(msg)), -1);
+	ck_assert(strstr(msg, "size limit"));
+	ck_assert_uint_le(out.cap, 251);
+	/* ... and one that just fits renders whole */
+	out.len = 0;
+	out.max = 300;
+	ck_assert_int_eq(bcn_mst_render(t, d, BCN_MST_ESC_NONE, &out, msg, sizeof(msg)), 0);
+	ck_assert_uint_eq(out.len, 300);
+	bcn_mst_out_free(&out);
+	free(want);
+	json_decref(d);
+	bcn_mst_free(t);
+}
+END_TEST
+
 static void error_at(const char *tmpl, unsigned line, unsigned col, const char *words)
 {
 	struct bcn_mst_error err;
@@ -303,6 +390,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_partials);
 	tcase_add_test(tc, test_delimiters);
 	tcase_add_test(tc, test_escape_modes);
+	tcase_add_test(tc, test_item_lookup);
+	tcase_add_test(tc, test_long_lists);
 	tcase_add_test(tc, test_errors_have_line_and_column);
 	tcase_add_test(tc, test_names_and_limits);
 	suite_add_tcase(s, tc);
