@@ -7,7 +7,6 @@
  */
 #include "agent.h"
 
-#include <event2/event.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,7 +17,6 @@
 #include "dns/dns.h"
 #include "exec/exec.h"
 #include "health/check.h"
-#include "http/server.h"
 #include "proxy/proxy.h"
 #include "store/cache.h"
 #include "template/template.h"
