@@ -31,12 +31,11 @@
 #include "base/timing.h"
 #include "config/config.h"
 
-/* UDP queries per recvmmsg. 1 by default: on a quiet machine, batches of 8
- * or 32 left a transient after a flood (the next fixed-rate run averaged
- * 0.14-0.86 ms with 25-100 ms outliers, unbound 0.04 ms) that one query per
- * call does not show (0.037 ms average, throughput the same within noise:
- * 1.01x unbound against 1.07-1.33x). Not explained yet; -DBCN_DNS_BATCH=32
- * builds the batched path to compare (bench/bench_dns.py). */
+/* UDP queries per recvmmsg. 1 by default: in make bench on a quiet machine,
+ * batches of 32 left a latency transient after the throughput flood (average
+ * 3.8x and p99 7.5x unbound's in the same run) that one query per call does
+ * not show (average 0.92x, p99 1.14x, throughput 1.01x). Not explained yet;
+ * -DBCN_DNS_BATCH=32 builds the batched path to compare (bench/bench_dns.py). */
 #ifndef BCN_DNS_BATCH
 #define BCN_DNS_BATCH 1
 #endif
