@@ -35,6 +35,13 @@
 #include "base/log.h"
 #include "base/timing.h"
 
+/* For /v1/self and /metrics. */
+struct tmpl_stats {
+	uint64_t renders, writes, render_errors, commands, commands_failed;
+	time_t last_render, last_write;
+	char last_error[256];
+};
+
 struct tmpl {
 	struct bcn_templates *ts;
 	const struct bcn_template_conf *conf;
@@ -50,12 +57,9 @@ struct tmpl {
 	uint64_t first_change_ms;   /* 0: no change waiting */
 	struct bcn_cmd *cmd;
 	bool rerun;                 /* the file changed while the command ran */
-	/* for /v1/self and /metrics */
-	uint64_t renders, writes, render_errors, commands, commands_failed;
-	time_t last_render, last_write;
+	struct tmpl_stats st;       /* carried over to the same destination on reload */
 	char waiting[80];           /* what the first render waits for, "" once rendered */
 	bool done_once;             /* a render ran to its end (written, unchanged or failed) */
-	char last_error[256];
 };
 
 struct bcn_templates {
@@ -75,9 +79,9 @@ static void set_error(struct tmpl *t, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(t->last_error, sizeof(t->last_error), fmt, ap);
+	vsnprintf(t->st.last_error, sizeof(t->st.last_error), fmt, ap);
 	va_end(ap);
-	bcn_error("template", "%s: %s", t->conf->destination, t->last_error);
+	bcn_error("template", "%s: %s", t->conf->destination, t->st.last_error);
 }
 
 static void changed(void *arg);
@@ -110,7 +114,7 @@ static void command_done(void *arg, int status, bool timed_out, const char *tail
 		size_t n = strlen(tail);
 		while (n && (tail[n - 1] == '\n' || tail[n - 1] == '\r'))
 			n--;
-		t->commands_failed++;
+		t->st.commands_failed++;
 		bcn_log_printable(shown, sizeof(shown), tail, n);
 		set_error(t, "command %s %s%s%s", t->conf->command.v[0], what, tail[0] ? "; stderr: " : "",
 			  shown);
@@ -131,11 +135,11 @@ static void run_command(struct tmpl *t)
 		t->rerun = true; /* one more run once this one ends: changes coalesce */
 		return;
 	}
-	t->commands++;
+	t->st.commands++;
 	t->cmd = bcn_cmd_run(t->ts->core->base, t->conf->command.v, t->conf->command_timeout_ms,
 			     command_done, t, err, sizeof(err));
 	if (!t->cmd) {
-		t->commands_failed++;
+		t->st.commands_failed++;
 		set_error(t, "%s", err);
 	}
 }
@@ -190,10 +194,10 @@ static void render(struct tmpl *t)
 	rc = bcn_mst_render(t->mst, data, t->esc, &out, err, sizeof(err));
 	json_decref(data); /* the secrets in it are wiped (zero-on-free jansson) */
 	t->waiting[0] = 0;
-	t->renders++;
-	t->last_render = time(NULL);
+	t->st.renders++;
+	t->st.last_render = time(NULL);
 	if (rc < 0) {
-		t->render_errors++;
+		t->st.render_errors++;
 		set_error(t, "render failed, keeping the last file: %s", err);
 		goto out;
 	}
@@ -204,9 +208,9 @@ static void render(struct tmpl *t)
 		set_error(t, "%s", err);
 		goto out;
 	}
-	t->writes++;
-	t->last_write = t->last_render;
-	t->last_error[0] = 0;
+	t->st.writes++;
+	t->st.last_write = t->st.last_render;
+	t->st.last_error[0] = 0;
 	bcn_info("template", "%s: rendered (%zu bytes)", t->conf->destination, out.len);
 	if (t->conf->command.n)
 		run_command(t);
@@ -335,14 +339,7 @@ void bcn_templates_takeover(struct bcn_templates *ts, struct bcn_templates *old)
 				bcn_cmd_rebind(t->cmd, command_done, t);
 				t->rerun = o->rerun;
 			}
-			t->renders = o->renders;
-			t->writes = o->writes;
-			t->render_errors = o->render_errors;
-			t->commands = o->commands;
-			t->commands_failed = o->commands_failed;
-			t->last_render = o->last_render;
-			t->last_write = o->last_write;
-			memcpy(t->last_error, o->last_error, sizeof(t->last_error));
+			t->st = o->st;
 			break;
 		}
 	}
@@ -388,12 +385,12 @@ json_t *bcn_templates_self(struct bcn_templates *ts)
 		struct tmpl *t = &ts->t[i];
 		json_t *o = json_pack("{sssosIsIsIsIsIsososs}", "destination", t->conf->destination,
 				      "source", t->conf->source[0] ? json_string(t->conf->source) : json_null(),
-				      "renders", (json_int_t)t->renders, "writes", (json_int_t)t->writes,
-				      "render_errors", (json_int_t)t->render_errors,
-				      "commands", (json_int_t)t->commands,
-				      "commands_failed", (json_int_t)t->commands_failed,
-				      "last_render", when(t->last_render), "last_write", when(t->last_write),
-				      "last_error", t->last_error);
+				      "renders", (json_int_t)t->st.renders, "writes", (json_int_t)t->st.writes,
+				      "render_errors", (json_int_t)t->st.render_errors,
+				      "commands", (json_int_t)t->st.commands,
+				      "commands_failed", (json_int_t)t->st.commands_failed,
+				      "last_render", when(t->st.last_render), "last_write", when(t->st.last_write),
+				      "last_error", t->st.last_error);
 		if (o && t->waiting[0])
 			json_object_set_new(o, "waiting_for", json_string(t->waiting));
 		if (o)
@@ -421,11 +418,11 @@ static void label(char *out, size_t cap, const char *s)
 void bcn_templates_metrics(struct bcn_templates *ts, struct evbuffer *out)
 {
 	static const struct { const char *name, *help; size_t off; } ctr[] = {
-		{ "renders_total", "Renders of the template", offsetof(struct tmpl, renders) },
-		{ "writes_total", "Writes of the destination (content changed)", offsetof(struct tmpl, writes) },
-		{ "render_errors_total", "Renders that failed", offsetof(struct tmpl, render_errors) },
-		{ "commands_total", "Commands run after a write", offsetof(struct tmpl, commands) },
-		{ "command_failures_total", "Commands that failed or timed out", offsetof(struct tmpl, commands_failed) },
+		{ "renders_total", "Renders of the template", offsetof(struct tmpl, st.renders) },
+		{ "writes_total", "Writes of the destination (content changed)", offsetof(struct tmpl, st.writes) },
+		{ "render_errors_total", "Renders that failed", offsetof(struct tmpl, st.render_errors) },
+		{ "commands_total", "Commands run after a write", offsetof(struct tmpl, st.commands) },
+		{ "command_failures_total", "Commands that failed or timed out", offsetof(struct tmpl, st.commands_failed) },
 	};
 	char dest[512];
 
@@ -445,6 +442,6 @@ void bcn_templates_metrics(struct bcn_templates *ts, struct evbuffer *out)
 	for (size_t i = 0; i < ts->n; i++) {
 		label(dest, sizeof(dest), ts->t[i].conf->destination);
 		evbuffer_add_printf(out, "beacon_template_last_write_timestamp_seconds{destination=\"%s\"} %lld\n",
-				    dest, (long long)ts->t[i].last_write);
+				    dest, (long long)ts->t[i].st.last_write);
 	}
 }
