@@ -115,8 +115,13 @@ static void command_done(void *arg, int status, bool timed_out, const char *tail
 		while (n && (tail[n - 1] == '\n' || tail[n - 1] == '\r'))
 			n--;
 		t->st.commands_failed++;
-		bcn_log_printable(shown, sizeof(shown), tail, n);
-		set_error(t, "command %s %s%s%s", t->conf->command.v[0], what, tail[0] ? "; stderr: " : "",
+		/* A command run for a secret file may print that file (a config
+		 * check quoting the bad line): its stderr is not logged then. */
+		if (t->deps.secret && n)
+			snprintf(shown, sizeof(shown), "(not shown: the template renders a secret)");
+		else
+			bcn_log_printable(shown, sizeof(shown), tail, n);
+		set_error(t, "command %s %s%s%s", t->conf->command.v[0], what, n ? "; stderr: " : "",
 			  shown);
 	} else {
 		bcn_info("template", "%s: command %s %s", t->conf->destination, t->conf->command.v[0], what);

@@ -349,6 +349,38 @@ def test_template_with_secret_is_0600_perms_owner_as_configured():
                 assert a.stop() == 0
 
 
+def test_failed_command_stderr_is_logged_unless_the_template_renders_a_secret():
+    # A command that prints the rendered file to stderr and fails: for a
+    # plain template its stderr is in the log and /v1/self, for a secret
+    # template only the status is (the file may hold the secret).
+    with Vault() as v:
+        tok = v.create_token(ttl="1h")
+        pw = "pw-" + os.urandom(8).hex()
+        v.kv2_put("web/db", {"password": pw})
+        with temp_dir() as d:
+            sec, pub = os.path.join(d, "db.env"), os.path.join(d, "pub.conf")
+            blurt = lambda f: ["/bin/sh", "-c", "cat %s >&2; exit 3" % f]
+            cfg = {"vault": {"address": v.url, "auth": {"method": "token", "token_file": "@DIR@/token"},
+                             "secrets": [{"name": "db", "path": "secret/data/web/db"}], "timeout": "2s"},
+                   "templates": [
+                       {"contents": "DB_PASSWORD={{secret.db.password}}\n", "destination": sec,
+                        "command": blurt(sec)},
+                       {"contents": "plain-%s\n" % pw[3:9], "destination": pub, "command": blurt(pub)}]}
+            a = Agent(cfg)
+            with open(os.path.join(a.dir, "token"), "w") as f:
+                f.write(tok)
+            with a:
+                wait_for(lambda: all(t["commands_failed"] == 1 for t in self_templates(a)), 10,
+                         what="both commands failed once")
+                by_dest = {t["destination"]: t for t in self_templates(a)}
+                assert "exited with status 3" in by_dest[sec]["last_error"], by_dest[sec]
+                assert "not shown" in by_dest[sec]["last_error"], by_dest[sec]
+                assert "plain-%s" % pw[3:9] in by_dest[pub]["last_error"], by_dest[pub]
+                assert "plain-%s" % pw[3:9] in a.log()
+                assert pw not in a.log() and pw not in json.dumps(by_dest)
+                assert a.stop() == 0
+
+
 def test_template_waits_for_first_sync_and_keeps_the_file_through_an_outage():
     with Etcd() as etcd:
         put_ep(etcd, "web", "w1", "10.4.0.1")
