@@ -20,6 +20,7 @@
 #include "health/check.h"
 #include "config/config.h"
 #include "dns/dns.h"
+#include "base/loop.h"
 #include "base/sdnotify.h"
 #include "base/timing.h"
 #include "http/server.h"
@@ -525,7 +526,7 @@ int bcn_agent_main(const char *config_file, char *const *exec_argv)
 	bcn_sd_notify("READY=1");
 	state_changed(&a.core, NULL);
 
-	event_base_dispatch(a.base);
+	bcn_loop_run(a.base);
 	rc = 0;
 	bcn_info("agent", "stopped");
 
