@@ -3,7 +3,7 @@
 next to HAProxy in the same invocation, to the same nginx backend.
 
     python3 bench/bench_proxy.py --beacon build/beacon --out bench/results_proxy.json
-            [--duration 3 --rounds 3 --conns 32 --bulk-mib 512]
+            [--duration 3 --rounds 5 --conns 32 --bulk-mib 512]
 
 What runs (Python 3 standard library only, plus Debian's nginx, haproxy, wrk
 and curl; nginx and haproxy are installed with apt-get when missing, as
@@ -142,7 +142,7 @@ def main():
     ap.add_argument("--beacon", required=True)
     ap.add_argument("--out", default="bench/results_proxy.json")
     ap.add_argument("--duration", type=int, default=3)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--conns", type=int, default=32)
     ap.add_argument("--bulk-mib", type=int, default=512)
     args = ap.parse_args()

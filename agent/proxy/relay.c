@@ -25,6 +25,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "base/loop.h"
 #include "base/timing.h"
 
 static void conn_connect(struct px_conn *c);
@@ -211,6 +212,7 @@ static void client_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct px_conn *c = arg;
 	(void)fd;
+	bcn_loop_work(); /* one event: work for the loop (base/loop.h) */
 	(void)what;
 	touch(c);
 	pump(c, c->cfd, c->ufd, &c->c2u, c->crd, c->uwr, &c->up->bytes_up);
@@ -220,6 +222,7 @@ static void upstream_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct px_conn *c = arg;
 	(void)fd;
+	bcn_loop_work(); /* one event: work for the loop (base/loop.h) */
 	(void)what;
 	touch(c);
 	pump(c, c->ufd, c->cfd, &c->u2c, c->urd, c->cwr, &c->up->bytes_down);
@@ -229,9 +232,23 @@ static void client_writable(evutil_socket_t fd, short what, void *arg)
 {
 	struct px_conn *c = arg;
 	(void)fd;
+	bcn_loop_work(); /* one event: work for the loop (base/loop.h) */
 	(void)what;
 	touch(c);
 	flush(c, c->cfd, &c->u2c, c->urd, c->cwr, &c->up->bytes_down);
+}
+
+/* The connect succeeded: relay both ways. */
+static void connected(struct px_conn *c)
+{
+	c->connected = true;
+	px_connect_ok(c->up);
+	touch(c);
+	event_add(c->crd, NULL);
+	event_add(c->urd, NULL);
+	/* Most clients wrote their request right after their connect: take it
+	 * now rather than one loop turn later (EAGAIN when there is none). */
+	pump(c, c->cfd, c->ufd, &c->c2u, c->crd, c->uwr, &c->up->bytes_up);
 }
 
 /* The upstream's write event first completes the connect (with its
@@ -242,6 +259,7 @@ static void upstream_writable(evutil_socket_t fd, short what, void *arg)
 	int err = 0;
 	socklen_t len = sizeof(err);
 	(void)fd;
+	bcn_loop_work(); /* one event: work for the loop (base/loop.h) */
 
 	if (c->connected) {
 		touch(c);
@@ -259,15 +277,8 @@ static void upstream_writable(evutil_socket_t fd, short what, void *arg)
 		conn_connect(c);
 		return;
 	}
-	c->connected = true;
-	px_connect_ok(c->up);
 	event_del(c->uwr);
-	touch(c);
-	event_add(c->crd, NULL);
-	event_add(c->urd, NULL);
-	/* Most clients wrote their request right after their connect: take it
-	 * now rather than one loop turn later (EAGAIN when there is none). */
-	pump(c, c->cfd, c->ufd, &c->c2u, c->crd, c->uwr, &c->up->bytes_up);
+	connected(c);
 }
 
 /* Drop the failed upstream socket and its events before the next try. */
@@ -329,8 +340,18 @@ static void conn_connect(struct px_conn *c)
 			return;
 		}
 		if (connect(fd, (struct sockaddr *)&up->sa, up->salen) == 0 || errno == EINPROGRESS) {
+			struct sockaddr_storage peer;
+			socklen_t plen = sizeof(peer);
+
+			/* To a local endpoint the handshake is over before connect()
+			 * returns (EINPROGRESS all the same): relay at once rather
+			 * than one loop turn and two epoll_ctl later. */
+			if (getpeername(fd, (struct sockaddr *)&peer, &plen) == 0) {
+				connected(c);
+				return;
+			}
 			tv = bcn_tv_ms(p->connect_timeout_ms);
-			event_add(c->uwr, &tv); /* also when connected at once: one path */
+			event_add(c->uwr, &tv);
 			return;
 		}
 		bcn_debug("proxy", "%s: connect to %s:%u failed: %s", p->listen, up->ep->address,
@@ -374,6 +395,7 @@ void px_conn_start(struct px_proxy *p, int cfd, const struct sockaddr *peer, soc
 	p->active++;
 	p->ps->active++;
 	c->last_ms = bcn_now_ms();
+	bcn_loop_work(); /* the accept is one event */
 	c->crd = event_new(p->ps->base, cfd, EV_READ | EV_PERSIST, client_readable, c);
 	c->cwr = event_new(p->ps->base, cfd, EV_WRITE | EV_PERSIST, client_writable, c);
 	if (!c->crd || !c->cwr) {
