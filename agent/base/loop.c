@@ -6,6 +6,7 @@
 #include <event2/event.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 unsigned long bcn_loop_works;
@@ -13,6 +14,11 @@ unsigned long bcn_loop_works;
 /* A turn that moved data for this many connections means load. */
 #define BUSY_WORKS 2
 #define NAP_US_DEFAULT 20
+/* The kernel stretches a sleep by the thread's timer slack, 50 us by default:
+ * 10 us keeps a nap near what was asked (make bench: a 20 us nap with 50 us
+ * of slack gave the proxy a p99 no better than HAProxy's, with 10 us better
+ * in every round), and every other timer of the loop is as punctual. */
+#define NAP_SLACK_NS 10000
 
 static long nap_us(void)
 {
@@ -38,6 +44,7 @@ int bcn_loop_run(struct event_base *base)
 
 	if (nap == 0)
 		return event_base_dispatch(base) < 0 ? -1 : 0;
+	prctl(PR_SET_TIMERSLACK, NAP_SLACK_NS, 0, 0, 0);
 	for (;;) {
 		unsigned long before = bcn_loop_works;
 		int rc = event_base_loop(base, EVLOOP_ONCE);

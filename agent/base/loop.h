@@ -11,7 +11,7 @@
  * while each such round finds two or more; then it blocks again. One
  * connection at a time (a lone client, an idle agent) never enters the
  * mode, so its latency is unchanged; under load an event waits at most one
- * nap (20 us plus the kernel's timer slack, 50 us by default).
+ * nap (20 us, plus a timer slack the loop sets to 10 us).
  *
  * The outputs that move bytes (proxies) count their work with
  * bcn_loop_work(); everything else runs as on a plain event_base_dispatch.
