@@ -208,12 +208,15 @@ static bool flush(struct px_conn *c, int dst, struct px_dir *d, struct event *sr
 	return true;
 }
 
+/* Each event of a relayed connection (and each accept, px_conn_start) is
+ * one unit of work for the loop: under load it naps instead of blocking
+ * (base/loop.h). */
 static void client_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct px_conn *c = arg;
 	(void)fd;
-	bcn_loop_work(); /* one event: work for the loop (base/loop.h) */
 	(void)what;
+	bcn_loop_work();
 	touch(c);
 	pump(c, c->cfd, c->ufd, &c->c2u, c->crd, c->uwr, &c->up->bytes_up);
 }
@@ -222,8 +225,8 @@ static void upstream_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct px_conn *c = arg;
 	(void)fd;
-	bcn_loop_work(); /* one event: work for the loop (base/loop.h) */
 	(void)what;
+	bcn_loop_work();
 	touch(c);
 	pump(c, c->ufd, c->cfd, &c->u2c, c->urd, c->cwr, &c->up->bytes_down);
 }
@@ -232,8 +235,8 @@ static void client_writable(evutil_socket_t fd, short what, void *arg)
 {
 	struct px_conn *c = arg;
 	(void)fd;
-	bcn_loop_work(); /* one event: work for the loop (base/loop.h) */
 	(void)what;
+	bcn_loop_work();
 	touch(c);
 	flush(c, c->cfd, &c->u2c, c->urd, c->cwr, &c->up->bytes_down);
 }
@@ -259,7 +262,7 @@ static void upstream_writable(evutil_socket_t fd, short what, void *arg)
 	int err = 0;
 	socklen_t len = sizeof(err);
 	(void)fd;
-	bcn_loop_work(); /* one event: work for the loop (base/loop.h) */
+	bcn_loop_work();
 
 	if (c->connected) {
 		touch(c);
