@@ -420,6 +420,79 @@ def test_proxy_half_close_gets_full_response():
         assert bytes(got) == payload, len(got)
 
 
+def test_proxy_last_bytes_and_fin_in_one_segment():
+    """A peer that sends its last bytes and its FIN together (TCP_CORK, as
+    nginx does for "Connection: close") takes the relay's one-segment path
+    (EPOLLRDHUP: the last send with MSG_MORE, then the FIN): every byte and
+    the end arrive, both ways, for small and large answers and a client that
+    reads late."""
+    bport, port = free_port(), free_port()
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", bport))
+    ls.listen(64)
+    seen, errors = [], []
+
+    def pattern(size):
+        return (bytes(range(251)) * (size // 251 + 1))[:size]
+
+    def serve():
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            try:
+                c.settimeout(scale(20))
+                req = b""
+                while True:
+                    d = c.recv(65536)
+                    if not d:
+                        break
+                    req += d
+                seen.append(req)
+                size = int(req.split(b" ")[1])
+                c.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+                c.sendall(pattern(size))
+                c.shutdown(socket.SHUT_WR)  # corked: the FIN rides on the last segment
+                c.recv(1)
+            except OSError as e:
+                errors.append(repr(e))
+            finally:
+                c.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    cfg = {"static": {"services": {"svc": [endpoint("127.0.0.1", bport, id="a")]}},
+           "proxies": [{"listen": "127.0.0.1:%d" % port, "service": "svc"}]}
+    try:
+        with Agent(cfg) as a:
+            for i, (size, late) in enumerate([(1, 0), (100, 0), (3000, 0), (70000, 0),
+                                              (4 << 20, 0.3), (100, 0.2)] * 3):
+                s = connect(port)
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+                req = b"GET %d %d\n" % (size, i)
+                s.sendall(req)
+                s.shutdown(socket.SHUT_WR)  # the request and the FIN together
+                time.sleep(late)  # a late reader: the proxy holds the end until it drains
+                got = bytearray()
+                while True:
+                    d = s.recv(1 << 20)
+                    if not d:
+                        break
+                    got += d
+                s.close()
+                assert len(got) == size, (size, len(got))
+                assert bytes(got) == pattern(size), size
+                assert seen[-1] == req, (seen[-1], req)
+            assert not errors, errors
+            wait_for(lambda: proxies(a)[0]["active"] == 0, what="all closed")
+            u = upstream(a, "a")
+            assert u["connect_failures"] == 0 and u["total"] == 18, u
+    finally:
+        ls.close()
+
+
 def test_proxy_reset_passed_on_as_reset():
     port = free_port()
     with backends("a", mode="reset") as bs, Agent(proxy_config(bs, port)) as a:
