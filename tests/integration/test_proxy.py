@@ -124,6 +124,16 @@ def echo_ok(s, payload=b"ping"):
     return got == payload
 
 
+def read_to_end(s):
+    """Every byte until the peer's FIN."""
+    got = bytearray()
+    while True:
+        d = s.recv(1 << 20)
+        if not d:
+            return bytes(got)
+        got += d
+
+
 def fd_count(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
@@ -410,14 +420,9 @@ def test_proxy_half_close_gets_full_response():
         assert read_line(s) == "a"
         s.sendall(payload)
         s.shutdown(socket.SHUT_WR)  # the backend answers after our FIN
-        got = bytearray()
-        while True:
-            d = s.recv(1 << 20)
-            if not d:
-                break
-            got += d
+        got = read_to_end(s)
         s.close()
-        assert bytes(got) == payload, len(got)
+        assert got == payload, len(got)
 
 
 def test_proxy_last_bytes_and_fin_in_one_segment():
@@ -475,15 +480,10 @@ def test_proxy_last_bytes_and_fin_in_one_segment():
                 s.sendall(req)
                 s.shutdown(socket.SHUT_WR)  # the request and the FIN together
                 time.sleep(late)  # a late reader: the proxy holds the end until it drains
-                got = bytearray()
-                while True:
-                    d = s.recv(1 << 20)
-                    if not d:
-                        break
-                    got += d
+                got = read_to_end(s)
                 s.close()
                 assert len(got) == size, (size, len(got))
-                assert bytes(got) == pattern(size), size
+                assert got == pattern(size), size
                 assert seen[-1] == req, (seen[-1], req)
             assert not errors, errors
             wait_for(lambda: proxies(a)[0]["active"] == 0, what="all closed")
