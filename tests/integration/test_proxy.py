@@ -429,8 +429,8 @@ def test_proxy_last_bytes_and_fin_in_one_segment():
     """A peer that sends its last bytes and its FIN together (TCP_CORK, as
     nginx does for "Connection: close") takes the relay's one-segment path
     (EPOLLRDHUP: the last send with MSG_MORE, then the FIN): every byte and
-    the end arrive, both ways, for small and large answers and a client that
-    reads late."""
+    the end arrive, both ways, for small and large answers, a client that
+    reads late, and a client of a Unix listener (MSG_MORE on a Unix socket)."""
     bport, port = free_port(), free_port()
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -468,27 +468,39 @@ def test_proxy_last_bytes_and_fin_in_one_segment():
 
     t = threading.Thread(target=serve, daemon=True)
     t.start()
-    cfg = {"static": {"services": {"svc": [endpoint("127.0.0.1", bport, id="a")]}},
-           "proxies": [{"listen": "127.0.0.1:%d" % port, "service": "svc"}]}
     try:
-        with Agent(cfg) as a:
-            for i, (size, late) in enumerate([(1, 0), (100, 0), (3000, 0), (70000, 0),
-                                              (4 << 20, 0.3), (100, 0.2)] * 3):
-                s = connect(port)
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
-                req = b"GET %d %d\n" % (size, i)
-                s.sendall(req)
-                s.shutdown(socket.SHUT_WR)  # the request and the FIN together
-                time.sleep(late)  # a late reader: the proxy holds the end until it drains
-                got = read_to_end(s)
-                s.close()
-                assert len(got) == size, (size, len(got))
-                assert got == pattern(size), size
-                assert seen[-1] == req, (seen[-1], req)
-            assert not errors, errors
-            wait_for(lambda: proxies(a)[0]["active"] == 0, what="all closed")
-            u = upstream(a, "a")
-            assert u["connect_failures"] == 0 and u["total"] == 18, u
+        with temp_dir() as tmp:
+            upath = os.path.join(tmp, "px.sock")
+            cfg = {"static": {"services": {"svc": [endpoint("127.0.0.1", bport, id="a")]}},
+                   "proxies": [{"listen": "127.0.0.1:%d" % port, "service": "svc"},
+                               {"listen": "unix:" + upath, "service": "svc"}]}
+            with Agent(cfg) as a:
+                n = 0
+                for unix in (False, True):  # a Unix client: MSG_MORE on a Unix socket too
+                    for size, late in [(1, 0), (100, 0), (3000, 0), (70000, 0), (4 << 20, 0.3),
+                                       (100, 0.2)] * 2:
+                        if unix:
+                            s = socket.socket(socket.AF_UNIX)
+                            s.settimeout(scale(10))
+                            s.connect(upath)
+                        else:
+                            s = connect(port)
+                            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+                        req = b"GET %d %d\n" % (size, n)
+                        n += 1
+                        s.sendall(req)
+                        s.shutdown(socket.SHUT_WR)  # the request and the FIN together
+                        time.sleep(late)  # a late reader: the proxy holds the end till it drains
+                        got = read_to_end(s)
+                        s.close()
+                        assert len(got) == size, (unix, size, len(got))
+                        assert got == pattern(size), (unix, size)
+                        assert seen[-1] == req, (seen[-1], req)
+                assert not errors, errors
+                wait_for(lambda: all(p["active"] == 0 for p in proxies(a)), what="all closed")
+                ups = [u for p in proxies(a) for u in p["upstreams"]]
+                assert sum(u["total"] for u in ups) == n == 24, ups
+                assert all(u["connect_failures"] == 0 for u in ups), ups
     finally:
         ls.close()
 
