@@ -150,6 +150,13 @@ static bool pump(struct px_conn *c, int src, int dst, struct px_dir *d, struct e
 			else if (m == 0)
 				last = true;
 			else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+				/* A reset right behind the FIN: the bytes read go on
+				 * first (best effort), then the reset, as one at a
+				 * time they would. */
+				ssize_t w0 = send(dst, buf, (size_t)n, MSG_NOSIGNAL);
+
+				if (w0 > 0)
+					*counter += (uint64_t)w0;
 				px_conn_close(c, true);
 				return false;
 			}

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -501,6 +502,53 @@ def test_proxy_last_bytes_and_fin_in_one_segment():
                 ups = [u for p in proxies(a) for u in p["upstreams"]]
                 assert sum(u["total"] for u in ups) == n == 24, ups
                 assert all(u["connect_failures"] == 0 for u in ups), ups
+    finally:
+        ls.close()
+
+
+def test_proxy_data_then_reset_passes_both():
+    """An endpoint that writes and then resets (SO_LINGER 0), both usually in
+    before the proxy wakes: the client reads the bytes, then sees the reset,
+    as it would connected straight to the endpoint."""
+    bport, port = free_port(), free_port()
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", bport))
+    ls.listen(64)
+
+    def serve():
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            c.recv(100)
+            c.sendall(b"partial answer")
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    cfg = {"static": {"services": {"svc": [endpoint("127.0.0.1", bport, id="a")]}},
+           "proxies": [{"listen": "127.0.0.1:%d" % port, "service": "svc"}]}
+    try:
+        with Agent(cfg) as a:
+            for i in range(20):
+                s = connect(port)
+                s.sendall(b"ask %d" % i)
+                time.sleep(0.05)  # both the bytes and the reset are in by now
+                got, end = b"", None
+                try:
+                    while True:
+                        d = s.recv(100)
+                        if not d:
+                            end = "fin"
+                            break
+                        got += d
+                except ConnectionResetError:
+                    end = "reset"
+                s.close()
+                assert (got, end) == (b"partial answer", "reset"), (i, got, end)
+            wait_for(lambda: proxies(a)[0]["active"] == 0, what="all closed")
     finally:
         ls.close()
 
