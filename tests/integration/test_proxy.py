@@ -66,6 +66,34 @@ def backends(*names, **kw):
             b.kill()
 
 
+@contextlib.contextmanager
+def scripted_backend(handle):
+    """A listener on a free loopback port whose every connection is handed to
+    handle(sock) on a thread (for exchanges proxy_backend.py does not script).
+    Yields the port; the listener is closed on the way out."""
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(64)
+
+    def serve():
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            try:
+                handle(c)
+            finally:
+                c.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield ls.getsockname()[1]
+    finally:
+        ls.close()
+
+
 def proxy_config(bs, port, weights=None, service="svc", **px):
     eps = [b.endpoint(weight=weights[i]) if weights else b.endpoint() for i, b in enumerate(bs)]
     p = {"listen": "127.0.0.1:%d" % port, "service": service}
@@ -432,105 +460,73 @@ def test_proxy_last_bytes_and_fin_in_one_segment():
     (EPOLLRDHUP: the last send with MSG_MORE, then the FIN): every byte and
     the end arrive, both ways, for small and large answers, a client that
     reads late, and a client of a Unix listener (MSG_MORE on a Unix socket)."""
-    bport, port = free_port(), free_port()
-    ls = socket.socket()
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(("127.0.0.1", bport))
-    ls.listen(64)
+    port = free_port()
     seen, errors = [], []
 
     def pattern(size):
         return (bytes(range(251)) * (size // 251 + 1))[:size]
 
-    def serve():
-        while True:
-            try:
-                c, _ = ls.accept()
-            except OSError:
-                return
-            try:
-                c.settimeout(scale(20))
-                req = b""
-                while True:
-                    d = c.recv(65536)
-                    if not d:
-                        break
-                    req += d
-                seen.append(req)
-                size = int(req.split(b" ")[1])
-                c.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
-                c.sendall(pattern(size))
-                c.shutdown(socket.SHUT_WR)  # corked: the FIN rides on the last segment
-                c.recv(1)
-            except OSError as e:
-                errors.append(repr(e))
-            finally:
-                c.close()
+    def answer(c):
+        try:
+            c.settimeout(scale(20))
+            req = read_to_end(c)
+            seen.append(req)
+            size = int(req.split(b" ")[1])
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+            c.sendall(pattern(size))
+            c.shutdown(socket.SHUT_WR)  # corked: the FIN rides on the last segment
+            c.recv(1)
+        except OSError as e:
+            errors.append(repr(e))
 
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    try:
-        with temp_dir() as tmp:
-            upath = os.path.join(tmp, "px.sock")
-            cfg = {"static": {"services": {"svc": [endpoint("127.0.0.1", bport, id="a")]}},
-                   "proxies": [{"listen": "127.0.0.1:%d" % port, "service": "svc"},
-                               {"listen": "unix:" + upath, "service": "svc"}]}
-            with Agent(cfg) as a:
-                n = 0
-                for unix in (False, True):  # a Unix client: MSG_MORE on a Unix socket too
-                    for size, late in [(1, 0), (100, 0), (3000, 0), (70000, 0), (4 << 20, 0.3),
-                                       (100, 0.2)] * 2:
-                        if unix:
-                            s = socket.socket(socket.AF_UNIX)
-                            s.settimeout(scale(10))
-                            s.connect(upath)
-                        else:
-                            s = connect(port)
-                            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
-                        req = b"GET %d %d\n" % (size, n)
-                        n += 1
-                        s.sendall(req)
-                        s.shutdown(socket.SHUT_WR)  # the request and the FIN together
-                        time.sleep(late)  # a late reader: the proxy holds the end till it drains
-                        got = read_to_end(s)
-                        s.close()
-                        assert len(got) == size, (unix, size, len(got))
-                        assert got == pattern(size), (unix, size)
-                        assert seen[-1] == req, (seen[-1], req)
-                assert not errors, errors
-                wait_for(lambda: all(p["active"] == 0 for p in proxies(a)), what="all closed")
-                ups = [u for p in proxies(a) for u in p["upstreams"]]
-                assert sum(u["total"] for u in ups) == n == 24, ups
-                assert all(u["connect_failures"] == 0 for u in ups), ups
-    finally:
-        ls.close()
+    with scripted_backend(answer) as bport, temp_dir() as tmp:
+        upath = os.path.join(tmp, "px.sock")
+        cfg = {"static": {"services": {"svc": [endpoint("127.0.0.1", bport, id="a")]}},
+               "proxies": [{"listen": "127.0.0.1:%d" % port, "service": "svc"},
+                           {"listen": "unix:" + upath, "service": "svc"}]}
+        with Agent(cfg) as a:
+            n = 0
+            for unix in (False, True):  # a Unix client: MSG_MORE on a Unix socket too
+                for size, late in [(1, 0), (100, 0), (3000, 0), (70000, 0), (4 << 20, 0.3),
+                                   (100, 0.2)] * 2:
+                    if unix:
+                        s = socket.socket(socket.AF_UNIX)
+                        s.settimeout(scale(10))
+                        s.connect(upath)
+                    else:
+                        s = connect(port)
+                        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+                    req = b"GET %d %d\n" % (size, n)
+                    n += 1
+                    s.sendall(req)
+                    s.shutdown(socket.SHUT_WR)  # the request and the FIN together
+                    time.sleep(late)  # a late reader: the proxy holds the end till it drains
+                    got = read_to_end(s)
+                    s.close()
+                    assert len(got) == size, (unix, size, len(got))
+                    assert got == pattern(size), (unix, size)
+                    assert seen[-1] == req, (seen[-1], req)
+            assert not errors, errors
+            wait_for(lambda: all(p["active"] == 0 for p in proxies(a)), what="all closed")
+            ups = [u for p in proxies(a) for u in p["upstreams"]]
+            assert sum(u["total"] for u in ups) == n == 24, ups
+            assert all(u["connect_failures"] == 0 for u in ups), ups
 
 
 def test_proxy_data_then_reset_passes_both():
     """An endpoint that writes and then resets (SO_LINGER 0), both usually in
     before the proxy wakes: the client reads the bytes, then sees the reset,
     as it would connected straight to the endpoint."""
-    bport, port = free_port(), free_port()
-    ls = socket.socket()
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(("127.0.0.1", bport))
-    ls.listen(64)
+    port = free_port()
 
-    def serve():
-        while True:
-            try:
-                c, _ = ls.accept()
-            except OSError:
-                return
-            c.recv(100)
-            c.sendall(b"partial answer")
-            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            c.close()
+    def answer(c):
+        c.recv(100)
+        c.sendall(b"partial answer")
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
-    threading.Thread(target=serve, daemon=True).start()
-    cfg = {"static": {"services": {"svc": [endpoint("127.0.0.1", bport, id="a")]}},
-           "proxies": [{"listen": "127.0.0.1:%d" % port, "service": "svc"}]}
-    try:
+    with scripted_backend(answer) as bport:
+        cfg = {"static": {"services": {"svc": [endpoint("127.0.0.1", bport, id="a")]}},
+               "proxies": [{"listen": "127.0.0.1:%d" % port, "service": "svc"}]}
         with Agent(cfg) as a:
             for i in range(20):
                 s = connect(port)
@@ -549,8 +545,6 @@ def test_proxy_data_then_reset_passes_both():
                 s.close()
                 assert (got, end) == (b"partial answer", "reset"), (i, got, end)
             wait_for(lambda: proxies(a)[0]["active"] == 0, what="all closed")
-    finally:
-        ls.close()
 
 
 def test_proxy_reset_passed_on_as_reset():
