@@ -121,6 +121,22 @@ static void pass_fin(struct px_conn *c, struct px_dir *d, int dst)
 	}
 }
 
+/* src sent its FIN and everything before it has been read: stop reading
+ * src, and pass the FIN on if the data before it is out (else flush()
+ * comes back here once it is). Returns false when that ended the
+ * connection (closed). */
+static bool src_ended(struct px_conn *c, struct px_dir *d, struct event *src_rd, int dst)
+{
+	d->eof = true;
+	event_del(src_rd);
+	pass_fin(c, d, dst);
+	if (finished(c)) {
+		px_conn_close(c, false);
+		return false;
+	}
+	return true;
+}
+
 /*
  * Move what src has to dst. d: the direction; src_rd / dst_wr: the events
  * to stop and start for back-pressure; counter: the upstream's byte count;
@@ -161,16 +177,8 @@ static bool pump(struct px_conn *c, int src, int dst, struct px_dir *d, struct e
 				return false;
 			}
 		}
-		if (n == 0) {
-			d->eof = true;
-			event_del(src_rd);
-			pass_fin(c, d, dst);
-			if (finished(c)) {
-				px_conn_close(c, false);
-				return false;
-			}
-			return true;
-		}
+		if (n == 0)
+			return src_ended(c, d, src_rd, dst);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 				return true;
@@ -185,10 +193,6 @@ static bool pump(struct px_conn *c, int src, int dst, struct px_dir *d, struct e
 			return false;
 		}
 		*counter += (uint64_t)w;
-		if (last) {
-			d->eof = true;
-			event_del(src_rd);
-		}
 		if (w < n) {
 			/* The rest waits for dst (flush() sends it without MSG_MORE,
 			 * then passes the FIN on if src has ended). */
@@ -200,18 +204,13 @@ static bool pump(struct px_conn *c, int src, int dst, struct px_dir *d, struct e
 			memcpy(d->buf, buf + w, (size_t)(n - w));
 			d->off = 0;
 			d->len = (uint32_t)(n - w);
+			d->eof = last;
 			event_del(src_rd);
 			event_add(dst_wr, NULL);
 			return true;
 		}
-		if (last) {
-			pass_fin(c, d, dst);
-			if (finished(c)) {
-				px_conn_close(c, false);
-				return false;
-			}
-			return true;
-		}
+		if (last)
+			return src_ended(c, d, src_rd, dst);
 		if (n < PX_CHUNK)
 			return true;
 	}
@@ -236,15 +235,9 @@ static bool flush(struct px_conn *c, int dst, struct px_dir *d, struct event *sr
 		return true;
 	dir_free(d);
 	event_del(dst_wr);
-	if (d->eof) {
-		pass_fin(c, d, dst);
-		if (finished(c)) {
-			px_conn_close(c, false);
-			return false;
-		}
-	} else {
-		event_add(src_rd, NULL);
-	}
+	if (d->eof)
+		return src_ended(c, d, src_rd, dst);
+	event_add(src_rd, NULL);
 	return true;
 }
 
