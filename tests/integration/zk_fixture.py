@@ -224,8 +224,16 @@ class Ensemble:
     """n members on loopback (client, peer and election ports all free ports)."""
 
     def __init__(self, n=3, tick_ms=200):
-        ports = [free_port() for _ in range(n)]
-        quorum = [(free_port(), free_port()) for _ in range(n)]
+        # 3n distinct ports: free_port() picks each at random and releases it,
+        # so two picks may agree, and a member that cannot bind its quorum
+        # port exits (ZooKeeper's exit code 14).
+        picked = []
+        while len(picked) < 3 * n:
+            port = free_port()
+            if port not in picked:
+                picked.append(port)
+        ports = picked[:n]
+        quorum = [(picked[n + 2 * i], picked[n + 2 * i + 1]) for i in range(n)]
         self.members = [ZooKeeper(myid=i + 1, quorum=quorum, ports=ports, tick_ms=tick_ms)
                         for i in range(n)]
 
